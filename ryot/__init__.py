@@ -1,0 +1,1 @@
+"""Ryot: judge whether an optimized training arm is really faster than the baseline."""

@@ -1,0 +1,235 @@
+"""Typed configuration and strict YAML loading.
+
+Every section is a frozen dataclass. `load_config` accepts only the keys declared here, checks
+each value's type and range, and reports the first problem as a ConfigError whose message names
+the file, the key path and the bad value, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file is missing, unreadable, malformed, or has a bad key or value."""
+
+
+# Range checks: key -> (predicate, human description). Keys not listed only get a type check.
+_Check = tuple[typing.Callable[[Any], bool], str]
+
+
+def _positive() -> _Check:
+    return (lambda v: v > 0, "must be > 0")
+
+
+def _non_negative() -> _Check:
+    return (lambda v: v >= 0, "must be >= 0")
+
+
+def _fraction_open() -> _Check:
+    return (lambda v: 0 <= v < 1, "must be in [0, 1)")
+
+
+def _choice(*options: str) -> _Check:
+    return (lambda v: v in options, f"must be one of {', '.join(options)}")
+
+
+def _checked(default: Any, check: _Check | None = None) -> Any:
+    return field(default=default, metadata={"check": check} if check else {})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = _checked(2048, (lambda v: v >= 2, "must be >= 2"))
+    embed_dim: int = _checked(512, _positive())
+    num_heads: int = _checked(8, _positive())
+    num_layers: int = _checked(4, _positive())
+    ff_dim: int = _checked(1024, _positive())
+    max_seq_len: int = _checked(128, (lambda v: v >= 2, "must be >= 2"))
+    dropout: float = _checked(0.1, _fraction_open())
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    num_train_samples: int = _checked(1600, _positive())
+    num_val_samples: int = _checked(256, _positive())
+    branching: int = _checked(16, _positive())
+    zipf_exponent: float = _checked(1.1, _non_negative())
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    batch_size: int = _checked(16, _positive())
+    num_epochs: int = _checked(10, _positive())
+    steps_per_epoch: int = _checked(10, _positive())
+    learning_rate: float = _checked(1e-4, _positive())
+    weight_decay: float = _checked(0.01, _non_negative())
+    grad_clip: float = _checked(1.0, _non_negative())  # 0 disables clipping
+    grad_accumulation: int = _checked(1, _positive())
+    seed: int = 42
+    threads: int = _checked(0, _non_negative())  # 0 keeps torch's default
+
+
+@dataclass(frozen=True)
+class KernelOptimizerConfig:
+    level: int = _checked(0, (lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3"))
+
+
+@dataclass(frozen=True)
+class SemanticCompressorConfig:
+    ratio: float = _checked(0.0, _fraction_open())
+    score: str = _checked("random", _choice("random", "norm"))
+
+
+@dataclass(frozen=True)
+class InferenceScalingConfig:
+    warmup_steps: int = _checked(0, _non_negative())
+    min_seq_len: int = _checked(32, _positive())
+    step_size: int = _checked(16, _positive())
+
+
+@dataclass(frozen=True)
+class OptimizationsConfig:
+    kernel_optimizer: KernelOptimizerConfig = field(default_factory=KernelOptimizerConfig)
+    semantic_compressor: SemanticCompressorConfig = field(default_factory=SemanticCompressorConfig)
+    inference_scaling: InferenceScalingConfig = field(default_factory=InferenceScalingConfig)
+
+
+@dataclass(frozen=True)
+class CriteriaConfig:
+    min_speedup_percent: float = 25.0
+    max_loss_delta: float = _checked(0.1, _positive())
+    min_throughput_improvement_percent: float = 20.0
+    max_peak_memory_mb: float = _checked(500.0, _positive())
+    max_noise_percent: float = _checked(10.0, _positive())
+
+
+@dataclass(frozen=True)
+class MeasurementConfig:
+    repeats: int = _checked(3, _positive())
+    ablation: bool = True
+    confidence: float = _checked(0.95, (lambda v: 0 < v < 1, "must be in (0, 1)"))
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "stage3a"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    optimizations: OptimizationsConfig = field(default_factory=OptimizationsConfig)
+    criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+
+    @property
+    def total_steps(self) -> int:
+        return self.training.num_epochs * self.training.steps_per_epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-ready) that `config_from_dict` turns back into this."""
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    # bool is a subclass of int in Python: `level: true` must not pass as 1.
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value) if not abs(value) > 1.7976931348623157e308 else math.inf
+            ok = math.isfinite(value)
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, path: str, source: str) -> Any:
+    where = f"{source}: {path}" if path else source
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{source}: unknown key {_join(path, key)!r} (known here: {known})")
+    kwargs = {}
+    for name, value in data.items():
+        key_path = _join(path, name)
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            # An empty section (every key commented out) means "all defaults".
+            kwargs[name] = _build(tp, {} if value is None else value, key_path, source)
+            continue
+        value = _coerce(value, tp, f"{source}: {key_path}")
+        check = fields[name].metadata.get("check")
+        if check and not check[0](value):
+            raise ConfigError(f"{source}: {key_path} = {value!r} {check[1]}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _check_consistency(cfg: Config, source: str) -> None:
+    m = cfg.model
+    if m.embed_dim % m.num_heads:
+        raise ConfigError(
+            f"{source}: model.embed_dim = {m.embed_dim} must be divisible by "
+            f"model.num_heads = {m.num_heads}"
+        )
+    scaling = cfg.optimizations.inference_scaling
+    if scaling.warmup_steps and scaling.min_seq_len > m.max_seq_len:
+        raise ConfigError(
+            f"{source}: optimizations.inference_scaling.min_seq_len = {scaling.min_seq_len} "
+            f"exceeds model.max_seq_len = {m.max_seq_len}"
+        )
+
+
+def config_from_dict(data: Any, source: str = "<config>") -> Config:
+    """Build a Config from a parsed mapping; missing keys take the defaults above."""
+    cfg = _build(Config, {} if data is None else data, "", source)
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file; every problem is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{line} YAML syntax error: {problem}") from None
+    return config_from_dict(data, str(path))

@@ -1,0 +1,154 @@
+"""ScaledTransformerModel: a decoder-only causal language model (pre-norm, GELU, sinusoidal)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ryot.config import ModelConfig
+
+ATTENTION_IMPLS = ("eager", "sdpa")
+
+
+class LayerTokenDropper(Protocol):
+    """Runs a block on a subset of tokens during training (see ryot.optim.compression)."""
+
+    def __call__(self, block: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor: ...
+
+    def applies_to(self, layer: int, num_layers: int) -> bool: ...
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        assert config.embed_dim % config.num_heads == 0, "embed_dim must divide into heads"
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim)
+        self.proj = nn.Linear(config.embed_dim, config.embed_dim)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+        # The kernel optimizer switches this; "eager" is the explicit reference computation.
+        self.impl = "eager"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, nh, T, hs)
+        q = q.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
+        k = k.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
+        v = v.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
+        dropout = self.dropout if self.training else 0.0
+        if self.impl == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, T, T)
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = att.masked_fill(~causal, float("-inf"))
+            att = F.dropout(F.softmax(att, dim=-1), p=dropout, training=self.training)
+            y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(config.embed_dim, config.ff_dim)
+        self.down = nn.Linear(config.ff_dim, config.embed_dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.embed_dim)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.embed_dim)
+        self.ff = FeedForward(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.ff(self.ln2(x))
+
+
+def sinusoidal_positions(max_len: int, dim: int) -> torch.Tensor:
+    """Fixed sine/cosine position table (max_len, dim), as in 'Attention Is All You Need'."""
+    pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(max_len, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table
+
+
+class ScaledTransformerModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.embed_dim)
+        # A buffer, not a parameter: fixed positions, rebuilt identically, so not saved.
+        self.register_buffer(
+            "positions",
+            sinusoidal_positions(config.max_seq_len, config.embed_dim),
+            persistent=False,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.ln_f = nn.LayerNorm(config.embed_dim)
+        self.lm_head = nn.Linear(config.embed_dim, config.vocab_size)
+        # Set by the semantic compressor; a plain attribute so state_dict keys never change.
+        self.token_dropper: LayerTokenDropper | None = None
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.xavier_uniform_(module.weight)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def attention_impl(self) -> str:
+        return self.blocks[0].attn.impl
+
+    def set_attention_impl(self, impl: str) -> None:
+        if impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
+        for block in self.blocks:
+            block.attn.impl = impl
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, vocab)."""
+        B, T = idx.shape
+        assert T <= self.config.max_seq_len, (
+            f"Cannot forward sequence of length {T}, max_seq_len is {self.config.max_seq_len}"
+        )
+        x = self.dropout(self.token_embedding(idx) + self.positions[:T])  # (B, T, C)
+        dropper = self.token_dropper if self.training else None
+        for i, block in enumerate(self.blocks):
+            if dropper is not None and dropper.applies_to(i, len(self.blocks)):
+                x = dropper(block, x, i)
+            else:
+                x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+    def count_parameters(self) -> int:
+        """True number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: ScaledTransformerModel(ModelConfig(**get_config()))."""
+        return dataclasses.asdict(self.config)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross entropy in nats over every position."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))

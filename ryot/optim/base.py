@@ -1,0 +1,84 @@
+"""The one interface through which the trainer applies an optimization, and its evidence.
+
+An optimization touches the run at four seams: the model (before the optimizer is built), the
+optimizer's options, the forward pass's numeric context, and each step's batch. After the run it
+reports what it applied, what it skipped and why, and measurements of its effect. Whether it had
+an effect is judged from measurements of the arm (see ryot.optim.probe), never from its own word.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Evidence:
+    name: str
+    enabled: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    applied: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"what": ..., "why": ...}
+    measurements: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, str]] = field(default_factory=list)  # {"kind": "NoEffect", ...}
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped.append({"what": what, "why": why})
+
+    def no_effect(self, detail: str) -> None:
+        self.findings.append({"kind": "NoEffect", "detail": detail})
+
+    @property
+    def effective(self) -> bool:
+        return not any(f["kind"] == "NoEffect" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "enabled": self.enabled,
+            "settings": self.settings,
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "measurements": self.measurements,
+            "findings": self.findings,
+            "effective": self.effective,
+        }
+
+
+class Optimization:
+    """Base class: every hook is the identity, so a subclass overrides only its own seams."""
+
+    name: ClassVar[str] = "optimization"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.evidence = Evidence(name=self.name, enabled=self.enabled)
+
+    @property
+    def enabled(self) -> bool:
+        return False
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """Called once before the optimizer is built; returns the module to train."""
+        return model
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for torch.optim.AdamW."""
+        return {}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The numeric context of the forward pass and loss."""
+        return contextlib.nullcontext()
+
+    def transform_batch(
+        self, step: int, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch actually fed at optimizer step `step` (0-based)."""
+        return inputs, targets
+
+    def finish(self, run: dict[str, Any]) -> None:
+        """Record measurements of the finished run (`run` holds step tokens, probes, ...)."""

@@ -1,0 +1,149 @@
+"""KernelOptimizer: faster kernels for the same mathematics.
+
+Levels are cumulative:
+  1  scaled_dot_product_attention instead of explicit matmul/softmax attention, and the fused
+     AdamW implementation (one kernel for all parameters instead of a loop of small ops).
+  2  bf16 autocast where the hardware executes bf16 natively (CPU AVX512-BF16 or AMX, CUDA
+     with bf16 support), and TF32 matmuls on CUDA. On hardware without native bf16, autocast
+     would emulate it and be slower, so it is skipped and the evidence says why.
+  3  torch.compile of the model, with dynamic sequence length so that a length warmup does not
+     recompile once per length; compile seconds and recompiles are counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ryot.optim.base import Optimization
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU executes bf16 dot products in hardware (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 autocast is native on `device`, and why (for the evidence)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        name = torch.cuda.get_device_name(device)
+        return ok, f"{name} {'supports' if ok else 'does not support'} bf16"
+    if cpu_has_native_bf16():
+        return True, "CPU has AVX512-BF16/AMX-BF16"
+    return (
+        False,
+        "CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag): emulated bf16 is slower",
+    )
+
+
+def _dynamo_counters() -> dict[str, float]:
+    from torch._dynamo.utils import compilation_time_metrics, counters
+
+    # Forward graphs compile inside compile_inner; the backward graph compiles lazily at the
+    # first backward pass, in the bw_compiler phase.
+    seconds = sum(
+        sum(times)
+        for phase, times in compilation_time_metrics.items()
+        if phase == "_compile.compile_inner" or "bw_compiler" in phase
+    )
+    return {
+        "frames_compiled": int(counters["stats"]["unique_graphs"]),
+        "recompiles": int(sum(counters["recompiles"].values())),
+        "graph_breaks": int(sum(counters["graph_break"].values())),
+        "compile_seconds": seconds,
+    }
+
+
+class KernelOptimizer(Optimization):
+    name = "kernel"
+
+    def __init__(self, device: torch.device, level: int):
+        self.level = level
+        super().__init__(device)
+        self.evidence.settings = {"level": level}
+        self.bf16 = False
+        self.compiled: nn.Module | None = None
+        self._compile_start: dict[str, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.level > 0
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        ev = self.evidence
+        if self.level >= 1:
+            model.set_attention_impl("sdpa")
+            ev.applied.append("scaled_dot_product_attention")
+            ev.applied.append("fused AdamW")
+        if self.level >= 2:
+            self.bf16, why = native_bf16(self.device)
+            if self.bf16:
+                ev.applied.append(f"bf16 autocast ({why})")
+            else:
+                ev.skip("bf16 autocast", why)
+            if self.device.type == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+                ev.applied.append("TF32 matmuls")
+            else:
+                ev.skip("TF32", "TF32 exists only on CUDA")
+        if self.level >= 3:
+            import torch._dynamo as dynamo  # binds only `dynamo`: `torch` stays the global
+
+            dynamo.reset()
+            self._compile_start = _dynamo_counters()
+            # dynamic=True: one graph serves every sequence length of a length warmup.
+            self.compiled = torch.compile(model, dynamic=True)
+            ev.applied.append("torch.compile (dynamic sequence length)")
+            return self.compiled
+        return model
+
+    def optimizer_options(self) -> dict[str, Any]:
+        return {"fused": True} if self.level >= 1 else {}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def finish(self, run: dict[str, Any]) -> None:
+        ev = self.evidence
+        if not self.enabled:
+            return
+        arm, ref = run["probe"].arm(), run["probe"].reference()
+        optimizer = run["optimizer"]
+        fused = bool(optimizer.param_groups[0].get("fused"))
+        ev.measurements.update(
+            attention_ops=sorted(arm.attention_ops),
+            reference_attention_ops=sorted(ref.attention_ops),
+            matmul_dtypes=sorted(arm.matmul_dtypes),
+            reference_matmul_dtypes=sorted(ref.matmul_dtypes),
+            optimizer_fused=fused,
+        )
+        compiled_graphs = 0
+        if self.compiled is not None:
+            end = _dynamo_counters()
+            counts = {k: end[k] - self._compile_start.get(k, 0) for k in end}
+            counts["compile_seconds"] = round(counts["compile_seconds"], 3)
+            compiled_graphs = counts["frames_compiled"]
+            ev.measurements.update(counts)
+        changed = (
+            arm.attention_ops != ref.attention_ops
+            or arm.matmul_dtypes != ref.matmul_dtypes
+            or fused
+            or compiled_graphs > 0
+        )
+        if not changed:
+            ev.no_effect(
+                "same attention kernels, same matmul dtypes, unfused optimizer and no compiled "
+                "graph as the baseline"
+            )

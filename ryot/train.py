@@ -1,0 +1,346 @@
+"""Trainer: trains one arm (a model plus an optimization stack) and returns an ArmResult."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ryot.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ryot.config import Config, config_from_dict
+from ryot.data import make_splits
+from ryot.measure import PeakMemory, now
+from ryot.model import ScaledTransformerModel, lm_loss
+from ryot.optim.base import Optimization
+from ryot.optim.probe import StepProbe
+
+EVAL_BATCH_SIZE = 32
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # 1-based
+    mean_loss: float
+    time_s: float  # sum of this epoch's step times
+    tokens: int  # input tokens actually fed
+    samples: int
+    tokens_per_s: float
+    samples_per_s: float
+    grad_norm: float  # mean pre-clip gradient norm
+    status: str  # "ok" or "diverged"
+
+
+@dataclass
+class ArmResult:
+    arm: str
+    device: str
+    threads: int
+    num_parameters: int
+    step_times: list[float] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    setup_time_s: float = 0.0  # model build, optimizations applied, optimizer built
+    train_time_s: float = 0.0  # sum of step times (first steps include any lazy compile)
+    eval_time_s: float = 0.0
+    checkpoint_time_s: float = 0.0
+    val_loss: float | None = None
+    peak_memory_mb: float = 0.0
+    memory_method: str = ""
+    diverged: bool = False
+    divergence: str | None = None
+    resumed_from_step: int = 0
+    entropy_floor: float = 0.0
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_time_s(self) -> float:
+        """End-to-end training time: one-time setup plus every step."""
+        return self.setup_time_s + self.train_time_s
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.epochs[-1].mean_loss if self.epochs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["total_time_s"] = self.total_time_s
+        out["final_loss"] = self.final_loss
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArmResult:
+        data = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        data["epochs"] = [EpochMetrics(**e) for e in data.get("epochs", [])]
+        return cls(**data)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu' or 'cuda'; ValueError when CUDA is asked for and absent."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device: expected cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def batch_indices(step: int, micro: int, batch_size: int, accumulation: int, n: int, seed: int):
+    """Sample ids of micro-batch `micro` of optimizer step `step`: a function of the step alone.
+
+    Each pass over the data is a fresh seeded permutation, so any arm, and any resumed run,
+    sees exactly the same batches at the same step without carrying loader state.
+    """
+    start = (step * accumulation + micro) * batch_size
+    first_pass, last_pass = start // n, (start + batch_size - 1) // n
+    ids = []
+    for p in range(first_pass, last_pass + 1):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + p)
+        ids.append(torch.randperm(n, generator=g))
+    order = torch.cat(ids)
+    offset = start - first_pass * n
+    return order[offset : offset + batch_size]
+
+
+class Trainer:
+    """Trains one arm of the experiment for num_epochs x steps_per_epoch optimizer steps."""
+
+    def __init__(
+        self,
+        config: Config,
+        arm: str = "baseline",
+        stack: Sequence[Optimization] = (),
+        device: torch.device | str = "cpu",
+        checkpoint_path: Path | None = None,
+        on_epoch: Callable[[EpochMetrics], None] | None = None,
+        on_step: Callable[[int, int, float], None] | None = None,
+    ):
+        self.config = config
+        self.arm = arm
+        self.stack = list(stack)
+        self.device = torch.device(device)
+        self.checkpoint_path = checkpoint_path
+        self.on_epoch = on_epoch
+        self.on_step = on_step
+        if config.training.threads:
+            torch.set_num_threads(config.training.threads)
+        m, d = config.model, config.data
+        self.train_data, self.val_data, self.source = make_splits(
+            m.vocab_size, m.max_seq_len, d.num_train_samples, d.num_val_samples,
+            d.branching, d.zipf_exponent, d.seed,
+        )  # fmt: skip
+
+    def build(self) -> tuple[ScaledTransformerModel, torch.nn.Module, torch.optim.Optimizer]:
+        """The model (seeded init), the module to train, and its optimizer."""
+        torch.manual_seed(self.config.training.seed)
+        model = ScaledTransformerModel(self.config.model).to(self.device)
+        trained: torch.nn.Module = model
+        for opt in self.stack:
+            trained = opt.prepare_model(trained)
+        options: dict[str, Any] = {}
+        for opt in self.stack:
+            options.update(opt.optimizer_options())
+        t = self.config.training
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay, **options
+        )
+        return model, trained, optimizer
+
+    def run(self, resume: Path | None = None, stop_after_epoch: int | None = None) -> ArmResult:
+        """Train (or continue from `resume`) and evaluate; stops at the first NaN/Inf."""
+        t = self.config.training
+        memory = PeakMemory(self.device)
+        memory.start()
+        start = now(self.device)
+        model, trained, optimizer = self.build()
+        result = ArmResult(
+            arm=self.arm,
+            device=str(self.device),
+            threads=torch.get_num_threads(),
+            num_parameters=model.count_parameters(),
+            setup_time_s=now(self.device) - start,
+            entropy_floor=self.source.entropy_rate(),
+        )
+        first_epoch = 0
+        if resume is not None:
+            first_epoch = self._restore(resume, model, optimizer, result)
+
+        for epoch in range(first_epoch, t.num_epochs):
+            metrics = self._train_epoch(epoch, trained, optimizer, result)
+            result.epochs.append(metrics)
+            if self.on_epoch:
+                self.on_epoch(metrics)
+            if result.diverged:
+                break
+            if self.checkpoint_path is not None:
+                saved = time.perf_counter()
+                self._save(model, optimizer, result, epoch + 1)
+                result.checkpoint_time_s += time.perf_counter() - saved
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+
+        if not result.diverged:
+            evaluated = time.perf_counter()
+            result.val_loss = self.evaluate(model)
+            result.eval_time_s = time.perf_counter() - evaluated
+        result.peak_memory_mb = memory.peak_mib()
+        result.memory_method = memory.method
+        self._collect_evidence(model, optimizer, result)
+        return result
+
+    def _collect_evidence(self, model, optimizer, result: ArmResult) -> None:
+        """Let each optimization measure its effect on this arm (outside the timed region)."""
+        if not self.stack:
+            return
+        t = self.config.training
+        first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
+        first = first.to(self.device)
+        run_facts = {
+            "step_tokens": result.step_tokens,
+            "full_step_tokens": t.batch_size * t.grad_accumulation * self.config.model.max_seq_len,
+            "model": model,
+            "optimizer": optimizer,
+            "probe": StepProbe(model, first[:, :-1], first[:, 1:], self._autocast),
+        }
+        for opt in self.stack:
+            opt.finish(run_facts)
+            result.evidence.append(opt.evidence.to_dict())
+
+    def _train_epoch(self, epoch, trained, optimizer, result: ArmResult) -> EpochMetrics:
+        t = self.config.training
+        trained.train()
+        losses, norms, tokens, samples, elapsed = [], [], 0, 0, 0.0
+        for i in range(t.steps_per_epoch):
+            step = epoch * t.steps_per_epoch + i
+            began = now(self.device)
+            loss, norm, fed = self._step(step, trained, optimizer)
+            took = now(self.device) - began
+            result.step_times.append(took)
+            result.step_losses.append(loss)
+            result.step_tokens.append(fed)
+            result.train_time_s += took
+            elapsed += took
+            tokens += fed
+            samples += t.batch_size * t.grad_accumulation
+            losses.append(loss)
+            norms.append(norm)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                result.diverged = True
+                what = "loss" if not math.isfinite(loss) else "gradient norm"
+                result.divergence = (
+                    f"{what} is {loss if what == 'loss' else norm} at step {step + 1}"
+                )
+                break
+            if self.on_step:
+                self.on_step(step + 1, self.config.total_steps, loss)
+        return EpochMetrics(
+            epoch=epoch + 1,
+            mean_loss=sum(losses) / len(losses),
+            time_s=elapsed,
+            tokens=tokens,
+            samples=samples,
+            tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0,
+            samples_per_s=samples / elapsed if elapsed > 0 else 0.0,
+            grad_norm=sum(norms) / len(norms),
+            status="diverged" if result.diverged else "ok",
+        )
+
+    def _step(self, step: int, trained, optimizer) -> tuple[float, float, int]:
+        """One optimizer step; returns (loss, pre-clip gradient norm, input tokens fed)."""
+        t = self.config.training
+        total_loss, fed = 0.0, 0
+        for micro in range(t.grad_accumulation):
+            ids = batch_indices(
+                step, micro, t.batch_size, t.grad_accumulation, len(self.train_data), t.seed
+            )
+            batch = self.train_data[ids].to(self.device, non_blocking=True)
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            for opt in self.stack:
+                inputs, targets = opt.transform_batch(step, inputs, targets)
+            with self._autocast():
+                loss = lm_loss(trained(inputs), targets) / t.grad_accumulation
+            loss.backward()
+            total_loss += loss.item()
+            fed += inputs.numel()
+        params = [p for p in optimizer.param_groups[0]["params"] if p.grad is not None]
+        if t.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        norm = float(norm)
+        if math.isfinite(total_loss) and math.isfinite(norm):
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total_loss, norm, fed
+
+    def _autocast(self):
+        from contextlib import ExitStack
+
+        stack = ExitStack()
+        for opt in self.stack:
+            stack.enter_context(opt.autocast())
+        return stack
+
+    @torch.no_grad()
+    def evaluate(self, model: ScaledTransformerModel) -> float:
+        """Validation loss at full length, eval mode, fp32, on the uncompiled model."""
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        for chunk in self.val_data.split(EVAL_BATCH_SIZE):
+            chunk = chunk.to(self.device)
+            logits = model(chunk[:, :-1])
+            total += float(lm_loss(logits, chunk[:, 1:])) * chunk[:, 1:].numel()
+            count += chunk[:, 1:].numel()
+        model.train(was_training)
+        return total / count
+
+    def _save(self, model, optimizer, result: ArmResult, epoch: int) -> None:
+        state = {
+            "arm": self.arm,
+            "model": model.state_dict(),
+            "model_config": model.get_config(),
+            "optimizer": optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state()}
+            | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+            "config": self.config.to_dict(),
+            "epoch": epoch,
+            "step": len(result.step_times),
+            "loss": result.epochs[-1].mean_loss,
+            "elapsed_s": result.total_time_s,
+            "history": {
+                "step_times": result.step_times,
+                "step_losses": result.step_losses,
+                "step_tokens": result.step_tokens,
+                "epochs": [dataclasses.asdict(e) for e in result.epochs],
+                "setup_time_s": result.setup_time_s,
+            },
+        }
+        save_checkpoint(state, self.checkpoint_path)
+
+    def _restore(self, path: Path, model, optimizer, result: ArmResult) -> int:
+        state = load_checkpoint(path)
+        saved = config_from_dict(state["config"], f"{path} (config snapshot)")
+        if saved.model != self.config.model or saved.training != self.config.training:
+            raise CheckpointError(
+                f"{path}: checkpoint was trained with a different model or training config"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        history = state["history"]
+        result.step_times = list(history["step_times"])
+        result.step_losses = list(history["step_losses"])
+        result.step_tokens = list(history["step_tokens"])
+        result.epochs = [EpochMetrics(**e) for e in history["epochs"]]
+        result.train_time_s = sum(result.step_times)
+        result.setup_time_s = history["setup_time_s"]
+        result.resumed_from_step = state["step"]
+        return int(state["epoch"])

@@ -1,0 +1,281 @@
+"""Tests for ryot.stats against numbers computed by hand."""
+
+import json
+import math
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ryot.stats import (
+    Estimate,
+    aa_noise,
+    difference_estimate,
+    improvement_estimate,
+    ratio_improvements,
+    speedup_estimate,
+    speedups,
+)
+
+# Student-t 0.975 quantile for df=2; closed form (2p - 1) / sqrt(2p(1 - p)) at p = 0.975.
+T_975_DF2 = 4.302652729749462
+T_975_DF3 = 3.1824463052837078
+
+
+def test_t_quantile_literal_matches_closed_form():
+    p = 0.975
+    assert T_975_DF2 == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-15)
+
+
+# --- per-pair values ---------------------------------------------------------------
+
+
+def test_speedups_per_pair_exact():
+    assert speedups([10, 12, 8], [5, 9, 6]) == [0.5, 0.25, 0.25]
+
+
+def test_ratio_improvements_per_pair_exact():
+    assert ratio_improvements([100, 200, 50], [150, 200, 100]) == [0.5, 0.0, 1.0]
+
+
+# --- speedup_estimate ----------------------------------------------------------------
+
+
+def test_speedup_zero_spread_is_exact_point():
+    est = speedup_estimate([10, 10, 10], [6, 6, 6])
+    assert est.values == (0.4, 0.4, 0.4)
+    assert est.median == est.low == est.high == 0.4
+    assert est.n == 3
+    assert est.level == 0.95
+    assert est.method == "t on log ratios"
+
+
+def test_speedup_ci_matches_hand_computation():
+    est = speedup_estimate([10, 12, 8], [5, 9, 6])
+    x = [math.log(5 / 10), math.log(9 / 12), math.log(6 / 8)]
+    m, sd = statistics.mean(x), statistics.stdev(x)
+    half = T_975_DF2 * sd / math.sqrt(3)
+    assert est.values == (0.5, 0.25, 0.25)
+    assert est.median == 0.25
+    # 1 - exp(x) is decreasing, so the upper log bound is the lower speedup bound.
+    assert est.low == pytest.approx(1 - math.exp(m + half), rel=1e-12)
+    assert est.high == pytest.approx(1 - math.exp(m - half), rel=1e-12)
+    assert est.low < est.median < est.high
+
+
+def test_speedup_ci_level_90_uses_its_own_quantile():
+    # df=2 closed form at p = 0.95.
+    p = 0.95
+    t90 = (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    est = speedup_estimate([10, 12, 8], [5, 9, 6], level=0.90)
+    x = [math.log(0.5), math.log(0.75), math.log(0.75)]
+    m, sd = statistics.mean(x), statistics.stdev(x)
+    assert est.level == 0.90
+    assert est.low == pytest.approx(1 - math.exp(m + t90 * sd / math.sqrt(3)), rel=1e-12)
+    assert est.high == pytest.approx(1 - math.exp(m - t90 * sd / math.sqrt(3)), rel=1e-12)
+    wide = speedup_estimate([10, 12, 8], [5, 9, 6])
+    assert wide.low < est.low and est.high < wide.high
+
+
+def test_speedup_n1_has_no_interval():
+    est = speedup_estimate([10], [7])
+    assert est.median == pytest.approx(0.3, abs=1e-15)
+    assert est.low == -math.inf and est.high == math.inf
+    assert est.method == "t on log ratios (n=1: no interval)"
+    imp = improvement_estimate([10], [7])
+    assert (imp.low, imp.high) == (-math.inf, math.inf)
+    assert est.to_dict()["low"] is None and est.to_dict()["high"] is None
+
+
+def test_speedup_even_n_median_is_average_of_middle_pair():
+    est = speedup_estimate([10, 10, 10, 10], [5, 6, 7, 8])
+    assert est.median == pytest.approx((0.4 + 0.3) / 2, abs=1e-15)
+    x = [math.log(r) for r in (0.5, 0.6, 0.7, 0.8)]
+    half = T_975_DF3 * statistics.stdev(x) / 2
+    assert est.low == pytest.approx(1 - math.exp(statistics.mean(x) + half), rel=1e-12)
+    assert est.high == pytest.approx(1 - math.exp(statistics.mean(x) - half), rel=1e-12)
+
+
+# --- improvement_estimate ------------------------------------------------------------
+
+
+def test_improvement_zero_spread():
+    est = improvement_estimate([100, 50], [150, 75])
+    assert est.values == (0.5, 0.5)
+    assert est.median == est.low == est.high == 0.5
+
+
+def test_improvement_ci_matches_hand_computation():
+    est = improvement_estimate([100, 200, 50], [150, 200, 100])
+    x = [math.log(1.5), math.log(1.0), math.log(2.0)]
+    m, sd = statistics.mean(x), statistics.stdev(x)
+    half = T_975_DF2 * sd / math.sqrt(3)
+    assert est.values == (0.5, 0.0, 1.0)
+    assert est.median == 0.5
+    assert est.low == pytest.approx(math.exp(m - half) - 1, rel=1e-12)
+    assert est.high == pytest.approx(math.exp(m + half) - 1, rel=1e-12)
+
+
+# --- difference_estimate -------------------------------------------------------------
+
+
+def test_difference_ci_matches_hand_computation():
+    est = difference_estimate([2.0, 2.5, 3.0], [2.5, 2.5, 4.0])
+    d = [0.5, 0.0, 1.0]
+    half = T_975_DF2 * statistics.stdev(d) / math.sqrt(3)
+    assert est.values == tuple(d)
+    assert est.median == 0.5
+    assert est.low == pytest.approx(0.5 - half, rel=1e-12)
+    assert est.high == pytest.approx(0.5 + half, rel=1e-12)
+    assert est.method == "t on paired differences"
+
+
+def test_difference_allows_negative_and_zero_values():
+    est = difference_estimate([0.0, -1.0], [-0.25, -1.25])
+    assert est.values == (-0.25, -0.25)
+    assert est.median == est.low == est.high == -0.25
+
+
+def test_difference_n1():
+    est = difference_estimate([1.0], [0.5])
+    assert (est.median, est.low, est.high) == (-0.5, -math.inf, math.inf)
+    assert est.method == "t on paired differences (n=1: no interval)"
+
+
+# --- aa_noise ------------------------------------------------------------------------
+
+
+def test_aa_noise_largest_consecutive_relative_difference():
+    assert aa_noise([10, 11, 10]) == max(abs(1 - 11 / 10), abs(1 - 10 / 11))
+    assert aa_noise([10, 11, 10]) == pytest.approx(1 / 10)
+
+
+def test_aa_noise_only_consecutive_pairs():
+    # 10 -> 12 is not consecutive, so only |1 - 11/10| and |1 - 12/11| count.
+    assert aa_noise([10, 11, 12]) == max(abs(1 - 11 / 10), abs(1 - 12 / 11))
+
+
+def test_aa_noise_short_and_flat():
+    assert aa_noise([]) == 0.0
+    assert aa_noise([5.0]) == 0.0
+    assert aa_noise([4, 4, 4]) == 0.0
+
+
+def test_aa_noise_rejects_bad_times():
+    with pytest.raises(ValueError, match=r"times\[1\] = 0\.0"):
+        aa_noise([1.0, 0.0])
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base, opt, pattern",
+    [
+        ([10, -1, 8], [5, 9, 6], r"base_times\[1\] = -1\.0"),
+        ([10, 12, 8], [5, 9, 0], r"opt_times\[2\] = 0\.0"),
+        ([10, math.nan], [5, 9], r"base_times\[1\] = nan"),
+        ([math.inf], [5], r"base_times\[0\] = inf"),
+        ([10, 12], [5], r"2 values .* 1"),
+        ([], [], r"empty"),
+    ],
+)
+def test_speedup_rejects_bad_input(base, opt, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        speedup_estimate(base, opt)
+    with pytest.raises(ValueError, match=pattern):
+        speedups(base, opt)
+
+
+def test_improvement_rejects_bad_rates():
+    with pytest.raises(ValueError, match=r"opt_rates\[0\] = -3\.0"):
+        improvement_estimate([1.0], [-3.0])
+    with pytest.raises(ValueError, match=r"base_rates\[0\] = 0\.0"):
+        ratio_improvements([0.0], [1.0])
+
+
+def test_difference_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"opt_values\[1\] = nan"):
+        difference_estimate([1.0, 2.0], [1.0, math.nan])
+    with pytest.raises(ValueError, match="values but"):
+        difference_estimate([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95, -0.5])
+def test_rejects_bad_level(level):
+    with pytest.raises(ValueError, match="level"):
+        speedup_estimate([10, 12], [5, 9], level=level)
+
+
+# --- Estimate.to_dict ----------------------------------------------------------------
+
+
+def test_to_dict_is_json_ready():
+    est = Estimate(0.25, -math.inf, math.nan, 0.95, 1, "m", (0.25, math.inf))
+    d = est.to_dict()
+    assert d == {
+        "median": 0.25,
+        "low": None,
+        "high": None,
+        "level": 0.95,
+        "n": 1,
+        "method": "m",
+        "values": [0.25, None],
+    }
+    json.dumps(d, allow_nan=False)
+
+
+def test_estimate_is_frozen():
+    est = speedup_estimate([10], [6])
+    with pytest.raises(AttributeError):
+        est.median = 0.0
+
+
+# --- properties ----------------------------------------------------------------------
+
+_time = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False)
+_pairs = st.lists(st.tuples(_time, _time), min_size=2, max_size=8)
+
+
+def _close(a, b):
+    return a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+@given(_pairs, st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_property_interval_ordered(pairs, level):
+    base, opt = [b for b, _ in pairs], [o for _, o in pairs]
+    for est in (
+        speedup_estimate(base, opt, level),
+        improvement_estimate(base, opt, level),
+        difference_estimate(base, opt, level),
+    ):
+        assert est.low <= est.high
+        assert est.n == len(pairs)
+        assert math.isfinite(est.low) and math.isfinite(est.high)
+
+
+@given(_pairs, st.floats(min_value=1e-3, max_value=1e3))
+def test_property_scaling_all_times_leaves_estimate_unchanged(pairs, c):
+    base, opt = [b for b, _ in pairs], [o for _, o in pairs]
+    a = speedup_estimate(base, opt)
+    b = speedup_estimate([c * x for x in base], [c * x for x in opt])
+    assert _close(a.median, b.median)
+    assert _close(a.low, b.low)
+    assert _close(a.high, b.high)
+
+
+# Narrower range so 1 - 1/(1 - s) stays well conditioned at the interval ends.
+_mild = st.floats(min_value=1.0, max_value=2.0)
+
+
+@given(st.lists(st.tuples(_mild, _mild), min_size=2, max_size=8))
+def test_property_swapping_arms_inverts_speedup(pairs):
+    base, opt = [b for b, _ in pairs], [o for _, o in pairs]
+    forward, backward = speedups(base, opt), speedups(opt, base)
+    for s, s_swapped in zip(forward, backward, strict=True):
+        assert _close(s_swapped, 1 - 1 / (1 - s))
+    # The log interval is symmetric, so the swapped interval is the mapped one, reversed.
+    a, b = speedup_estimate(base, opt), speedup_estimate(opt, base)
+    assert _close(b.low, 1 - 1 / (1 - a.high))
+    assert _close(b.high, 1 - 1 / (1 - a.low))

@@ -1,0 +1,93 @@
+"""Trainer: training, divergence, resume equivalence."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ryot.optim.base import Optimization
+from ryot.train import Trainer, batch_indices
+
+
+class NaNAtStep(Optimization):
+    """Sabotage: poisons the forward pass from a given step on."""
+
+    name = "nan_at_step"
+
+    def __init__(self, device, step: int):
+        self.step = step
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        self.current = step
+        return inputs, targets
+
+    def prepare_model(self, model):
+        def poison(module, args, output):
+            return output * float("nan") if self.current >= self.step else output
+
+        model.lm_head.register_forward_hook(poison)
+        return model
+
+
+def test_trains_and_loss_falls(smoke_config):
+    result = Trainer(smoke_config).run()
+    t = smoke_config.training
+    assert len(result.step_times) == len(result.step_losses) == smoke_config.total_steps
+    assert [e.epoch for e in result.epochs] == list(range(1, t.num_epochs + 1))
+    assert result.epochs[-1].mean_loss < result.epochs[0].mean_loss
+    assert not result.diverged and math.isfinite(result.val_loss)
+    # Every step feeds the full batch at full length.
+    assert set(result.step_tokens) == {t.batch_size * smoke_config.model.max_seq_len}
+    full_length = smoke_config.model.max_seq_len
+    assert result.epochs[0].tokens == t.steps_per_epoch * t.batch_size * full_length
+    assert 0 < result.entropy_floor < math.log(smoke_config.model.vocab_size)
+    assert result.total_time_s == result.setup_time_s + sum(result.step_times)
+    assert result.peak_memory_mb > 0
+
+
+def test_same_seed_same_losses(smoke_config):
+    a, b = Trainer(smoke_config).run(), Trainer(smoke_config).run()
+    assert a.step_losses == b.step_losses and a.val_loss == b.val_loss
+
+
+def test_nan_stops_the_arm_and_marks_it_diverged(smoke_config):
+    result = Trainer(smoke_config, stack=[NaNAtStep(torch.device("cpu"), step=4)]).run()
+    assert result.diverged
+    assert "loss is nan at step 5" in result.divergence
+    assert len(result.step_losses) == 5  # stopped at the first NaN
+    assert result.epochs[-1].status == "diverged"
+    assert result.val_loss is None
+
+
+def test_gradient_accumulation_feeds_every_micro_batch(smoke_config):
+    from dataclasses import replace
+
+    cfg = replace(smoke_config, training=replace(smoke_config.training, grad_accumulation=2))
+    result = Trainer(cfg).run()
+    assert result.step_tokens[0] == 2 * cfg.training.batch_size * cfg.model.max_seq_len
+    assert result.epochs[0].samples == 2 * cfg.training.batch_size * cfg.training.steps_per_epoch
+
+
+def test_batches_depend_only_on_the_step():
+    n, bs = 20, 8
+    ids = torch.cat([batch_indices(s, 0, bs, 1, n, seed=3) for s in range(5)])
+    # Each pass of 20 samples is a permutation: the first 20 ids are all distinct.
+    assert sorted(ids[:20].tolist()) == list(range(20))
+    assert torch.equal(batch_indices(3, 0, bs, 1, n, 3), batch_indices(3, 0, bs, 1, n, 3))
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(smoke_config, tmp_path):
+    full = Trainer(smoke_config, checkpoint_path=tmp_path / "full.pt").run()
+    half_path = tmp_path / "half.pt"
+    Trainer(smoke_config, checkpoint_path=half_path).run(stop_after_epoch=2)
+    resumed = Trainer(smoke_config, checkpoint_path=half_path).run(resume=half_path)
+    assert resumed.resumed_from_step == 2 * smoke_config.training.steps_per_epoch
+    assert resumed.step_losses == full.step_losses
+    assert resumed.final_loss == full.final_loss
+    assert resumed.val_loss == full.val_loss
