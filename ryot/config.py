@@ -61,7 +61,7 @@ class DataConfig:
     num_train_samples: int = _checked(1600, _positive())
     num_val_samples: int = _checked(256, _positive())
     branching: int = _checked(16, _positive())
-    zipf_exponent: float = _checked(1.1, _non_negative())
+    zipf_exponent: float = _checked(1.1, (lambda v: 0 <= v <= 4, "must be in [0, 4]"))
     seed: int = 42
 
 

@@ -128,8 +128,9 @@ def make_splits(
 
 def _cdf(probs: torch.Tensor) -> torch.Tensor:
     cdf = probs.to(torch.float64).cumsum(dim=-1)
-    cdf[..., -1] = 1.0  # not 1 - eps from rounding: u < 1 always lands inside the row
-    return cdf
+    # last entry exactly 1 (x / x), not 1 - eps from rounding, so u < 1 always lands in the row;
+    # equal entries stay equal, so a trailing zero-probability entry is still never picked
+    return cdf / cdf[..., -1:]
 
 
 def _check_positive(name: str, value: int) -> None:
