@@ -1,6 +1,7 @@
-"""`ryot stage3a ...`: train the Stage 3a arms and print the seed plan's tables.
+"""`ryot stage3a ...`: train the Stage 3a arms, judge them, print the seed plan's tables.
 
-Exit codes: 0 success, 2 usage or config error, 3 crash or divergence.
+Exit codes: 0 GO (or a single arm trained fine), 1 INVESTIGATE, 2 usage or config error,
+3 DEBUG (crash, divergence, an optimization with no effect).
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import sys
 import traceback
 from pathlib import Path
 
-from ryot.checkpoint import CheckpointError
+from ryot.checkpoint import CheckpointError, load_checkpoint
 from ryot.config import Config, ConfigError, load_config
-from ryot.console import FAIL, OK, Console, to_encoding
-from ryot.train import ArmResult, EpochMetrics, Trainer, resolve_device
+from ryot.console import FAIL, Console, to_encoding
+from ryot.model import ScaledTransformerModel
+from ryot.optim import ARMS as OPTIM_ARMS
+from ryot.protocol import SubprocessRunner
+from ryot.stage3a import run_stage3a
+from ryot.train import resolve_device
 
-EXIT_OK, EXIT_USAGE, EXIT_CRASH = 0, 2, 3
-ARMS = ("baseline",)
+EXIT_USAGE, EXIT_CRASH = 2, 3
+ARMS = tuple(OPTIM_ARMS)
 
 
 class UsageError(Exception):
@@ -36,9 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--out", type=Path, default=Path("reports/stage3a"))
     stage.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     stage.add_argument(
-        "--arms", default="baseline", help=f"comma-separated arms: {', '.join(ARMS)}"
+        "--arms",
+        default="baseline,optimized",
+        help=f"comma-separated arms: {', '.join(ARMS)} (default: baseline,optimized)",
     )
-    stage.add_argument("--resume", type=Path, help="continue an arm from its checkpoint")
+    stage.add_argument("--repeats", type=int, help="interleaved pairs (default: the config's)")
+    stage.add_argument("--resume", type=Path, help="continue one arm from its checkpoint")
+    stage.add_argument(
+        "--stack",
+        default="ryot.optim:build_stack",
+        metavar="MODULE:FUNCTION",
+        help="build each arm's optimization stack with this function (to validate your own)",
+    )
     return parser
 
 
@@ -79,96 +93,68 @@ def print_architecture(console: Console, config: Config, num_parameters: int) ->
     )
 
 
-EPOCH_HEADER = ["Epoch", "Loss", "Time (s)", "Throughput (tok/s)", "Status"]
-EPOCH_WIDTHS = [5, 9, 8, 18, 6]
-
-
-def epoch_row(e: EpochMetrics) -> list[str]:
-    return [
-        str(e.epoch),
-        f"{e.mean_loss:.4f}",
-        f"{e.time_s:.2f}",
-        f"{e.tokens_per_s:,.0f}",
-        OK if e.status == "ok" else FAIL,
-    ]
-
-
-def train_arm(console: Console, config: Config, arm: str, out: Path, device, resume):
-    console.heading(f"{arm.upper()} TRAINING")
-    console.table(EPOCH_HEADER, [], EPOCH_WIDTHS)
-    trainer = Trainer(
-        config,
-        arm=arm,
-        device=device,
-        checkpoint_path=out / "checkpoints" / f"{arm}.pt",
-        on_epoch=lambda e: console.row(epoch_row(e), EPOCH_WIDTHS),
-        on_step=lambda step, total, loss: console.progress(
-            f"  step {step}/{total}  loss {loss:.4f}"
-        ),
-    )
-    result = trainer.run(resume=resume)
-    print_summary(console, arm, result)
-    return result
-
-
-def print_summary(console: Console, arm: str, r: ArmResult) -> None:
-    console.line()
-    if r.diverged:
-        console.line(f"{FAIL} {arm.upper()} TRAINING DIVERGED: {r.divergence}")
-        return
-    epochs = len(r.epochs)
-    tokens = sum(e.tokens for e in r.epochs)
-    console.line(f"{arm.upper()} TRAINING COMPLETE")
-    if r.resumed_from_step:
-        console.line(f"Resumed from step: {r.resumed_from_step}")
-    console.line(f"Total time: {r.total_time_s:.2f} seconds (setup {r.setup_time_s:.2f} s)")
-    console.line(f"Average epoch time: {r.train_time_s / epochs:.2f} seconds")
-    console.line(f"Final loss: {r.final_loss:.4f} (first epoch {r.epochs[0].mean_loss:.4f})")
-    console.line(f"Validation loss: {r.val_loss:.4f} (entropy floor {r.entropy_floor:.4f})")
-    console.line(f"Average throughput: {tokens / r.train_time_s:,.0f} tok/s")
-    console.line(f"Peak memory: {r.peak_memory_mb:.0f} MiB ({r.memory_method})")
-
-
-def run_stage3a(args: argparse.Namespace, console_stream=None) -> int:
+def run(args: argparse.Namespace, console_stream=None) -> int:
     config = load_config(args.config)
     arms = parse_arms(args.arms)
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.resume is not None and not args.resume.is_file():
-        raise UsageError(f"--resume {args.resume}: checkpoint not found")
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError(f"--repeats: must be >= 1, got {args.repeats}")
+    if args.resume is not None:
+        if not args.resume.is_file():
+            raise UsageError(f"--resume {args.resume}: checkpoint not found")
+        if len(arms) != 1:
+            raise UsageError("--resume continues one arm: give exactly one in --arms")
+        load_or_usage_error(args.resume)
     out = prepare_out_dir(args.out)
     log_path = out / "monitor.log"
     log_path.write_text("", encoding="utf-8")
     console = Console(console_stream, log_path=log_path)
     console.heading(f"RYOT STAGE 3a: {config.name} ({args.config})")
     console.line(f"Device: {device}   Output: {out}")
-    from ryot.model import ScaledTransformerModel
-
     print_architecture(console, config, ScaledTransformerModel(config.model).count_parameters())
-    status = EXIT_OK
+    runner = SubprocessRunner(device, out, stack_factory=args.stack, console=console)
+    command = " ".join(["ryot", *(args.argv or [])])
     try:
-        for arm in arms:
-            result = train_arm(console, config, arm, out, device, args.resume)
-            if result.diverged:
-                status = EXIT_CRASH
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+        outcome = run_stage3a(
+            config, str(args.config), out, device, arms, runner, console,
+            repeats=1 if args.resume else args.repeats, command=command, resume=args.resume,
+        )  # fmt: skip
     except Exception as exc:
         with log_path.open("a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
         console.line(f"{FAIL} CRASH: {type(exc).__name__}: {exc} (traceback in {log_path})")
         return EXIT_CRASH
+    render_report_if_available(out, console)
     console.line()
-    console.line(f"Checkpoints: {out / 'checkpoints'}   Log: {log_path}")
-    return status
+    console.line(f"Artifacts: {out / 'comparison.json'}, {out / 'checkpoints'}, {log_path}")
+    return outcome.exit_code
+
+
+def load_or_usage_error(path: Path) -> None:
+    try:
+        load_checkpoint(path)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def render_report_if_available(out: Path, console: Console) -> None:
+    """The HTML report, when the report package is installed in this build."""
+    try:
+        from ryot.report.html import render_run_dir
+    except ImportError:
+        return
+    path = render_run_dir(out)
+    console.line(f"Report: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return run_stage3a(args)
+        args.argv = sys.argv[1:] if argv is None else argv
+        return run(args)
     except (UsageError, ConfigError) as exc:
         message = f"ryot: error: {exc}"
         print(to_encoding(message, getattr(sys.stderr, "encoding", None)), file=sys.stderr)

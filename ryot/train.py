@@ -117,6 +117,7 @@ class Trainer:
         stack: Sequence[Optimization] = (),
         device: torch.device | str = "cpu",
         checkpoint_path: Path | None = None,
+        checkpoint_every: int | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
     ):
@@ -125,6 +126,7 @@ class Trainer:
         self.stack = list(stack)
         self.device = torch.device(device)
         self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every or 1  # epochs between checkpoints
         self.on_epoch = on_epoch
         self.on_step = on_step
         if config.training.threads:
@@ -177,7 +179,10 @@ class Trainer:
                 self.on_epoch(metrics)
             if result.diverged:
                 break
-            if self.checkpoint_path is not None:
+            last = epoch + 1 == t.num_epochs or epoch + 1 == stop_after_epoch
+            if self.checkpoint_path is not None and (
+                last or (epoch + 1) % self.checkpoint_every == 0
+            ):
                 saved = time.perf_counter()
                 self._save(model, optimizer, result, epoch + 1)
                 result.checkpoint_time_s += time.perf_counter() - saved

@@ -1,0 +1,293 @@
+"""The Stage 3a job end to end: plan, run, measure, judge, write comparison.json, print."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ryot import criteria as crit
+from ryot.config import Config
+from ryot.console import BAR, FAIL, OK, WARN, Console
+from ryot.model import ScaledTransformerModel
+from ryot.protocol import (
+    RunRecord,
+    check_console_safe,
+    execute,
+    measurements,
+    plan_runs,
+    summarize_arm,
+    throughput,
+)
+from ryot.report.comparison import (
+    SCHEMA_VERSION,
+    environment,
+    timestamp,
+    write_json_atomic,
+)
+from ryot.train import ArmResult
+
+EPOCH_HEADER = ["Epoch", "Loss", "Time (s)", "Throughput (tok/s)", "Status"]
+EPOCH_WIDTHS = [5, 9, 8, 18, 6]
+
+
+@dataclass
+class Outcome:
+    comparison: dict[str, Any]
+    records: list[RunRecord]
+    rows: list[crit.CriterionResult]
+    verdict: str | None  # None when no baseline/optimized pair was asked for
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict is not None:
+            return crit.EXIT_CODES[self.verdict]
+        failed = any(r.result is None or r.result.diverged for r in self.records)
+        return crit.EXIT_CODES[crit.DEBUG] if failed else 0
+
+
+def last_result(records: list[RunRecord], arm: str) -> ArmResult | None:
+    found = [r.result for r in records if r.job.arm == arm and r.result is not None]
+    return found[-1] if found else None
+
+
+def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
+    """Each ablation arm against the baseline of the same seed (repeat 0)."""
+    base_times = [r.result.total_time_s for r in records
+                  if r.job.arm == "baseline" and r.result is not None]  # fmt: skip
+    base0 = next((r.result for r in records if r.job.arm == "baseline" and r.job.repeat == 0
+                  and r.result is not None), None)  # fmt: skip
+    table = {}
+    for rec in records:
+        if rec.job.role != "ablation" or rec.result is None or not base_times:
+            continue
+        r = rec.result
+        base_t = statistics.median(base_times)
+        table[rec.job.arm] = {
+            "total_time": r.total_time_s,
+            "speedup_percent": 100.0 * (1 - r.total_time_s / base_t),
+            "val_loss": r.val_loss,
+            "loss_delta": (r.val_loss - base0.val_loss)
+            if base0 and r.val_loss is not None and base0.val_loss is not None
+            else None,
+            "throughput": throughput(r),
+        }
+    return table
+
+
+def artifact_problems(out: Path) -> list[str]:
+    """Text artifacts written so far that do not read back as strict UTF-8, or cannot be shown."""
+    problems = []
+    for path in [out / "monitor.log", *sorted((out / "runs").glob("*.txt"))]:
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path.name} is not UTF-8 (byte {exc.start})")
+            continue
+        if path.name == "monitor.log":
+            problems += check_console_safe(text)
+    return problems
+
+
+def run_stage3a(
+    config: Config,
+    config_path: str,
+    out: Path,
+    device: torch.device,
+    arms: list[str],
+    runner,
+    console: Console,
+    repeats: int | None = None,
+    command: str = "",
+    resume: Path | None = None,
+) -> Outcome:
+    """Train the planned runs and judge them; writes DIR/comparison.json."""
+    repeats = config.measurement.repeats if repeats is None else repeats
+    ablation = config.measurement.ablation and resume is None
+    jobs = plan_runs(config, arms, repeats, ablation)
+    console.line(
+        f"Plan: {len(jobs)} runs ({', '.join(j.arm for j in jobs)}), each in a fresh process"
+        if jobs and type(runner).__name__ == "SubprocessRunner"
+        else f"Plan: {len(jobs)} runs ({', '.join(j.arm for j in jobs)})"
+    )
+    records = execute(jobs, runner, out, console, resume)
+    for arm in dict.fromkeys(j.arm for j in jobs):
+        print_arm(console, arm, last_result(records, arm))
+
+    paired = "baseline" in arms and "optimized" in arms
+    rows: list[crit.CriterionResult] = []
+    verdict = None
+    measured: dict[str, Any] = {}
+    if paired:
+        measured = measurements(config, records, artifact_problems(out))
+        rows = crit.judge(measured, config.criteria)
+        verdict = crit.verdict(rows)
+
+    comparison = build_comparison(
+        config, config_path, device, records, measured, rows, verdict, command
+    )
+    write_json_atomic(comparison, out / "comparison.json")
+    outcome = Outcome(comparison, records, rows, verdict)
+    if paired:
+        print_comparison(console, comparison)
+        print_verdict(console, comparison)
+    return outcome
+
+
+def build_comparison(config, config_path, device, records, measured, rows, verdict, command):
+    base = summarize_arm([r.result for r in records if r.job.arm == "baseline"])
+    opt = summarize_arm([r.result for r in records if r.job.arm == "optimized"])
+    speedup = measured.get("speedup", {})
+    tput = measured.get("throughput", {})
+    loss = measured.get("loss_delta", {})
+
+    def pct(x):
+        return None if x is None else 100.0 * x
+
+    first = next((r.result for r in records if r.result is not None), None)
+    loss_row = next((r for r in rows if r.id == "loss_match"), None)
+    scenario = crit.scenario(pct(speedup.get("median")), loss.get("median")) if verdict else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "stage": "3a",
+        "model": "ScaledTransformerModel",
+        "created": timestamp(),
+        "config_name": config.name,
+        "config_path": config_path,
+        "command": command,
+        "num_parameters": first.num_parameters
+        if first
+        else ScaledTransformerModel(config.model).count_parameters(),  # fmt: skip
+        "entropy_floor": first.entropy_floor if first else None,
+        "baseline": base,
+        "optimized": opt,
+        "comparison": {
+            "speedup_percent": pct(speedup.get("median")),
+            "throughput_improvement_percent": pct(tput.get("median")),
+            "loss_delta": loss.get("median"),
+            "loss_convergence_match": bool(loss_row and loss_row.passed),
+            "all_criteria_met": verdict == crit.GO,
+        }
+        if verdict
+        else None,
+        "confidence_intervals": {"speedup": speedup, "throughput": tput, "loss_delta": loss}
+        if verdict
+        else None,
+        "noise": measured.get("noise"),
+        "criteria": [r.to_dict() for r in rows],
+        "verdict": {
+            "status": verdict,
+            "decision": crit.DECISIONS[verdict],
+            "scenario": scenario,
+            "exit_code": crit.EXIT_CODES[verdict],
+        }
+        if verdict
+        else None,
+        "evidence": {
+            arm: last_result(records, arm).evidence
+            for arm in dict.fromkeys(r.job.arm for r in records)
+            if last_result(records, arm) is not None
+        },
+        "ablation": ablation_table(records),
+        "environment": environment(device),
+        "config": config.to_dict(),
+        "runs": [r.to_dict() for r in records],
+        "benchmarks": None,
+        "tests": None,
+    }
+
+
+def epoch_cells(e) -> list[str]:
+    return [
+        str(e.epoch),
+        f"{e.mean_loss:.4f}",
+        f"{e.time_s:.2f}",
+        f"{e.tokens_per_s:,.0f}",
+        OK if e.status == "ok" else FAIL,
+    ]
+
+
+def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
+    console.line()
+    console.heading(f"{arm.upper()} TRAINING")
+    if r is None:
+        console.line(f"{FAIL} no completed run of this arm")
+        return
+    for ev in r.evidence:
+        if ev["enabled"]:
+            console.line(f"{ev['name']}: {', '.join(ev['applied']) or 'nothing applied'}")
+            for s in ev["skipped"]:
+                console.line(f"  {WARN} skipped {s['what']}: {s['why']}")
+    console.table(EPOCH_HEADER, [epoch_cells(e) for e in r.epochs], EPOCH_WIDTHS)
+    console.line()
+    if r.diverged:
+        console.line(f"{FAIL} {arm.upper()} TRAINING DIVERGED: {r.divergence}")
+        return
+    tokens = sum(r.step_tokens)
+    console.line(f"{arm.upper()} TRAINING COMPLETE")
+    if r.resumed_from_step:
+        console.line(f"Resumed from step: {r.resumed_from_step}")
+    console.line(f"Total time: {r.total_time_s:.2f} seconds (setup {r.setup_time_s:.2f} s)")
+    console.line(f"Average epoch time: {r.train_time_s / len(r.epochs):.2f} seconds")
+    console.line(f"Final loss: {r.final_loss:.4f} (first epoch {r.epochs[0].mean_loss:.4f})")
+    console.line(f"Validation loss: {r.val_loss:.4f} (entropy floor {r.entropy_floor:.4f})")
+    console.line(f"Average throughput: {tokens / r.train_time_s:,.0f} tok/s")
+    console.line(f"Peak memory: {r.peak_memory_mb:.0f} MiB ({r.memory_method})")
+
+
+def _fmt(x, spec=".2f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def print_comparison(console: Console, c: dict[str, Any]) -> None:
+    b, o = c["baseline"], c["optimized"]
+    if not b or not o:
+        return
+    console.line()
+    console.heading("PHASE 3 STAGE 3a RESULTS COMPARISON")
+
+    def change(base, opt, lower_is_better=True):
+        if base is None or opt is None or base == 0:
+            return "n/a"
+        pct = 100.0 * (base - opt) / base if lower_is_better else 100.0 * (opt - base) / base
+        return f"{base - opt if lower_is_better else opt - base:+.2f} ({pct:+.1f}%)"
+
+    rows = [
+        ["Total training time (s)", _fmt(b["total_time"]), _fmt(o["total_time"]),
+         change(b["total_time"], o["total_time"])],
+        ["Average epoch time (s)", _fmt(b["avg_epoch_time"]), _fmt(o["avg_epoch_time"]),
+         change(b["avg_epoch_time"], o["avg_epoch_time"])],
+        ["Final loss value", _fmt(b["final_loss"], ".4f"), _fmt(o["final_loss"], ".4f"),
+         _fmt(None if o["final_loss"] is None or b["final_loss"] is None
+              else o["final_loss"] - b["final_loss"], "+.4f")],
+        ["Validation loss", _fmt(b["val_loss"], ".4f"), _fmt(o["val_loss"], ".4f"),
+         _fmt(c["comparison"]["loss_delta"], "+.4f")],
+        ["Average throughput (tok/s)", _fmt(b["throughput"], ",.0f"), _fmt(o["throughput"], ",.0f"),
+         change(b["throughput"], o["throughput"], lower_is_better=False)],
+        ["Samples/second", _fmt(b["samples_per_s"]), _fmt(o["samples_per_s"]),
+         change(b["samples_per_s"], o["samples_per_s"], lower_is_better=False)],
+    ]  # fmt: skip
+    console.table(["METRIC", "BASELINE", "OPTIMIZED", "IMPROVEMENT"], rows, [26, 10, 10, 18])
+    console.line(f"(medians over {b['runs']} interleaved pairs; times are end-to-end)")
+
+
+def print_verdict(console: Console, c: dict[str, Any]) -> None:
+    console.line()
+    console.heading("SUCCESS CRITERIA VALIDATION")
+    for row in c["criteria"]:
+        mark = OK if row["passed"] else FAIL
+        value = "n/a" if row["measured"] is None else f"{row['measured']:.4g}{row['unit']}"
+        ci = ""
+        if row["ci_low"] is not None and row["ci_high"] is not None:
+            ci = f" [{row['ci_low']:.4g} .. {row['ci_high']:.4g}]"
+        console.line(f"{mark} {row['name']:<36} {value}{ci} {BAR} {row['threshold']}")
+    v = c["verdict"]
+    console.line()
+    console.heading(
+        f"PHASE 3 STAGE 3a: {v['status']} {BAR} {v['decision']} ({v['scenario']} scenario)"
+    )

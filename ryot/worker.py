@@ -1,0 +1,77 @@
+"""One arm, one process: `python -m ryot.worker JOB.json` trains and writes RESULT.json.
+
+The protocol starts every run in a fresh interpreter, so no run inherits another's warm caches,
+allocator state or compiled graphs. The worker speaks to its parent through stdout, one JSON
+object a line (ASCII, whatever the console encoding), and prints its own human-readable table
+to stderr through the encoding-safe console: the parent runs it under a narrow encoding on
+purpose, so a console that cannot show a symbol is exercised in every run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ryot.config import config_from_dict
+from ryot.console import FAIL, OK, Console
+from ryot.report.comparison import write_json_atomic
+from ryot.train import Trainer
+
+
+def emit(kind: str, **payload) -> None:
+    sys.stdout.write(json.dumps({"kind": kind, **payload}) + "\n")
+    sys.stdout.flush()
+
+
+def load_stack_factory(spec: str):
+    """'module:function' -> the callable that builds an arm's optimization stack."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_job(job: dict) -> int:
+    config = config_from_dict(job["config"], job.get("config_source", "<job>"))
+    device = torch.device(job["device"])
+    factory = load_stack_factory(job.get("stack_factory", "ryot.optim:build_stack"))
+    console = Console(sys.stderr)
+    console.line(f"{job['label']}: arm {job['arm']}, seed {config.training.seed}, {device}")
+
+    def on_epoch(e):
+        console.line(
+            f"  epoch {e.epoch} \u2502 loss {e.mean_loss:.4f} \u2502 {e.time_s:.2f} s \u2502 "
+            f"{e.tokens_per_s:,.0f} tok/s \u2502 {OK if e.status == 'ok' else FAIL}"
+        )
+        emit("epoch", **e.__dict__)
+
+    trainer = Trainer(
+        config,
+        arm=job["arm"],
+        stack=factory(config, job["arm"], device),
+        device=device,
+        checkpoint_path=Path(job["checkpoint"]) if job.get("checkpoint") else None,
+        checkpoint_every=job.get("checkpoint_every"),
+        on_epoch=on_epoch,
+        on_step=lambda step, total, loss: emit("step", step=step, total=total, loss=loss),
+    )
+    resume = Path(job["resume"]) if job.get("resume") else None
+    result = trainer.run(resume=resume)
+    write_json_atomic(result.to_dict(), Path(job["result"]))
+    emit("done", diverged=result.diverged)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m ryot.worker JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    return run_job(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
