@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from ryot.checkpoint import CheckpointError, load_checkpoint
-from ryot.config import Config, ConfigError, load_config
+from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, Console, to_encoding
 from ryot.model import ScaledTransformerModel
 from ryot.optim import ARMS as OPTIM_ARMS
@@ -107,7 +108,9 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
             raise UsageError(f"--resume {args.resume}: checkpoint not found")
         if len(arms) != 1:
             raise UsageError("--resume continues one arm: give exactly one in --arms")
-        load_or_usage_error(args.resume)
+        # Continue with the checkpoint's own seed: a later pair's checkpoint has seed + repeat.
+        snapshot = config_from_dict(load_or_usage_error(args.resume)["config"], str(args.resume))
+        config = replace(config, training=replace(config.training, seed=snapshot.training.seed))
     out = prepare_out_dir(args.out)
     log_path = out / "monitor.log"
     log_path.write_text("", encoding="utf-8")
@@ -133,9 +136,9 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     return outcome.exit_code
 
 
-def load_or_usage_error(path: Path) -> None:
+def load_or_usage_error(path: Path) -> dict:
     try:
-        load_checkpoint(path)
+        return load_checkpoint(path)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
 

@@ -205,7 +205,7 @@ def build_comparison(config, config_path, device, records, measured, rows, verdi
 def epoch_cells(e) -> list[str]:
     return [
         str(e.epoch),
-        f"{e.mean_loss:.4f}",
+        _fmt(e.mean_loss, ".4f"),  # None: a NaN loss, stored as JSON null
         f"{e.time_s:.2f}",
         f"{e.tokens_per_s:,.0f}",
         OK if e.status == "ok" else FAIL,

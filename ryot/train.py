@@ -223,7 +223,7 @@ class Trainer:
         for i in range(t.steps_per_epoch):
             step = epoch * t.steps_per_epoch + i
             began = now(self.device)
-            loss, norm, fed = self._step(step, trained, optimizer)
+            loss, norm, fed = self.train_step(step, trained, optimizer)
             took = now(self.device) - began
             result.step_times.append(took)
             result.step_losses.append(loss)
@@ -255,7 +255,7 @@ class Trainer:
             status="diverged" if result.diverged else "ok",
         )
 
-    def _step(self, step: int, trained, optimizer) -> tuple[float, float, int]:
+    def train_step(self, step: int, trained, optimizer) -> tuple[float, float, int]:
         """One optimizer step; returns (loss, pre-clip gradient norm, input tokens fed)."""
         t = self.config.training
         total_loss, fed = 0.0, 0

@@ -2,50 +2,79 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 
 from ryot import cli
-from tests.conftest import CONFIGS
+from ryot.report.comparison import load_schema
+from tests.conftest import CONFIGS, ROOT
 
 SMOKE = str(CONFIGS / "smoke.yaml")
 
 
-def run_ryot(*args: str, encoding: str = "utf-8", cwd=None) -> subprocess.CompletedProcess:
+def run_ryot(*args: str, encoding: str = "utf-8") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONIOENCODING": encoding}
     return subprocess.run(
-        [sys.executable, "-m", "ryot", *args],
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
+        [sys.executable, "-m", "ryot", *args], capture_output=True, env=env, cwd=ROOT, timeout=600
     )
 
 
-def test_baseline_run_writes_log_and_checkpoint(tmp_path):
-    out = tmp_path / "run"
-    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out))
-    stdout = proc.stdout.decode("utf-8")
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    assert "BASELINE TRAINING COMPLETE" in stdout
-    assert "Epoch \u2502 Loss" in stdout and "\u2713" in stdout
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The full default job (baseline and optimized, 2 pairs) on a cp1252 console."""
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), encoding="cp1252")
+    return proc, out
+
+
+def test_full_run_is_go_and_writes_every_artifact(smoke_run):
+    proc, out = smoke_run
+    stdout = proc.stdout.decode("cp1252")  # strict: every byte must be valid cp1252
+    assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
+    assert "PHASE 3 STAGE 3a: GO" in stdout and "PROCEED TO STAGE 3b" in stdout
+    for section in ("BASELINE TRAINING", "OPTIMIZED TRAINING", "RESULTS COMPARISON"):
+        assert section in stdout
     assert (out / "checkpoints" / "baseline.pt").is_file()
-    log = (out / "monitor.log").read_text(encoding="utf-8")
-    assert "BASELINE TRAINING COMPLETE" in log
+    assert (out / "checkpoints" / "optimized.pt").is_file()
+    assert "RESULTS COMPARISON" in (out / "monitor.log").read_text(encoding="utf-8")
+
+
+def test_comparison_json_validates_against_its_schema(smoke_run):
+    _, out = smoke_run
+    data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    jsonschema.validate(data, load_schema())
+    assert data["verdict"]["status"] == "GO"
+    assert len(data["runs"]) == 4 and [r["arm"] for r in data["runs"]] == [
+        "baseline", "optimized", "baseline", "optimized"
+    ]  # fmt: skip
+    assert {r["console_encoding"] for r in data["runs"]} == {"cp1252", "ascii"}
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
-def test_narrow_console_encoding_gets_ascii_fallbacks(tmp_path, encoding):
-    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(tmp_path), encoding=encoding)
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    stdout = proc.stdout.decode(encoding)  # decodes strictly: every byte is valid there
-    assert "[OK]" in stdout and "Epoch | Loss" in stdout
-    assert "\u2713" not in stdout and "Traceback" not in proc.stderr.decode(encoding, "replace")
+def test_narrow_console_encoding_gets_ascii_fallbacks(smoke_run, tmp_path, encoding):
+    if encoding == "cp1252":
+        proc, out = smoke_run
+    else:
+        out = tmp_path / "run"
+        proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), "--arms", "baseline",
+                        encoding=encoding)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode(encoding, "replace")
+    stdout = proc.stdout.decode(encoding)
+    assert "[OK]" in stdout and "Epoch | Loss" in stdout and "\u2713" not in stdout
+    assert "Traceback" not in proc.stderr.decode(encoding, "replace")
     # The log keeps the real symbols: it is UTF-8 whatever the console is.
-    assert "\u2713" in (tmp_path / "monitor.log").read_text(encoding="utf-8")
+    assert "\u2713" in (out / "monitor.log").read_text(encoding="utf-8")
+
+
+def test_utf8_console_gets_the_real_symbols(tmp_path):
+    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline")
+    assert proc.returncode == 0
+    assert "Epoch \u2502 Loss" in proc.stdout.decode("utf-8")
 
 
 def _one_line_error(capsys) -> str:
@@ -83,23 +112,41 @@ def test_unwritable_out_is_exit_2(tmp_path, capsys):
     assert blocker.read_text(encoding="utf-8") == "x"
 
 
-@pytest.mark.parametrize("argv", [["stage3a", "--arms", "warp"], ["stage3a", "--bogus"], []])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stage3a", "--arms", "warp"],
+        ["stage3a", "--bogus"],
+        ["stage3a", "--repeats", "0"],
+        ["stage3a", "--arms", "baseline,optimized", "--resume", __file__],
+        [],
+    ],
+)
 def test_usage_errors_are_exit_2(argv, capsys):
     assert cli.main(argv) == 2
     _one_line_error(capsys)
 
 
-def test_divergence_is_exit_3(tmp_path, monkeypatch, capsys):
-    import ryot.train
+def test_divergence_is_exit_3_debug(tmp_path, capsys):
+    args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--repeats", "1",
+            "--stack", "tests.sabotage:nan_stack"]  # fmt: skip
+    assert cli.main(args) == 3
+    out = capsys.readouterr().out
+    assert "DIVERGED" in out and "DEBUG" in out
 
-    real = ryot.train.lm_loss
-    monkeypatch.setattr(ryot.train, "lm_loss", lambda logits, t: real(logits, t) * float("nan"))
-    assert cli.main(["stage3a", "--config", SMOKE, "--out", str(tmp_path)]) == 3
-    assert "DIVERGED" in capsys.readouterr().out
+
+def test_investigate_is_exit_1(tmp_path, capsys):
+    strict = tmp_path / "strict.yaml"
+    text = (CONFIGS / "smoke.yaml").read_text(encoding="utf-8")
+    strict.write_text(text.replace("min_speedup_percent: -1000.0", "min_speedup_percent: 99.0"),
+                      encoding="utf-8")  # fmt: skip
+    args = ["stage3a", "--config", str(strict), "--out", str(tmp_path / "o"), "--repeats", "2"]
+    assert cli.main(args) == 1
+    assert "INVESTIGATE & RETRY" in capsys.readouterr().out
 
 
 def test_resume_continues_the_run(tmp_path, capsys):
-    first = ["stage3a", "--config", SMOKE, "--out", str(tmp_path)]
+    first = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline"]
     assert cli.main(first) == 0
     checkpoint = tmp_path / "checkpoints" / "baseline.pt"
     assert cli.main([*first, "--resume", str(checkpoint)]) == 0
@@ -109,6 +156,7 @@ def test_resume_continues_the_run(tmp_path, capsys):
 def test_resume_from_garbage_is_exit_2(tmp_path, capsys):
     garbage = tmp_path / "g.pt"
     garbage.write_bytes(b"nope")
-    args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path / "o"), "--resume", str(garbage)]
+    args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path / "o"), "--arms", "baseline",
+            "--resume", str(garbage)]  # fmt: skip
     assert cli.main(args) == 2
     assert "not a readable checkpoint" in _one_line_error(capsys)

@@ -1,0 +1,112 @@
+"""Sabotaged optimization stacks: each must turn the verdict away from GO.
+
+Used in-process by tests/test_sabotage.py and, by name (`--stack tests.sabotage:NAME`), by
+worker subprocesses in tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+
+from ryot.optim import build_stack
+from ryot.optim.base import Optimization
+from ryot.optim.kernel import KernelOptimizer
+
+
+class NoOpKernel(KernelOptimizer):
+    """Claims its level, changes nothing."""
+
+    def prepare_model(self, model):
+        self.evidence.applied.append("(claims SDPA, fused AdamW, bf16)")
+        return model
+
+    def optimizer_options(self):
+        return {}
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+
+class Slowdown(Optimization):
+    """Sleeps before every step: an optimization that makes training slower."""
+
+    name = "slowdown"
+
+    def __init__(self, device, seconds: float):
+        self.seconds = seconds
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        time.sleep(self.seconds)
+        return inputs, targets
+
+
+class ConstantTargets(Optimization):
+    """Trains every position to predict token 0: fast to run, ruinous for the loss."""
+
+    name = "constant_targets"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        return inputs, torch.zeros_like(targets)
+
+
+class NaNAfter(Optimization):
+    """Poisons the logits from a given step on."""
+
+    name = "nan_after"
+
+    def __init__(self, device, step: int):
+        self.step = step
+        self.current = 0
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        self.current = step
+        return inputs, targets
+
+    def prepare_model(self, model):
+        model.lm_head.register_forward_hook(
+            lambda module, args, out: out * float("nan") if self.current >= self.step else out
+        )
+        return model
+
+
+def _optimized_only(extra):
+    def factory(config, arm, device):
+        stack = build_stack(config, arm, device)
+        return stack + extra(device) if arm == "optimized" else stack
+
+    return factory
+
+
+def noop_kernel_stack(config, arm, device):
+    stack = build_stack(config, arm, device)
+    if arm != "optimized":
+        return stack
+    level = config.optimizations.kernel_optimizer.level
+    return [NoOpKernel(device, level) if o.name == "kernel" else o for o in stack]
+
+
+slowdown_stack = _optimized_only(lambda device: [Slowdown(device, 0.2)])
+constant_targets_stack = _optimized_only(lambda device: [ConstantTargets(device)])
+nan_stack = _optimized_only(lambda device: [NaNAfter(device, 4)])
+
+
+def aa_stack(config, arm, device):
+    """A/A: the 'optimized' arm is the baseline."""
+    return []

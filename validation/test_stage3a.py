@@ -1,0 +1,29 @@
+"""Stage 3a acceptance criteria: one test each, judged from the session's measured runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ryot.criteria import CRITERIA
+from ryot.optim import build_stack
+from ryot.train import Trainer
+
+
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_criterion(stage3a, criterion):
+    row = next(r for r in stage3a.outcome.rows if r.id == criterion)
+    assert row.passed, row.message()
+
+
+@pytest.mark.parametrize("arm", ["baseline", "optimized"])
+def test_training_step_time(benchmark, stage3a, arm):
+    """pytest-benchmark's statistics of one full-length training step of each arm."""
+    config, device = stage3a.config, stage3a.device
+    trainer = Trainer(config, arm=arm, stack=build_stack(config, arm, device), device=device)
+    _, trained, optimizer = trainer.build()
+    last = config.total_steps - 1  # full length: past any sequence-length warmup
+    benchmark.group = "training step (full length)"
+    benchmark.extra_info["arm"] = arm
+    benchmark.pedantic(
+        trainer.train_step, args=(last, trained, optimizer), rounds=5, warmup_rounds=2
+    )
