@@ -131,14 +131,16 @@ def _benchmark_stats(config: pytest.Config) -> list[dict] | None:
     bs = getattr(config, "_benchmarksession", None)
     if bs is None or not getattr(bs, "benchmarks", None):
         return None
-    rows = []
-    for bench in bs.benchmarks:
-        s = bench.stats
-        rows.append({
-            "name": bench.name, "group": bench.group, "extra_info": dict(bench.extra_info),
-            "stats": {k: getattr(s, k) for k in ("min", "max", "mean", "median", "stddev", "rounds")},
-        })  # fmt: skip
-    return rows
+    keys = ("min", "max", "mean", "median", "stddev", "rounds")
+    return [
+        {
+            "name": bench.name,
+            "group": bench.group,
+            "extra_info": dict(bench.extra_info),
+            "stats": {k: getattr(bench.stats, k) for k in keys},
+        }
+        for bench in bs.benchmarks
+    ]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
