@@ -1,4 +1,5 @@
 """`ryot stage3a ...`: train the Stage 3a arms, judge them, print the seed plan's tables.
+`ryot report RUN_DIR`: render a run folder's HTML report again, without training.
 
 Exit codes: 0 GO (or a single arm trained fine), 1 INVESTIGATE, 2 usage or config error,
 3 DEBUG (crash, divergence, an optimization with no effect).
@@ -54,7 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION",
         help="build each arm's optimization stack with this function (to validate your own)",
     )
+    report = sub.add_parser("report", help="render DIR/report.html again from DIR/comparison.json")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument(
+        "--history", type=Path, action="append", default=[], metavar="RUN_DIR",
+        help="an earlier run folder for the history trend (repeatable; siblings are found too)",
+    )  # fmt: skip
     return parser
+
+
+def report(args: argparse.Namespace) -> int:
+    from ryot.report.html import ReportError, render_run_dir
+
+    try:
+        path = render_run_dir(args.run_dir, args.history)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(to_encoding(f"Report: {path}", getattr(sys.stdout, "encoding", None)))
+    return 0
 
 
 def parse_arms(text: str) -> list[str]:
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else argv
-        return run(args)
+        return report(args) if args.command == "report" else run(args)
     except (UsageError, ConfigError) as exc:
         message = f"ryot: error: {exc}"
         print(to_encoding(message, getattr(sys.stderr, "encoding", None)), file=sys.stderr)

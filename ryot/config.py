@@ -53,13 +53,13 @@ class ModelConfig:
     num_layers: int = _checked(4, _positive())
     ff_dim: int = _checked(1024, _positive())
     max_seq_len: int = _checked(128, (lambda v: v >= 2, "must be >= 2"))
-    dropout: float = _checked(0.1, _fraction_open())
+    dropout: float = _checked(0.0, _fraction_open())
 
 
 @dataclass(frozen=True)
 class DataConfig:
     num_train_samples: int = _checked(1600, _positive())
-    num_val_samples: int = _checked(256, _positive())
+    num_val_samples: int = _checked(128, _positive())
     branching: int = _checked(16, _positive())
     zipf_exponent: float = _checked(1.1, (lambda v: 0 <= v <= 4, "must be in [0, 4]"))
     seed: int = 42

@@ -104,7 +104,9 @@ def judge(measured: dict[str, Any], c: CriteriaConfig) -> list[CriterionResult]:
         mem["optimized"], " MiB", None, None,
         passed=mem["optimized"] is not None and mem["optimized"] < c.max_peak_memory_mb,
         critical=False,
-        detail=f"baseline peak {mem['baseline']:.0f} MiB; {mem['method']}."
+        detail=f"baseline peak {mem['baseline']:.0f} MiB; {mem['method']}"
+        + (f"; optimized peak RSS {mem['optimized_rss']:.0f} MiB (with allocator retention)"
+           if mem.get("optimized_rss") is not None else "") + "."
         if mem["baseline"] is not None else mem["method"],
     ))  # fmt: skip
     enc = measured["encoding"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,18 +40,67 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
+def _glibc_mallinfo2():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn = libc.mallinfo2  # glibc >= 2.33
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    return fn
+
+
+class _LiveHeapSampler(threading.Thread):
+    """Samples the bytes malloc has handed out and not taken back (all arenas plus mmapped
+    blocks), every few milliseconds, and keeps the maximum. mallinfo2 costs about a microsecond.
+    """
+
+    def __init__(self, mallinfo2, interval_s: float = 0.005):
+        super().__init__(daemon=True, name="ryot-heap-sampler")
+        self.mallinfo2 = mallinfo2
+        self.interval_s = interval_s
+        self.peak = self.start_bytes = self.live()
+        self._stop_event = threading.Event()
+
+    def live(self) -> int:
+        info = self.mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            self.peak = max(self.peak, self.live())
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        self.peak = max(self.peak, self.live())
+        return self.peak - self.start_bytes
+
+
 class PeakMemory:
     """Peak memory of one arm, in MiB above the level at start().
 
-    CUDA: max_memory_allocated. CPU on Linux: the process's high-water RSS (VmHWM), reset at
-    start() through /proc/self/clear_refs so that a second arm in the same process is measured
-    on its own. Elsewhere: ru_maxrss, exact only for the first arm of a process (`method` says).
+    CUDA: max_memory_allocated (live tensor bytes). CPU with glibc: the peak of live heap bytes
+    (mallinfo2, sampled every 5 ms), the CPU analogue of max_memory_allocated. Peak RSS is
+    also recorded (`rss_peak_mib`), but it counts what the allocator keeps after tensors are
+    freed, which grows with every new tensor shape, so it is reported, not judged. Without
+    glibc the RSS peak is all there is, and `method` says so.
     """
 
     def __init__(self, device: torch.device):
         self.device = device
         self.start_mib = 0.0
+        self.rss_start_mib: float | None = None
         self.method = ""
+        self._sampler: _LiveHeapSampler | None = None
 
     def start(self) -> None:
         if self.device.type == "cuda":
@@ -60,22 +111,35 @@ class PeakMemory:
         rss = _status_kib("VmRSS")
         try:
             _CLEAR_REFS.write_text("5", encoding="ascii")  # resets VmHWM to the current RSS
-            reset = True
+            self.rss_start_mib = rss / 1024 if rss is not None else None
         except OSError:
-            reset = False
-        if rss is not None and reset:
-            self.start_mib = rss / 1024
+            self.rss_start_mib = None
+        mallinfo2 = _glibc_mallinfo2()
+        if mallinfo2 is not None:
+            self._sampler = _LiveHeapSampler(mallinfo2)
+            self._sampler.start()
+            self.method = "peak live heap bytes (glibc mallinfo2, sampled every 5 ms)"
+        elif self.rss_start_mib is not None:
             self.method = "peak RSS (VmHWM) above arm start"
         else:
             self.start_mib = self._ru_maxrss_mib()
             self.method = "ru_maxrss above arm start (first arm of a process only)"
 
+    def rss_peak_mib(self) -> float | None:
+        hwm = _status_kib("VmHWM")
+        if self.rss_start_mib is None or hwm is None:
+            return None
+        return max(0.0, hwm / 1024 - self.rss_start_mib)
+
     def peak_mib(self) -> float:
+        """Stops sampling: call once, at the end of the arm."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20 - self.start_mib
-        hwm = _status_kib("VmHWM") if self.method.startswith("peak RSS") else None
-        peak = hwm / 1024 if hwm is not None else self._ru_maxrss_mib()
-        return max(0.0, peak - self.start_mib)
+        if self._sampler is not None:
+            return max(0.0, self._sampler.stop() / 2**20)
+        if self.rss_start_mib is not None:
+            return self.rss_peak_mib() or 0.0
+        return max(0.0, self._ru_maxrss_mib() - self.start_mib)
 
     @staticmethod
     def _ru_maxrss_mib() -> float:

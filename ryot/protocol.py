@@ -294,6 +294,11 @@ def measurements(config: Config, records: list[RunRecord], artifacts_ok: list[st
         return max(values) if values else None
 
     methods = {rec.result.memory_method for rec in records if rec.result is not None}
+    rss = [
+        rec.result.peak_rss_mb
+        for rec in records
+        if rec.job.arm == "optimized" and rec.result and rec.result.peak_rss_mb is not None
+    ]
 
     no_effect = []
     for rec in records:
@@ -335,6 +340,7 @@ def measurements(config: Config, records: list[RunRecord], artifacts_ok: list[st
         "memory": {
             "baseline": peak("baseline"),
             "optimized": peak("optimized"),
+            "optimized_rss": max(rss) if rss else None,
             "method": ", ".join(sorted(methods)) or "n/a",
         },  # fmt: skip
         "encoding": {"problems": enc_problems, "summary": summary},
@@ -366,6 +372,9 @@ def summarize_arm(results: list[ArmResult]) -> dict[str, Any] | None:
         ),
         "setup_time": med(r.setup_time_s for r in results),
         "peak_memory_mb": max(r.peak_memory_mb for r in results),
+        "peak_rss_mb": max(
+            (r.peak_rss_mb for r in results if r.peak_rss_mb is not None), default=None
+        ),  # fmt: skip
         "runs": len(results),
     }
 

@@ -238,6 +238,8 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
     console.line(f"Validation loss: {r.val_loss:.4f} (entropy floor {r.entropy_floor:.4f})")
     console.line(f"Average throughput: {tokens / r.train_time_s:,.0f} tok/s")
     console.line(f"Peak memory: {r.peak_memory_mb:.0f} MiB ({r.memory_method})")
+    if r.peak_rss_mb is not None:
+        console.line(f"Peak RSS: {r.peak_rss_mb:.0f} MiB (includes memory the allocator keeps)")
 
 
 def _fmt(x, spec=".2f"):

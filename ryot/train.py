@@ -20,7 +20,7 @@ from ryot.model import ScaledTransformerModel, lm_loss
 from ryot.optim.base import Optimization
 from ryot.optim.probe import StepProbe
 
-EVAL_BATCH_SIZE = 32
+EVAL_BATCH_SIZE = 16
 
 
 @dataclass
@@ -52,6 +52,7 @@ class ArmResult:
     checkpoint_time_s: float = 0.0
     val_loss: float | None = None
     peak_memory_mb: float = 0.0
+    peak_rss_mb: float | None = None  # reported beside peak_memory_mb, see ryot.measure
     memory_method: str = ""
     diverged: bool = False
     divergence: str | None = None
@@ -193,6 +194,7 @@ class Trainer:
             evaluated = time.perf_counter()
             result.val_loss = self.evaluate(model)
             result.eval_time_s = time.perf_counter() - evaluated
+        result.peak_rss_mb = memory.rss_peak_mib()
         result.peak_memory_mb = memory.peak_mib()
         result.memory_method = memory.method
         self._collect_evidence(model, optimizer, result)
