@@ -1,0 +1,453 @@
+"""The template's context: small functions, each one section of the page, already formatted.
+
+Every number is computed and formatted here (and in the modules it calls), so the template
+only lays values out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from markupsafe import Markup
+
+from ryot.report.charts import (
+    ablation_chart,
+    history_chart,
+    loss_chart,
+    speedup_chart,
+    step_time_chart,
+)
+from ryot.report.evidence import evidence_context
+from ryot.report.fields import arm_names, as_dict, as_list, get_path, is_num, last_run
+from ryot.report.formatting import (
+    NA,
+    fmt,
+    fmt_created,
+    fmt_criterion_value,
+    fmt_duration,
+    fmt_frac_pct,
+    fmt_int,
+    fmt_loss,
+    fmt_loss_delta,
+    fmt_pct,
+    fmt_seconds,
+    to_percent,
+)
+
+CRITERION_TEST = "validation/test_stage3a.py::test_criterion[{id}]"
+NOT_UNDER_PYTEST = "not run under pytest"
+STATUS_CLASS = {"GO": "go", "INVESTIGATE": "investigate", "DEBUG": "debug"}
+
+
+def _reason(row: dict) -> str:
+    """One failed criterion in words: what was measured (with its CI) and what it needed."""
+    cid, unit = str(row.get("id", "")), str(row.get("unit", ""))
+    text = f"{row.get('name', cid)}{' (critical)' if row.get('critical') else ''}: measured "
+    text += fmt_criterion_value(row.get("measured"), unit, cid)
+    if is_num(row.get("ci_low")) and is_num(row.get("ci_high")):
+        text += (
+            f" (CI [{fmt_criterion_value(row['ci_low'], unit, cid)}, "
+            f"{fmt_criterion_value(row['ci_high'], unit, cid)}])"
+        )
+    return f"{text}, needs {row.get('threshold', NA)}"
+
+
+def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, str, str]]:
+    """The key numbers under the banner: (label, value, small print)."""
+    ci = as_dict(c.get("confidence_intervals"))
+    if not ci:
+        return []
+    level = fmt(to_percent(get_path(ci, "speedup", "level")), ".0f")
+
+    def estimate(label: str, key: str, show: Callable[[Any], str]) -> tuple[str, str, str]:
+        e = as_dict(ci.get(key))
+        return (
+            label,
+            show(e.get("median")),
+            f"{level}% CI [{show(e.get('low'))}, {show(e.get('high'))}]",
+        )
+
+    noise = as_dict(c.get("noise"))
+    return [
+        estimate("Speedup", "speedup", fmt_frac_pct),
+        estimate("Throughput", "throughput", fmt_frac_pct),
+        estimate("Val loss delta", "loss_delta", fmt_loss_delta),
+        (
+            "A/A noise",
+            fmt_frac_pct(noise.get("aa"), signed=False),
+            f"{len(as_list(noise.get('baseline_times')))} baseline runs",
+        ),
+        (
+            "Criteria passed",
+            f"{len(rows) - len(failed)} / {len(rows)}",
+            f"{sum(bool(r.get('critical')) for r in failed)} critical failed",
+        ),
+    ]
+
+
+def banner_context(c: dict) -> dict[str, Any]:
+    env = as_dict(c.get("environment"))
+    verdict = c.get("verdict") if isinstance(c.get("verdict"), dict) else None
+    rows = [r for r in as_list(c.get("criteria")) if isinstance(r, dict)]
+    failed = [r for r in rows if not r.get("passed")]
+    if failed:
+        why = f"{len(failed)} of {len(rows)} criteria failed:"
+    else:
+        why = f"All {len(rows)} criteria passed." if rows else None
+    hardware = str(env.get("gpu") or env.get("cpu") or NA)
+    if env.get("gpu") and env.get("cpu"):
+        hardware += f" (CPU {env['cpu']})"
+    banner = {
+        "why": why,
+        "reasons": [_reason(r) for r in sorted(failed, key=lambda r: not r.get("critical"))],
+        "headline": _headline(c, rows, failed),
+        "created": fmt_created(c.get("created")),
+        "device": str(env.get("device") or NA),
+        "hardware": hardware,
+        "config_name": str(c.get("config_name", NA)),
+        "model": str(c.get("model", NA)),
+        "num_parameters": fmt_int(c.get("num_parameters")),
+    }
+    if verdict is None:
+        arms = ", ".join(arm_names(c)) or "no runs"
+        return {
+            **banner,
+            "status": "NO VERDICT",
+            "css": "none",
+            "decision": None,
+            "scenario": None,
+            "exit_code": None,
+            "no_verdict": f"No verdict: this was a single-arm run ({arms}), so there is no "
+            "baseline/optimized pair to judge.",
+        }
+    return {
+        **banner,
+        "status": str(verdict.get("status", NA)),
+        "css": STATUS_CLASS.get(verdict.get("status"), "none"),
+        "decision": str(verdict.get("decision", NA)),
+        "scenario": str(verdict.get("scenario", NA)),
+        "exit_code": str(verdict.get("exit_code", NA)),
+        "no_verdict": None,
+    }
+
+
+def _criterion_test(tests: Any, criterion_id: str) -> tuple[str, str]:
+    nodeid = CRITERION_TEST.format(id=criterion_id)
+    if not isinstance(tests, dict):
+        return nodeid, NOT_UNDER_PYTEST
+    if nodeid in tests:
+        return nodeid, str(tests[nodeid])
+    for key, outcome in tests.items():
+        if str(key).endswith(nodeid.split("/", 1)[1]):
+            return str(key), str(outcome)
+    return nodeid, "not collected"
+
+
+TEST_CSS = {"passed": "pass", "failed": "fail", "error": "fail"}
+
+
+def _criterion_row(r: dict, tests: Any) -> dict[str, Any]:
+    cid, unit = str(r.get("id", "")), str(r.get("unit", ""))
+    ci = NA
+    if is_num(r.get("ci_low")) and is_num(r.get("ci_high")):
+        low = fmt_criterion_value(r["ci_low"], unit, cid)
+        ci = f"[{low}, {fmt_criterion_value(r['ci_high'], unit, cid)}]"
+    nodeid, outcome = _criterion_test(tests, cid)
+    return {
+        "id": cid,
+        "name": str(r.get("name", cid)),
+        "threshold": str(r.get("threshold", NA)),
+        "measured": fmt_criterion_value(r.get("measured"), unit, cid),
+        "ci": ci,
+        "passed": bool(r.get("passed")),
+        "critical": bool(r.get("critical")),
+        "detail": str(r.get("detail", "")),
+        "test_id": nodeid,
+        "test_outcome": outcome,
+        "test_css": TEST_CSS.get(outcome, "muted"),
+    }
+
+
+def criteria_context(c: dict) -> dict[str, Any]:
+    tests = c.get("tests")
+    rows = [_criterion_row(r, tests) for r in as_list(c.get("criteria")) if isinstance(r, dict)]
+    level = get_path(c, "confidence_intervals", "speedup", "level")
+    if not is_num(level):
+        level = get_path(c, "config", "measurement", "confidence")
+    summary, other_tests = None, []
+    if isinstance(tests, dict):
+        counts: dict[str, int] = {}
+        for outcome in tests.values():
+            counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no tests"
+        shown = {r["test_id"] for r in rows}
+        other_tests = [
+            (str(k), str(v), TEST_CSS.get(str(v), "muted"))
+            for k, v in tests.items()
+            if k not in shown
+        ]
+    return {
+        "rows": rows,
+        "ci_label": f"{fmt(to_percent(level), '.0f')}% CI",
+        "tests_summary": summary,
+        "other_tests": other_tests,
+    }
+
+
+def charts_context(c: dict) -> dict[str, Any]:
+    ablation_off = not get_path(c, "config", "measurement", "ablation")
+    return {
+        "loss": loss_chart(c),
+        "step_times": step_time_chart(c),
+        "speedup": speedup_chart(c),
+        "ablation": ablation_chart(c),
+        "ablation_note": "ablation not run (measurement.ablation: false)"
+        if ablation_off
+        else "ablation enabled, but no ablation run finished",
+        "aa_detail": str(get_path(c, "noise", "detail") or ""),
+    }
+
+
+def epoch_tables(c: dict) -> list[dict[str, Any]]:
+    tables = []
+    for arm in arm_names(c):
+        run = last_run(c, arm)
+        if run is None:
+            tables.append({"arm": arm, "caption": "no completed run of this arm", "rows": []})
+            continue
+        res = run["result"]
+        rows = [
+            {
+                "epoch": str(e.get("epoch", NA)),
+                "loss": fmt_loss(e.get("mean_loss")),
+                "time": fmt(e.get("time_s"), ".2f"),
+                "throughput": fmt_int(e.get("tokens_per_s")),
+                "ok": e.get("status") == "ok",
+                "status": str(e.get("status", NA)),
+            }
+            for e in as_list(res.get("epochs"))
+            if isinstance(e, dict)
+        ]
+        tables.append(
+            {
+                "arm": arm,
+                "caption": f"run {run.get('index', NA)}, seed {run.get('seed', NA)}, "
+                f"{run.get('role', NA)}",
+                "rows": rows,
+                "total_time": fmt_seconds(res.get("total_time_s")),
+                "setup_time": fmt_seconds(res.get("setup_time_s")),
+                "val_loss": fmt_loss(res.get("val_loss")),
+                "peak_memory": fmt(res.get("peak_memory_mb"), ".1f", " MiB"),
+                "divergence": res.get("divergence") if res.get("diverged") else None,
+            }
+        )
+    return tables
+
+
+def _change(base: Any, opt: Any, lower_is_better: bool = True) -> str:
+    if not (is_num(base) and is_num(opt)) or base == 0:
+        return NA
+    diff = base - opt if lower_is_better else opt - base
+    return f"{diff:+.2f} ({100.0 * diff / base:+.1f}%)"
+
+
+def _delta(base: Any, opt: Any) -> float | None:
+    return opt - base if is_num(base) and is_num(opt) else None
+
+
+# The seed plan's comparison table: (metric, summary key, value format, improvement rule).
+COMPARISON_ROWS: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
+    ("Total training time (s)", "total_time", fmt, "lower"),
+    ("Average epoch time (s)", "avg_epoch_time", fmt, "lower"),
+    ("Final loss value", "final_loss", fmt_loss, "delta"),
+    ("Validation loss", "val_loss", fmt_loss, "comparison"),
+    ("Average throughput (tok/s)", "throughput", fmt_int, "higher"),
+    ("Samples/second", "samples_per_s", fmt, "higher"),
+    ("Peak memory (MiB)", "peak_memory_mb", lambda x: fmt(x, ".1f"), "lower"),
+)
+
+
+def comparison_table(c: dict) -> dict[str, Any] | None:
+    b, o = c.get("baseline"), c.get("optimized")
+    if not isinstance(b, dict) or not isinstance(o, dict):
+        return None
+    rows = []
+    for label, key, show, rule in COMPARISON_ROWS:
+        base, opt = b.get(key), o.get(key)
+        if rule == "delta":
+            change = fmt_loss_delta(_delta(base, opt))
+        elif rule == "comparison":  # the judged paired median, as in the console table
+            change = fmt_loss_delta(get_path(c, "comparison", "loss_delta"))
+        else:
+            change = _change(base, opt, lower_is_better=rule == "lower")
+        rows.append((label, show(base), show(opt), change))
+    return {
+        "rows": rows,
+        "note": f"medians over {b.get('runs', NA)} interleaved pairs; times are end-to-end "
+        "(setup included); improvement = absolute (relative), positive is better",
+    }
+
+
+def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
+    env = as_dict(c.get("environment"))
+    cfg = as_dict(c.get("config"))
+    training, data = as_dict(cfg.get("training")), as_dict(cfg.get("data"))
+    rows = [
+        ("Python", env.get("python")),
+        ("PyTorch", env.get("torch")),
+        ("Platform", env.get("platform")),
+        ("Device", env.get("device")),
+        ("CPU", env.get("cpu")),
+        ("GPU", env.get("gpu")),
+        ("CPU count", env.get("cpu_count")),
+        ("Threads (parent process)", env.get("threads")),
+        ("Threads (training, 0 = torch default)", training.get("threads")),
+        ("Training seed (config)", training.get("seed")),
+        ("Data seed", data.get("seed")),
+        ("Parameters", fmt_int(c.get("num_parameters"))),
+        ("Entropy floor (nats)", fmt_loss(c.get("entropy_floor"))),
+        ("Schema version", c.get("schema_version")),
+        ("Created", fmt_created(c.get("created"))),
+    ]
+    runs = []
+    for r in as_list(c.get("runs")):
+        if not isinstance(r, dict):
+            continue
+        res = as_dict(r.get("result"))
+        stem = f"runs/{int(r['index']):02d}-{r.get('arm')}" if is_num(r.get("index")) else None
+        runs.append(
+            {
+                "index": str(r.get("index", NA)),
+                "arm": str(r.get("arm", NA)),
+                "role": str(r.get("role", NA)),
+                "repeat": str(r.get("repeat", NA)),
+                "seed": str(r.get("seed", NA)),
+                "encoding": str(r.get("console_encoding", NA)),
+                "exit_code": str(r.get("exit_code", NA)),
+                "ok": r.get("exit_code") == 0 and bool(res),
+                "total_time": fmt(res.get("total_time_s"), ".2f"),
+                "wall": fmt(r.get("wall_s"), ".2f"),
+                "val_loss": fmt_loss(res.get("val_loss")),
+                "peak_memory": fmt(res.get("peak_memory_mb"), ".1f"),
+                "error": str(r.get("error") or ""),
+                "console": f"{stem}.console.txt" if stem else None,
+                "result": f"{stem}.result.json" if stem else None,
+            }
+        )
+    return {
+        "rows": [(k, NA if v is None or v == "" else str(v)) for k, v in rows],
+        "command": str(c.get("command") or NA),
+        "config_path": str(c.get("config_path") or NA),
+        "config_yaml": yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True, width=100)
+        if cfg
+        else NA,
+        "links": list(links.items()),
+        "runs": runs,
+    }
+
+
+def _history_point(c: dict, current: bool, source: Any) -> dict[str, Any]:
+    ci = as_dict(c.get("confidence_intervals"))
+    speedup = get_path(c, "comparison", "speedup_percent")
+    status = get_path(c, "verdict", "status")
+    return {
+        "created": fmt_created(c.get("created")),
+        "config": str(c.get("config_name", NA)),
+        "status": str(status) if status else "no verdict",
+        "css": STATUS_CLASS.get(status, "none"),
+        "speedup": speedup if is_num(speedup) else to_percent(get_path(ci, "speedup", "median")),
+        "speedup_low": to_percent(get_path(ci, "speedup", "low")),
+        "speedup_high": to_percent(get_path(ci, "speedup", "high")),
+        "loss_delta": get_path(c, "comparison", "loss_delta"),
+        "loss_delta_low": get_path(ci, "loss_delta", "low"),
+        "loss_delta_high": get_path(ci, "loss_delta", "high"),
+        "aa": to_percent(get_path(c, "noise", "aa")),
+        "current": current,
+        "source": str(source) if source else None,
+    }
+
+
+def history_context(c: dict, history: Sequence[dict] | None) -> dict[str, Any] | None:
+    """Earlier runs and this one, oldest first. A history entry's optional "_source" key (set
+    by render_run_dir) is the relative path of its comparison.json, shown as a link."""
+    others = [h for h in (history or []) if isinstance(h, dict)]
+    if not others:
+        return None
+    entries = [(h, _history_point(h, False, h.get("_source"))) for h in others]
+    entries.append((c, _history_point(c, True, None)))
+    entries.sort(key=lambda e: str(e[0].get("created") or ""))  # stable: ties keep order
+    rows = [
+        {
+            **p,
+            "speedup_text": fmt_pct(p["speedup"]),
+            "loss_text": fmt_loss_delta(p["loss_delta"]),
+            "aa_text": fmt_pct(p["aa"], signed=False),
+        }
+        for _, p in entries
+    ]
+    return {"chart": history_chart([p for _, p in entries]), "rows": rows, "count": len(others)}
+
+
+def benchmarks_context(c: dict) -> list[dict[str, str]] | None:
+    bench = c.get("benchmarks")
+    if not isinstance(bench, list):
+        return None
+    rows = []
+    for b in bench:
+        if not isinstance(b, dict):
+            continue
+        s = as_dict(b.get("stats"))
+        extra = as_dict(b.get("extra_info"))
+        rows.append(
+            {
+                "name": str(b.get("name", NA)),
+                "group": str(b.get("group") or ""),
+                "extra": ", ".join(
+                    f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in extra.items()
+                ),
+                **{k: fmt_duration(s.get(k)) for k in ("min", "max", "mean", "median", "stddev")},
+                "rounds": fmt_int(s.get("rounds")),
+            }
+        )
+    return rows
+
+
+DEFAULT_LINKS = {
+    "comparison.json": "comparison.json",
+    "monitor.log": "monitor.log",
+    "checkpoints/": "checkpoints/",
+}
+
+
+def _css() -> str:
+    return (
+        resources.files("ryot.report")
+        .joinpath("templates", "report.css")
+        .read_text(encoding="utf-8")
+    )
+
+
+def build_context(
+    comparison: dict, history: Sequence[dict] | None = None, links: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Every value the template shows, already formatted."""
+    c = comparison
+    links = dict(DEFAULT_LINKS if links is None else links)
+    banner = banner_context(c)
+    return {
+        "title": f"Ryot Stage 3a: {banner['status']} ({banner['config_name']})",
+        "css": Markup(_css()),  # our own stylesheet, shipped in the package
+        "banner": banner,
+        "criteria": criteria_context(c),
+        "charts": charts_context(c),
+        "epoch_tables": epoch_tables(c),
+        "comparison": comparison_table(c),
+        "evidence": evidence_context(c),
+        "environment": environment_context(c, links),
+        "history": history_context(c, history),
+        "benchmarks": benchmarks_context(c),
+    }

@@ -1,0 +1,182 @@
+"""The evidence section: each optimization's settings, effect and measurements in words."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from ryot.report.fields import arm_sort_key, as_dict, as_list, is_num, result_runs
+from ryot.report.formatting import NA, fmt, fmt_int, fmt_ms, fmt_seconds
+
+
+def _median(values: Sequence[float]) -> float | None:
+    vals = [v for v in values if is_num(v)]
+    return statistics.median(vals) if vals else None
+
+
+def _arm_step_median(c: dict, arm: str) -> float | None:
+    runs = [r for r in result_runs(c) if r.get("arm") == arm]
+    return _median([t for r in runs for t in as_list(r["result"].get("step_times"))])
+
+
+def _short(values: Any) -> str:
+    if isinstance(values, list):
+        return ", ".join(str(v) for v in values) if values else "(none)"
+    return NA if values is None else str(values)
+
+
+Rows = list[tuple[str, str]]
+
+
+def _compression_rows(m: dict) -> Rows:
+    rows = []
+    if "flops_per_step" in m or "baseline_flops_per_step" in m:
+        arm, base = m.pop("flops_per_step", None), m.pop("baseline_flops_per_step", None)
+        rows.append(("FLOPs per step", f"{fmt_int(arm)} vs baseline {fmt_int(base)}"))
+    if "flops_ratio" in m:
+        rows.append(("FLOPs ratio (arm / baseline)", fmt(m.pop("flops_ratio"), ".4f")))
+    if "kept_fraction_per_layer" in m:
+        kept = as_dict(m.pop("kept_fraction_per_layer"))
+        text = ", ".join(f"layer {k}: {fmt(v, '.4f')}" for k, v in kept.items())
+        rows.append(("Kept fraction per layer", text or "(none)"))
+    return rows
+
+
+def _scaling_rows(m: dict) -> Rows:
+    rows = []
+    if "tokens_per_step" in m:
+        tokens = [t for t in as_list(m.pop("tokens_per_step")) if is_num(t)]
+        if tokens:
+            summary = (
+                f"{len(tokens)} steps: min {fmt_int(min(tokens))}, median "
+                f"{fmt_int(statistics.median(tokens))}, max {fmt_int(max(tokens))}, "
+                f"total {fmt_int(sum(tokens))}"
+            )
+            rows.append(("Tokens per step", summary))
+    if "full_tokens_per_step" in m:
+        rows.append(("Full tokens per step", fmt_int(m.pop("full_tokens_per_step"))))
+    if "tokens_fraction" in m:
+        rows.append(("Tokens fed (fraction of full)", fmt(m.pop("tokens_fraction"), ".4f")))
+    if "schedule" in m:
+        changes = [s for s in as_list(m.pop("schedule")) if isinstance(s, list) and len(s) == 2]
+        text = "; ".join(f"from step {step}: length {length}" for step, length in changes)
+        rows.append(("Length schedule", text or "(none)"))
+    return rows
+
+
+def _kernel_rows(m: dict) -> Rows:
+    rows = []
+    for key, label in (("attention_ops", "Attention ops"), ("matmul_dtypes", "Matmul dtypes")):
+        ref_key = f"reference_{key}"
+        if key not in m and ref_key not in m:
+            continue
+        arm, ref = m.pop(key, None), m.pop(ref_key, None)
+        rows.append((label, _short(arm) + (" (same as reference)" if arm == ref else "")))
+        rows.append((f"{label} (reference)", _short(ref)))
+        if isinstance(arm, list) and isinstance(ref, list) and arm != ref:
+            added = ", ".join(str(x) for x in arm if x not in ref)
+            removed = ", ".join(str(x) for x in ref if x not in arm)
+            parts = [f"added {added}" if added else "", f"removed {removed}" if removed else ""]
+            rows.append((f"{label}: change", "; ".join(p for p in parts if p) or "reordered"))
+    if "optimizer_fused" in m:
+        rows.append(("Fused optimizer", "yes" if m.pop("optimizer_fused") else "no"))
+    return rows
+
+
+def _compile_rows(c: dict, arm: str, m: dict) -> Rows:
+    rows = []
+    for key, label in (
+        ("frames_compiled", "Compiled graphs"),
+        ("recompiles", "Recompiles"),
+        ("graph_breaks", "Graph breaks"),
+    ):
+        if key in m:
+            rows.append((label, fmt_int(m.pop(key))))
+    if "compile_seconds" not in m:
+        return rows
+    secs = m.pop("compile_seconds")
+    rows.append(("Compile time", fmt_seconds(secs)))
+    # Compiling pays for itself after compile_seconds / (time saved per step) steps.
+    base, opt = _arm_step_median(c, "baseline"), _arm_step_median(c, arm)
+    if not is_num(secs) or base is None or opt is None:
+        pays = NA
+    elif base - opt > 0:
+        pays = (
+            f"after {fmt_int(math.ceil(secs / (base - opt)))} steps ({fmt_seconds(secs)} / "
+            f"({fmt_ms(base)} - {fmt_ms(opt)}) saved per step, median step times)"
+        )
+    else:
+        pays = f"never at this step time (median step {fmt_ms(opt)} vs baseline {fmt_ms(base)})"
+    rows.append(("Compiling pays for itself", pays))
+    return rows
+
+
+def _measurement_rows(c: dict, arm: str, item: dict) -> Rows:
+    """Known measurements in words; any other measurement as compact JSON."""
+    m = dict(as_dict(item.get("measurements")))
+    rows = _compression_rows(m) + _scaling_rows(m) + _kernel_rows(m) + _compile_rows(c, arm, m)
+    return rows + [(str(k), json.dumps(v, ensure_ascii=False)) for k, v in m.items()]
+
+
+def _evidence_card(c: dict, arm: str, item: dict) -> dict[str, Any]:
+    findings = [
+        {
+            "kind": str(f.get("kind", "")),
+            "detail": str(f.get("detail", "")),
+            "bad": f.get("kind") == "NoEffect",
+        }
+        for f in as_list(item.get("findings"))
+        if isinstance(f, dict)
+    ]
+    return {
+        "arm": arm,
+        "name": str(item.get("name", NA)),
+        "enabled": bool(item.get("enabled")),
+        "effective": bool(item.get("effective")),
+        "settings": ", ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}"
+            for k, v in as_dict(item.get("settings")).items()
+        )
+        or "(none)",
+        "applied": [str(a) for a in as_list(item.get("applied"))],
+        "skipped": [
+            {"what": str(s.get("what", "")), "why": str(s.get("why", ""))}
+            for s in as_list(item.get("skipped"))
+            if isinstance(s, dict)
+        ],
+        "measurements": _measurement_rows(c, arm, item),
+        "findings": findings,
+    }
+
+
+def evidence_context(c: dict) -> list[dict[str, Any]]:
+    """The optimized arm's optimizations, then every other arm's (the ablation arms)."""
+    evidence = as_dict(c.get("evidence"))
+    arms = [a for a in sorted(evidence, key=arm_sort_key) if a != "baseline"]
+    groups = []
+    for title, note, members in (
+        ("optimized arm", "all optimizations together", [a for a in arms if a == "optimized"]),
+        ("ablation arms", "each optimization alone", [a for a in arms if a != "optimized"]),
+    ):
+        if not members:
+            continue
+        cards = [
+            _evidence_card(c, arm, item)
+            for arm in members
+            for item in as_list(evidence.get(arm))
+            if isinstance(item, dict)
+        ]
+        empty = [a for a in members if not any(x["enabled"] for x in cards if x["arm"] == a)]
+        groups.append(
+            {
+                "title": title,
+                "note": note,
+                "cards": cards,
+                "show_arm": title != "optimized arm",
+                "none_enabled": [f"No optimization is enabled in the {a} arm." for a in empty],
+            }
+        )
+    return groups

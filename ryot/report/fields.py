@@ -1,0 +1,52 @@
+"""Reading comparison.json tolerantly: any field may be missing, null or of another type.
+
+The report is rendered from files written by older or failed runs too, so every access goes
+through these helpers instead of indexing; and the arms and runs every section lists.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+ARM_ORDER = ("baseline", "optimized", "kernel", "compression", "scaling")
+
+
+def is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def get_path(d: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def as_list(x: Any) -> list:
+    return x if isinstance(x, list) else []
+
+
+def as_dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def arm_sort_key(arm: str) -> tuple[int, str]:
+    return (ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER), arm)
+
+
+def result_runs(comparison: dict) -> list[dict]:
+    """Runs that produced a result (any role)."""
+    runs = as_list(comparison.get("runs"))
+    return [r for r in runs if isinstance(r, dict) and isinstance(r.get("result"), dict)]
+
+
+def last_run(comparison: dict, arm: str) -> dict | None:
+    found = [r for r in result_runs(comparison) if r.get("arm") == arm]
+    return found[-1] if found else None
+
+
+def arm_names(comparison: dict) -> list[str]:
+    arms = {r.get("arm") for r in as_list(comparison.get("runs")) if isinstance(r, dict)}
+    return sorted((a for a in arms if isinstance(a, str)), key=arm_sort_key)

@@ -1,0 +1,96 @@
+"""Numbers in words: one formatting rule per kind of quantity, "n/a" for null."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ryot.report.fields import is_num
+
+NA = "n/a"
+
+
+def fmt(x: Any, spec: str = ".2f", suffix: str = "") -> str:
+    """`x` formatted with `spec`, or n/a for null/non-numbers. Never prints "-0.0"."""
+    if not is_num(x):
+        return NA
+    text = format(x, spec)
+    if text[:1] == "-" and text[1:].strip("0.,") == "":  # a negative value that rounds to 0
+        text = ("+" if "+" in spec else "") + text[1:]
+    return text + suffix
+
+
+def fmt_seconds(x: Any) -> str:
+    return fmt(x, ".2f", " s")
+
+
+def fmt_loss(x: Any) -> str:
+    return fmt(x, ".4f")
+
+
+def fmt_loss_delta(x: Any) -> str:
+    return fmt(x, "+.4f")
+
+
+def fmt_pct(x: Any, signed: bool = True) -> str:
+    """A percentage (already x100) with 1 decimal."""
+    return fmt(x, "+.1f" if signed else ".1f", "%")
+
+
+def fmt_frac_pct(x: Any, signed: bool = True) -> str:
+    """A fraction shown as a percentage."""
+    return fmt_pct(x * 100.0 if is_num(x) else None, signed)
+
+
+def fmt_int(x: Any) -> str:
+    return fmt(x, ",.0f")
+
+
+def fmt_ms(x_seconds: Any) -> str:
+    return fmt(x_seconds * 1000.0 if is_num(x_seconds) else None, ".2f", " ms")
+
+
+def fmt_duration(x: Any) -> str:
+    """Seconds in the unit that keeps 2 decimals meaningful (benchmark timings)."""
+    if not is_num(x):
+        return NA
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f} {unit}"
+    return f"{x / 1e-9:.2f} ns"
+
+
+SIGNED_CRITERIA = {"speedup", "throughput", "loss_match"}
+
+
+def fmt_criterion_value(value: Any, unit: str, criterion_id: str = "") -> str:
+    """A criterion's measured value (or CI bound) in its own unit."""
+    if not is_num(value):
+        return NA
+    signed = criterion_id in SIGNED_CRITERIA
+    if unit == "%":
+        return fmt_pct(value, signed)
+    if unit == "":
+        return fmt(value, "+.4f" if signed else ".4f")
+    if unit.strip() == "MiB":
+        return fmt(value, ".1f", unit)
+    if float(value).is_integer():
+        return fmt(value, ".0f", unit)
+    return fmt(value, ".4g", unit)
+
+
+def fmt_created(text: Any) -> str:
+    if not isinstance(text, str) or not text:
+        return NA
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    zone = when.strftime("%z")
+    zone = "UTC" if zone in ("+0000", "") else f"UTC{zone[:3]}:{zone[3:]}"
+    return f"{when:%Y-%m-%d %H:%M:%S} {zone}"
+
+
+def to_percent(v: Any) -> float | None:
+    """A fraction (0.05) as a percentage (5.0); None for null or non-numbers."""
+    return v * 100.0 if is_num(v) else None
