@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import replace
 
@@ -13,9 +12,9 @@ from ryot.config import ModelConfig
 from ryot.model import Block, ScaledTransformerModel
 from ryot.optim import ARMS, build_stack
 from ryot.optim.compression import SemanticCompressor, TokenDropper, drop_tokens, kept_count
-from ryot.optim.kernel import KernelOptimizer
 from ryot.optim.scaling import InferenceScalingEngine, warmup_length
 from ryot.train import Trainer
+from tests.sabotage import NoOpKernel
 
 CPU = torch.device("cpu")
 
@@ -170,18 +169,6 @@ def test_kernel_level_3_compiles_once_across_warmup_lengths(smoke_config):
 
 
 # -- sabotage: a no-op in place of each optimization is reported as NoEffect ----------------
-
-
-class NoOpKernel(KernelOptimizer):
-    def prepare_model(self, model):
-        self.evidence.applied.append("(claims everything)")
-        return model
-
-    def optimizer_options(self):
-        return {}
-
-    def autocast(self):
-        return contextlib.nullcontext()
 
 
 class NoOpCompressor(SemanticCompressor):

@@ -6,33 +6,8 @@ import math
 
 import torch
 
-from ryot.optim.base import Optimization
 from ryot.train import Trainer, batch_indices
-
-
-class NaNAtStep(Optimization):
-    """Sabotage: poisons the forward pass from a given step on."""
-
-    name = "nan_at_step"
-
-    def __init__(self, device, step: int):
-        self.step = step
-        super().__init__(device)
-
-    @property
-    def enabled(self) -> bool:
-        return True
-
-    def transform_batch(self, step, inputs, targets):
-        self.current = step
-        return inputs, targets
-
-    def prepare_model(self, model):
-        def poison(module, args, output):
-            return output * float("nan") if self.current >= self.step else output
-
-        model.lm_head.register_forward_hook(poison)
-        return model
+from tests.sabotage import NaNAfter
 
 
 def test_trains_and_loss_falls(smoke_config):
@@ -57,7 +32,7 @@ def test_same_seed_same_losses(smoke_config):
 
 
 def test_nan_stops_the_arm_and_marks_it_diverged(smoke_config):
-    result = Trainer(smoke_config, stack=[NaNAtStep(torch.device("cpu"), step=4)]).run()
+    result = Trainer(smoke_config, stack=[NaNAfter(torch.device("cpu"), step=4)]).run()
     assert result.diverged
     assert "loss is nan at step 5" in result.divergence
     assert len(result.step_losses) == 5  # stopped at the first NaN
