@@ -107,7 +107,10 @@ def run_stage3a(
     resume: Path | None = None,
 ) -> Outcome:
     """Train the planned runs and judge them; writes DIR/comparison.json."""
-    repeats = config.measurement.repeats if repeats is None else repeats
+    paired = "baseline" in arms and "optimized" in arms
+    if repeats is None:
+        # Repeats exist to pair the arms; a lone arm is trained once unless asked otherwise.
+        repeats = config.measurement.repeats if paired else 1
     ablation = config.measurement.ablation and resume is None
     jobs = plan_runs(config, arms, repeats, ablation)
     console.line(
@@ -119,7 +122,6 @@ def run_stage3a(
     for arm in dict.fromkeys(j.arm for j in jobs):
         print_arm(console, arm, last_result(records, arm))
 
-    paired = "baseline" in arms and "optimized" in arms
     rows: list[crit.CriterionResult] = []
     verdict = None
     measured: dict[str, Any] = {}
