@@ -19,11 +19,12 @@ from tests.conftest import CONFIGS
 
 @pytest.fixture(scope="module")
 def config():
-    """Big enough that a step is real work (tens of ms), small enough for the unit suite."""
+    """Big enough that a step is real work (tens of ms), small enough for the unit suite; one
+    thread, because two OpenMP threads on two busy cores make step times jitter by 30%."""
     smoke = load_config(CONFIGS / "smoke.yaml")
     model = replace(smoke.model, embed_dim=128, num_heads=4, ff_dim=256, max_seq_len=64,
                     vocab_size=256, dropout=0.0)  # fmt: skip
-    training = replace(smoke.training, num_epochs=2, steps_per_epoch=5, batch_size=8, threads=0)
+    training = replace(smoke.training, num_epochs=2, steps_per_epoch=5, batch_size=8, threads=1)
     data = replace(smoke.data, num_train_samples=80, num_val_samples=16)
     return replace(smoke, model=model, training=training, data=data)
 
