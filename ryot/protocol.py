@@ -166,7 +166,12 @@ class SubprocessRunner:
             msg = json.loads(line)
         except json.JSONDecodeError:
             return
-        if msg.get("kind") == "step":
+        if msg.get("kind") == "epoch" and msg.get("mean_loss") is not None:
+            self.console.progress(
+                f"  {job.label}: epoch {msg['epoch']} done, loss {msg['mean_loss']:.4f}, "
+                f"{msg['tokens_per_s']:,.0f} tok/s"
+            )
+        elif msg.get("kind") == "step":
             self.console.progress(
                 f"  {job.label}: step {msg['step']}/{msg['total']}  loss {msg['loss']:.4f}"
             )

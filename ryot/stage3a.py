@@ -15,6 +15,7 @@ from ryot.console import BAR, FAIL, OK, WARN, Console
 from ryot.model import ScaledTransformerModel
 from ryot.protocol import (
     RunRecord,
+    SubprocessRunner,
     check_console_safe,
     execute,
     measurements,
@@ -113,11 +114,9 @@ def run_stage3a(
         repeats = config.measurement.repeats if paired else 1
     ablation = config.measurement.ablation and resume is None
     jobs = plan_runs(config, arms, repeats, ablation)
-    console.line(
-        f"Plan: {len(jobs)} runs ({', '.join(j.arm for j in jobs)}), each in a fresh process"
-        if jobs and type(runner).__name__ == "SubprocessRunner"
-        else f"Plan: {len(jobs)} runs ({', '.join(j.arm for j in jobs)})"
-    )
+    where = ", each in a fresh process" if isinstance(runner, SubprocessRunner) else ""
+    plural = "s" if len(jobs) != 1 else ""
+    console.line(f"Plan: {len(jobs)} run{plural} ({', '.join(j.arm for j in jobs)}){where}")
     records = execute(jobs, runner, out, console, resume)
     for arm in dict.fromkeys(j.arm for j in jobs):
         print_arm(console, arm, last_result(records, arm))
