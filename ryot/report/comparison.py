@@ -60,18 +60,24 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    """Write UTF-8 JSON through a temp file and a rename: readers never see half a file."""
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write UTF-8 text through a temp file and a rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_clean(data), handle, indent=2, ensure_ascii=False, allow_nan=False)
-            handle.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run artifacts are for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    """comparison.json and worker results: strict JSON (NaN and infinities become null)."""
+    text = json.dumps(_clean(data), indent=2, ensure_ascii=False, allow_nan=False)
+    write_text_atomic(text + "\n", path)
 
 
 def timestamp() -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from ryot.report.comparison import write_text_atomic
 from ryot.report.context import DEFAULT_LINKS, build_context
 
 REPORT_NAME = "report.html"
@@ -118,18 +118,6 @@ def _run_links(run_dir: Path) -> dict[str, str]:
     if (run_dir / "runs").is_dir():
         links["runs/"] = "runs/"
     return links
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_run_dir(run_dir: Path, history_dirs: list[Path] | None = None) -> Path:
