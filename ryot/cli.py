@@ -19,7 +19,7 @@ from ryot.console import FAIL, Console, to_encoding
 from ryot.model import ScaledTransformerModel
 from ryot.optim import ARMS as OPTIM_ARMS
 from ryot.protocol import SubprocessRunner
-from ryot.stage3a import run_stage3a
+from ryot.stage3a import ensure_run_dir, run_stage3a
 from ryot.train import resolve_device
 
 EXIT_USAGE, EXIT_CRASH = 2, 3
@@ -89,10 +89,7 @@ def parse_arms(text: str) -> list[str]:
 def prepare_out_dir(out: Path) -> Path:
     """Create DIR and DIR/checkpoints, and prove they are writable, before any training."""
     try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
+        ensure_run_dir(out)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
     return out

@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ import torch
 
 from ryot import stats
 from ryot.config import Config
-from ryot.console import Console, to_encoding
+from ryot.console import Console
 from ryot.optim import build_stack
 from ryot.train import ArmResult, Trainer
 
@@ -135,8 +136,6 @@ class SubprocessRunner:
             errors="replace",
         )
         stderr_lines: list[str] = []
-        import threading
-
         drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
         drain.start()
         for line in proc.stdout:
@@ -382,15 +381,3 @@ def summarize_arm(results: list[ArmResult]) -> dict[str, Any] | None:
         ),  # fmt: skip
         "runs": len(results),
     }
-
-
-def check_console_safe(text: str) -> list[str]:
-    """Problems if the transcript cannot be shown on cp1252/ascii consoles."""
-    problems = []
-    for enc in NARROW_ENCODINGS:
-        shown = to_encoding(text, enc)
-        try:
-            shown.encode(enc)
-        except UnicodeEncodeError:
-            problems.append(f"console transcript not representable in {enc}")
-    return problems

@@ -16,7 +16,6 @@ from ryot.model import ScaledTransformerModel
 from ryot.protocol import (
     RunRecord,
     SubprocessRunner,
-    check_console_safe,
     execute,
     measurements,
     plan_runs,
@@ -79,19 +78,24 @@ def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
     return table
 
 
+def ensure_run_dir(out: Path) -> None:
+    """Create DIR/checkpoints and prove DIR writable, before any training (OSError if not)."""
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    probe = out / ".write-test"
+    probe.write_text("", encoding="utf-8")
+    probe.unlink()
+
+
 def artifact_problems(out: Path) -> list[str]:
-    """Text artifacts written so far that do not read back as strict UTF-8, or cannot be shown."""
+    """Text artifacts written so far that do not read back as strict UTF-8."""
     problems = []
     for path in [out / "monitor.log", *sorted((out / "runs").glob("*.txt"))]:
         if not path.is_file():
             continue
         try:
-            text = path.read_bytes().decode("utf-8")
+            path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             problems.append(f"{path.name} is not UTF-8 (byte {exc.start})")
-            continue
-        if path.name == "monitor.log":
-            problems += check_console_safe(text)
     return problems
 
 

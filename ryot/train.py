@@ -6,6 +6,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,9 +286,7 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return total_loss, norm, fed
 
-    def _autocast(self):
-        from contextlib import ExitStack
-
+    def _autocast(self) -> ExitStack:
         stack = ExitStack()
         for opt in self.stack:
             stack.enter_context(opt.autocast())

@@ -110,3 +110,47 @@ nan_stack = _optimized_only(lambda device: [NaNAfter(device, 4)])
 def aa_stack(config, arm, device):
     """A/A: the 'optimized' arm is the baseline."""
     return []
+
+
+class HoldsMemory(Optimization):
+    """Keeps a large buffer alive for the whole arm."""
+
+    name = "holds_memory"
+
+    def __init__(self, device, mib: int):
+        self.mib = mib
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def prepare_model(self, model):
+        self.buffer = torch.ones(self.mib * 2**18)  # float32: 4 bytes each
+        return model
+
+
+class PrintsEmoji(Optimization):
+    """Prints a symbol straight to stdout, bypassing the encoding-safe console."""
+
+    name = "prints_emoji"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def prepare_model(self, model):
+        print("\u2705 optimized")
+        return model
+
+
+def noisy_baseline_stack(config, arm, device):
+    """The second baseline run is slowed down: the machine is too noisy to measure on."""
+    stack = build_stack(config, arm, device)
+    if arm == "baseline" and config.training.seed % 2 == 0:
+        stack.append(Slowdown(device, 0.1))
+    return stack
+
+
+memory_stack = _optimized_only(lambda device: [HoldsMemory(device, 300)])
+emoji_stack = _optimized_only(lambda device: [PrintsEmoji(device)])

@@ -135,6 +135,15 @@ def test_divergence_is_exit_3_debug(tmp_path, capsys):
     assert "DIVERGED" in out and "DEBUG" in out
 
 
+def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
+    args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--repeats", "1",
+            "--stack", "tests.sabotage:emoji_stack"]  # fmt: skip
+    assert cli.main(args) == 3
+    data = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))
+    failed = {c["id"] for c in data["criteria"] if not c["passed"]}
+    assert "encoding_safety" in failed and data["verdict"]["status"] == "DEBUG"
+
+
 def test_investigate_is_exit_1(tmp_path, capsys):
     strict = tmp_path / "strict.yaml"
     text = (CONFIGS / "smoke.yaml").read_text(encoding="utf-8")

@@ -56,6 +56,20 @@ def test_sabotage_turns_the_verdict(
     assert verdict == expected_verdict
 
 
+def test_memory_hog_turns_the_verdict(smoke_config, tmp_path):
+    # The smoke arms peak at a few MiB of live heap; 250 MiB is far above them and below the hog.
+    config = replace(smoke_config, criteria=replace(smoke_config.criteria, max_peak_memory_mb=250))
+    assert judge(config, build_stack, tmp_path / "control") == (GO, set())
+    verdict, failed = judge(config, sabotage.memory_stack, tmp_path / "hog")
+    # Filling 300 MiB also costs setup time, so the lenient speedup check may fail beside it.
+    assert verdict == INVESTIGATE and "memory" in failed
+
+
+def test_noisy_machine_turns_the_verdict(smoke_config, tmp_path):
+    verdict, failed = judge(smoke_config, sabotage.noisy_baseline_stack, tmp_path)
+    assert "measurement_reliable" in failed and verdict != GO
+
+
 def test_aa_run_never_reports_go(tmp_path):
     """Optimized identical to baseline, judged by the real Stage 3a criteria."""
     smoke = load_config(CONFIGS / "smoke.yaml")

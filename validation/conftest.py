@@ -19,7 +19,7 @@ from ryot.config import Config, ConfigError, load_config
 from ryot.console import Console
 from ryot.protocol import SubprocessRunner
 from ryot.report.comparison import write_json_atomic
-from ryot.stage3a import Outcome, print_verdict, run_stage3a
+from ryot.stage3a import Outcome, ensure_run_dir, print_verdict, run_stage3a
 
 
 @dataclass
@@ -40,10 +40,7 @@ SESSION_KEY = pytest.StashKey[Session]()
 
 def _writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
+        ensure_run_dir(out)
     except OSError as exc:
         raise pytest.UsageError(f"--ryot-out {out}: cannot write there ({exc.strerror})") from None
 
