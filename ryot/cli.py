@@ -123,8 +123,10 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
             raise UsageError(f"--resume {args.resume}: checkpoint not found")
         if len(arms) != 1:
             raise UsageError("--resume continues one arm: give exactly one in --arms")
+        state = load_or_usage_error(args.resume)
+        snapshot = config_from_dict(state["config"], str(args.resume))
+        check_resumable(args.resume, state.get("arm"), snapshot, arms[0], config)
         # Continue with the checkpoint's own seed: a later pair's checkpoint has seed + repeat.
-        snapshot = config_from_dict(load_or_usage_error(args.resume)["config"], str(args.resume))
         config = replace(config, training=replace(config.training, seed=snapshot.training.seed))
     out = prepare_out_dir(args.out)
     log_path = out / "monitor.log"
@@ -149,6 +151,21 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     console.line()
     console.line(f"Artifacts: {out / 'comparison.json'}, {out / 'checkpoints'}, {log_path}")
     return outcome.exit_code
+
+
+def check_resumable(path: Path, saved_arm, saved: Config, arm: str, config: Config) -> None:
+    """A checkpoint continues only the arm and the settings it was trained with."""
+    if saved_arm != arm:
+        raise UsageError(f"--resume {path}: checkpoint is of arm {saved_arm!r}, not {arm!r}")
+    for section in ("model", "data", "optimizations"):
+        if getattr(saved, section) != getattr(config, section):
+            raise UsageError(f"--resume {path}: checkpoint was trained with a different {section} "
+                             "config")  # fmt: skip
+    ignored_seed = replace(saved.training, seed=config.training.seed)
+    if ignored_seed != config.training:
+        raise UsageError(
+            f"--resume {path}: checkpoint was trained with a different training config"
+        )
 
 
 def load_or_usage_error(path: Path) -> dict:

@@ -62,6 +62,8 @@ class DataConfig:
     num_val_samples: int = _checked(128, _positive())
     branching: int = _checked(16, _positive())
     zipf_exponent: float = _checked(1.1, (lambda v: 0 <= v <= 4, "must be in [0, 4]"))
+    num_topics: int = _checked(1, _positive())  # 1: no sequence-level topic
+    topic_boost: float = _checked(1.0, (lambda v: 1 <= v <= 1000, "must be in [1, 1000]"))
     seed: int = 42
 
 
@@ -70,7 +72,9 @@ class TrainingConfig:
     batch_size: int = _checked(16, _positive())
     num_epochs: int = _checked(10, _positive())
     steps_per_epoch: int = _checked(10, _positive())
-    learning_rate: float = _checked(1e-4, _positive())
+    learning_rate: float = _checked(1e-4, _positive())  # peak: after warmup, before decay
+    lr_warmup_steps: int = _checked(0, _non_negative())  # linear warmup from 0
+    lr_min_ratio: float = _checked(1.0, (lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # cosine end
     weight_decay: float = _checked(0.01, _non_negative())
     grad_clip: float = _checked(1.0, _non_negative())  # 0 disables clipping
     grad_accumulation: int = _checked(1, _positive())
@@ -110,6 +114,9 @@ class CriteriaConfig:
     min_throughput_improvement_percent: float = 20.0
     max_peak_memory_mb: float = _checked(500.0, _positive())
     max_noise_percent: float = _checked(10.0, _positive())
+    min_loss_drop: float = _checked(0.5, _non_negative())  # baseline_learned: nats
+    min_context_learned: float = _checked(0.1, (lambda v: 0 <= v <= 1, "must be in [0, 1]"))
+    target_slack: float = _checked(0.025, _non_negative())  # nats above the worst baseline
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,9 @@ class MeasurementConfig:
     repeats: int = _checked(3, _positive())
     ablation: bool = True
     confidence: float = _checked(0.95, (lambda v: 0 < v < 1, "must be in (0, 1)"))
+    curve_points: int = _checked(10, (lambda v: v >= 2, "must be >= 2"))
+    curve_samples: int = _checked(32, _positive())  # first N validation rows, for the curve
+    worker_timeout_s: float = _checked(3600.0, _positive())
 
 
 @dataclass(frozen=True)

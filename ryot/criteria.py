@@ -1,16 +1,23 @@
-"""Acceptance criteria as data, and the verdict they add up to.
+"""Acceptance criteria as small objects, and the verdict they add up to.
 
-Each criterion is judged from measurements only. A failed *critical* criterion (a crash, a
-divergence, an optimization that changed nothing) means the experiment itself is broken:
+Each criterion is one `Criterion`: an id, a name, whether it is critical, its threshold (from
+the config's `criteria:` section) and how it reads the measurements. Judging it gives one
+`CriterionResult` whose `summary` line is what the console, the pytest message and the report
+all show. A failed *critical* criterion (a baseline that did not learn, a crash or divergence,
+an optimization that changed nothing, a console crash) means the experiment itself is broken:
 DEBUG. Any other failure: INVESTIGATE. All passed: GO.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
+from ryot import stats
 from ryot.config import CriteriaConfig
+from ryot.metrics import Measurements
+from ryot.stats import Estimate
 
 GO, INVESTIGATE, DEBUG = "GO", "INVESTIGATE", "DEBUG"
 DECISIONS = {
@@ -19,18 +26,6 @@ DECISIONS = {
     DEBUG: "DEBUG & ADJUST CONFIG",
 }
 EXIT_CODES = {GO: 0, INVESTIGATE: 1, DEBUG: 3}
-
-# Criterion ids, in report order; each is one parametrized test in validation/.
-CRITERIA = (
-    "speedup",
-    "loss_match",
-    "throughput",
-    "no_divergence",
-    "memory",
-    "encoding_safety",
-    "optimizations_effective",
-    "measurement_reliable",
-)
 
 
 @dataclass
@@ -45,93 +40,247 @@ class CriterionResult:
     passed: bool
     critical: bool
     detail: str
+    summary: str  # one line: measured value, CI, threshold; every renderer shows this
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict:
         return asdict(self)
 
     def message(self) -> str:
-        """One line for a test failure or a console row: value, CI, threshold."""
-        value = "n/a" if self.measured is None else f"{self.measured:.4g}{self.unit}"
+        """A test failure's message: the summary line, then the detail."""
+        return f"{self.summary}. {self.detail}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one criterion read from the measurements, and whether it clears the threshold."""
+
+    measured: float | None
+    passed: bool
+    detail: str
+    ci: tuple[float, float] | None = None
+    level: float | None = None  # confidence level of `ci`
+    shown: str | None = None  # the measured value in words, where one number says too little
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    name: str
+    critical: bool
+    unit: str
+    threshold: Callable[[CriteriaConfig], str]
+    read: Callable[[Measurements, CriteriaConfig], Reading]
+
+    def judge(self, m: Measurements, c: CriteriaConfig) -> CriterionResult:
+        r = self.read(m, c)
+        threshold = self.threshold(c)
+        value = r.shown or _fmt(r.measured, self.unit)
         ci = ""
-        if self.ci_low is not None and self.ci_high is not None:
-            ci = f" (95% CI {self.ci_low:.4g}{self.unit} .. {self.ci_high:.4g}{self.unit})"
-        return f"{self.name}: measured {value}{ci}; required {self.threshold}. {self.detail}"
+        if r.ci is not None:
+            level = f"{100 * r.level:g}% " if r.level is not None else ""
+            ci = f" ({level}CI {_fmt(r.ci[0], self.unit)} .. {_fmt(r.ci[1], self.unit)})"
+        low, high = r.ci or (None, None)
+        return CriterionResult(
+            id=self.id,
+            name=self.name,
+            threshold=threshold,
+            measured=_num(r.measured),
+            unit=self.unit,
+            ci_low=_num(low),
+            ci_high=_num(high),
+            passed=r.passed,
+            critical=self.critical,
+            detail=r.detail,
+            summary=f"{self.name}: {value}{ci}; required {threshold}",
+        )
+
+
+def _num(x: float | None) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _fmt(x: float | None, unit: str) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"{x:+.0f}{unit}" if math.isinf(x) else f"{x:.4g}{unit}"
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else 100.0 * x
 
 
-def judge(measured: dict[str, Any], c: CriteriaConfig) -> list[CriterionResult]:
-    """Criterion results from the protocol's measurements (see ryot.protocol.measurements)."""
-    rows = []
-    s = measured["speedup"]
-    low = _pct(s["low"])
-    rows.append(CriterionResult(
-        "speedup", "Speedup (end-to-end time)", f"CI lower bound >= {c.min_speedup_percent:g}%",
-        _pct(s["median"]), "%", low, _pct(s["high"]),
-        passed=low is not None and low >= c.min_speedup_percent, critical=False,
-        detail=f"1 - T_opt/T_base over {s['n']} interleaved pairs, {s['method']}.",
-    ))  # fmt: skip
-    d = measured["loss_delta"]
-    worst = max((abs(v) for v in d["values"]), default=None)
-    rows.append(CriterionResult(
-        "loss_match", "Validation loss match", f"|delta| < {c.max_loss_delta:g} for every seed",
-        d["median"], "", d["low"], d["high"],
-        passed=worst is not None and worst < c.max_loss_delta, critical=False,
-        detail=f"optimized - baseline validation loss; worst seed |delta| = {worst:.4f}."
-        if worst is not None else "no validation loss pair.",
-    ))  # fmt: skip
-    t = measured["throughput"]
-    low = _pct(t["low"])
-    rows.append(CriterionResult(
-        "throughput", "Throughput improvement (tokens/s)",
-        f"CI lower bound >= {c.min_throughput_improvement_percent:g}%",
-        _pct(t["median"]), "%", low, _pct(t["high"]),
-        passed=low is not None and low >= c.min_throughput_improvement_percent, critical=False,
-        detail="tokens actually fed per second of training, optimized / baseline - 1.",
-    ))  # fmt: skip
-    problems = measured["divergence"]
-    rows.append(CriterionResult(
-        "no_divergence", "No divergence or crash", "no NaN/Inf, no crash, loss falls",
-        float(len(problems)), " problems", None, None,
-        passed=not problems, critical=True,
-        detail="; ".join(problems) if problems else "every run finished with a falling loss.",
-    ))  # fmt: skip
-    mem = measured["memory"]
-    rows.append(CriterionResult(
-        "memory", "Peak memory (optimized)", f"< {c.max_peak_memory_mb:g} MiB",
-        mem["optimized"], " MiB", None, None,
-        passed=mem["optimized"] is not None and mem["optimized"] < c.max_peak_memory_mb,
-        critical=False,
-        detail=f"baseline peak {mem['baseline']:.0f} MiB; {mem['method']}"
-        + (f"; optimized peak RSS {mem['optimized_rss']:.0f} MiB (with allocator retention)"
-           if mem.get("optimized_rss") is not None else "") + "."
-        if mem["baseline"] is not None else mem["method"],
-    ))  # fmt: skip
-    enc = measured["encoding"]
-    rows.append(CriterionResult(
-        "encoding_safety", "Encoding safety", "every run survives a narrow console; UTF-8 files",
-        float(len(enc["problems"])), " problems", None, None,
-        passed=not enc["problems"], critical=True,
-        detail="; ".join(enc["problems"]) if enc["problems"] else enc["summary"],
-    ))  # fmt: skip
-    noeffect = measured["no_effect"]
-    rows.append(CriterionResult(
-        "optimizations_effective", "Optimizations effective", "no NoEffect finding",
-        float(len(noeffect)), " findings", None, None,
-        passed=not noeffect, critical=True,
-        detail="; ".join(noeffect) if noeffect else "each enabled optimization changed what runs.",
-    ))  # fmt: skip
-    noise = measured["noise"]
-    value = _pct(noise["aa"])
-    rows.append(CriterionResult(
-        "measurement_reliable", "Measurement reliable (A/A noise)",
-        f"<= {c.max_noise_percent:g}%", value, "%", None, None,
-        passed=value is not None and value <= c.max_noise_percent, critical=False,
-        detail=noise["detail"],
-    ))  # fmt: skip
-    return rows
+def _ratio_reading(e: Estimate, threshold_pct: float, detail: str) -> Reading:
+    """A ratio estimate (as %) judged by its CI lower bound: noise cannot pass for a speedup."""
+    if e.n == 0:
+        return Reading(None, False, f"{e.method}.")
+    low = 100.0 * e.low
+    return Reading(
+        100.0 * e.point,
+        math.isfinite(low) and low >= threshold_pct,
+        detail,
+        (low, 100.0 * e.high),
+        e.level,
+    )
+
+
+# --- how each criterion reads the measurements ----------------------------------------------
+
+
+def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
+    seeds, worst = m.learning.per_seed, m.learning.worst
+    if not seeds or worst is None:
+        return Reading(None, False, "no baseline pair run finished: nothing shows learning.")
+
+    def ok(s) -> bool:
+        return (
+            s.drop is not None
+            and s.drop >= c.min_loss_drop
+            and s.context_learned is not None
+            and s.context_learned >= c.min_context_learned
+        )
+
+    drops = [s.drop for s in seeds if s.drop is not None]
+    smallest = f"{min(drops):.3f} nats" if len(drops) == len(seeds) else "n/a"
+    shown = (
+        f"{_fmt(_pct(worst.context_learned), '%')} context learned (worst seed "
+        f"{worst.seed}), smallest loss drop {smallest}"
+    )
+    per_seed = "; ".join(
+        f"seed {s.seed}: loss {_fmt(s.initial_loss, '')} -> {_fmt(s.final_loss, '')}, "
+        f"{_fmt(_pct(s.context_learned), '%')} of the gap from the unigram loss "
+        f"{_fmt(s.unigram_loss, '')} to the Bayes floor {_fmt(s.bayes_floor, '')}"
+        for s in seeds
+    )
+    return Reading(
+        _pct(worst.context_learned),
+        all(ok(s) for s in seeds),
+        f"baseline validation loss, {per_seed}.",
+        shown=shown,
+    )
+
+
+def _time_to_target(m: Measurements, c: CriteriaConfig) -> Reading:
+    t, e = m.target, m.time_to_target.estimate
+    if t.loss is None:
+        return Reading(None, False, f"{e.method}.")
+
+    def secs(x: float) -> str:
+        return "never" if math.isinf(x) else f"{x:.2f} s"
+
+    times = ", ".join(
+        f"{secs(p.baseline_s)} / {secs(p.optimized_s)}" for p in m.time_to_target.pairs
+    )
+    detail = (
+        f"1 - TTT_opt/TTT_base over {e.n} pairs, {e.method}; target loss {t.loss:.4f} = worst "
+        f"baseline final {t.worst_baseline_final:.4f} + slack {t.slack:g}; time to target "
+        f"(baseline / optimized): {times or 'none'}."
+    )
+    return _ratio_reading(e, c.min_speedup_percent, detail)
+
+
+def _loss_match(m: Measurements, c: CriteriaConfig) -> Reading:
+    d, e = m.loss_delta, m.loss_delta.estimate
+    if e.n == 0:
+        return Reading(None, False, f"no validation loss pair: {e.method}.")
+    equivalent = stats.tost_equivalent(e, c.max_loss_delta)
+    spread = (
+        f"{d.baseline_spread:.4f}" if d.baseline_spread is not None else "n/a (fewer than 2 seeds)"
+    )
+    detail = (
+        f"optimized - baseline validation loss over {e.n} pairs, {e.method}; "
+        f"baseline seed-to-seed spread (stdev) {spread}."
+    )
+    if not equivalent and abs(e.point) < c.max_loss_delta:
+        detail += " The point is inside the margin, the CI is not: equivalence is not shown."
+    return Reading(e.point, equivalent, detail, (e.low, e.high), e.level)
+
+
+def _speedup(m: Measurements, c: CriteriaConfig) -> Reading:
+    e = m.speedup
+    return _ratio_reading(
+        e,
+        c.min_speedup_percent,
+        f"1 - T_opt/T_base end to end (equal steps) over {e.n} interleaved pairs, {e.method}.",
+    )
+
+
+def _throughput(m: Measurements, c: CriteriaConfig) -> Reading:
+    return _ratio_reading(
+        m.throughput,
+        c.min_throughput_improvement_percent,
+        "tokens actually fed per second of training, optimized / baseline - 1, "
+        f"{m.throughput.method}.",
+    )
+
+
+def _no_divergence(m: Measurements, c: CriteriaConfig) -> Reading:
+    p = m.divergence
+    return Reading(
+        float(len(p)), not p, "; ".join(p) if p else "every run finished with a falling loss."
+    )
+
+
+def _memory(m: Measurements, c: CriteriaConfig) -> Reading:
+    mem = m.memory
+    detail = mem.method
+    if mem.baseline is not None:
+        detail = f"baseline peak {mem.baseline:.0f} MiB; {mem.method}"
+        if mem.optimized_rss is not None:
+            detail += f"; optimized peak RSS {mem.optimized_rss:.0f} MiB (with allocator retention)"
+    ok = mem.optimized is not None and mem.optimized < c.max_peak_memory_mb
+    return Reading(mem.optimized, ok, detail + ".")
+
+
+def _encoding(m: Measurements, c: CriteriaConfig) -> Reading:
+    p = m.encoding.problems
+    return Reading(float(len(p)), not p, "; ".join(p) if p else m.encoding.summary)
+
+
+def _effective(m: Measurements, c: CriteriaConfig) -> Reading:
+    p = m.no_effect
+    return Reading(
+        float(len(p)), not p, "; ".join(p) if p else "each enabled optimization changed what runs."
+    )
+
+
+def _noise(m: Measurements, c: CriteriaConfig) -> Reading:
+    value = _pct(m.noise.aa)
+    return Reading(value, value is not None and value <= c.max_noise_percent, m.noise.detail)
+
+
+ALL = (
+    Criterion("baseline_learned", "Baseline learned", True, "%",
+              lambda c: f"loss drop >= {c.min_loss_drop:g} nats and context learned >= "
+                        f"{100 * c.min_context_learned:g}%, every baseline seed",
+              _baseline_learned),
+    Criterion("time_to_target", "Speedup at equal quality (time to target)", False, "%",
+              lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%", _time_to_target),
+    Criterion("loss_match", "Validation loss equivalent (TOST)", False, "",
+              lambda c: f"CI inside +/-{c.max_loss_delta:g}", _loss_match),
+    Criterion("speedup", "Speedup (end-to-end time)", False, "%",
+              lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%", _speedup),
+    Criterion("throughput", "Throughput improvement (tokens/s)", False, "%",
+              lambda c: f"CI lower bound >= {c.min_throughput_improvement_percent:g}%",
+              _throughput),
+    Criterion("no_divergence", "No divergence or crash", True, " problems",
+              lambda c: "no NaN/Inf, no crash, training time > 0, loss falls", _no_divergence),
+    Criterion("memory", "Peak memory (optimized)", False, " MiB",
+              lambda c: f"< {c.max_peak_memory_mb:g} MiB", _memory),
+    Criterion("encoding_safety", "Encoding safety", True, " problems",
+              lambda c: "every run survives a narrow console; UTF-8 files", _encoding),
+    Criterion("optimizations_effective", "Optimizations effective", True, " findings",
+              lambda c: "no NoEffect finding", _effective),
+    Criterion("measurement_reliable", "Measurement reliable (A/A noise)", False, "%",
+              lambda c: f"<= {c.max_noise_percent:g}%", _noise),
+)  # fmt: skip
+
+# Criterion ids, in report order; each is one parametrized test in validation/.
+CRITERIA = tuple(c.id for c in ALL)
+
+
+def judge(measured: Measurements, c: CriteriaConfig) -> list[CriterionResult]:
+    """One result per criterion, in report order (see ryot.metrics.measure)."""
+    return [criterion.judge(measured, c) for criterion in ALL]
 
 
 def verdict(rows: list[CriterionResult]) -> str:
@@ -141,8 +290,8 @@ def verdict(rows: list[CriterionResult]) -> str:
 
 
 def scenario(speedup_percent: float | None, loss_delta: float | None) -> str:
-    """The seed plan's scenario classes, from the measured speedup and loss delta."""
-    if speedup_percent is None or loss_delta is None:
+    """The seed plan's scenario classes, from the speedup at equal quality and the loss delta."""
+    if _num(speedup_percent) is None or _num(loss_delta) is None:
         return "worst-case"
     if speedup_percent >= 25 and abs(loss_delta) < 0.05:
         return "optimistic"

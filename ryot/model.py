@@ -131,7 +131,11 @@ class ScaledTransformerModel(nn.Module):
         assert T <= self.config.max_seq_len, (
             f"Cannot forward sequence of length {T}, max_seq_len is {self.config.max_seq_len}"
         )
-        x = self.dropout(self.token_embedding(idx) + self.positions[:T])  # (B, T, C)
+        # Embeddings times sqrt(C), as in 'Attention Is All You Need': Xavier-initialized rows
+        # have norm ~0.6 at C=512 against ~16 for a sinusoidal position, which would otherwise
+        # drown which token is where (a model then learns token frequencies and nothing more).
+        tokens = self.token_embedding(idx) * math.sqrt(self.config.embed_dim)
+        x = self.dropout(tokens + self.positions[:T])  # (B, T, C)
         dropper = self.token_dropper if self.training else None
         for i, block in enumerate(self.blocks):
             if dropper is not None and dropper.applies_to(i, len(self.blocks)):

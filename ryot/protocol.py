@@ -1,16 +1,17 @@
 """The Stage 3a experiment: which runs, in which order, in which processes, and what they mean.
 
-Runs are interleaved B O B O ... `repeats` times, so machine drift hits both arms alike; pair i
-shares seed (training.seed + i): same init, same batches. Each ablation arm then runs once.
-Every run is a fresh subprocess (`ryot.worker`) under a narrow console encoding. Every run's
-raw result is kept. `measurements` turns the runs into the numbers the criteria judge.
+Runs are interleaved in pairs whose order alternates, B O, O B, B O ..., `repeats` times, so
+machine drift and position effects hit both arms alike; pair i shares seed (training.seed + i):
+same init, same batches. One more baseline run with pair 0's seed is the A/A run: what pure
+noise looks like as a speedup. Each ablation arm then runs once. Every run is a fresh subprocess
+(`ryot.worker`) under a narrow console encoding, alternating run by run, so each arm sees every
+encoding. Every run's raw result is kept; `ryot.metrics` turns them into what the criteria judge.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -22,7 +23,6 @@ from typing import Any
 
 import torch
 
-from ryot import stats
 from ryot.config import Config
 from ryot.console import Console
 from ryot.optim import build_stack
@@ -39,7 +39,7 @@ class RunJob:
     arm: str
     repeat: int  # 0-based pair index; ablation runs use 0
     config: Config  # with this run's seed
-    role: str  # "pair" or "ablation"
+    role: str  # "pair", "aa" (baseline again, pair 0's seed) or "ablation"
 
     @property
     def label(self) -> str:
@@ -72,7 +72,8 @@ class RunRecord:
 
 
 def plan_runs(config: Config, arms: list[str], repeats: int, ablation: bool) -> list[RunJob]:
-    """Interleaved pairs of the requested main arms, then each ablation arm once."""
+    """Interleaved pairs of the requested main arms in alternating order, the A/A baseline
+    when both arms are paired, then each ablation arm once."""
     jobs: list[RunJob] = []
     main = [a for a in arms if a not in ABLATION_ARMS]
     extra = [a for a in arms if a in ABLATION_ARMS]
@@ -80,8 +81,10 @@ def plan_runs(config: Config, arms: list[str], repeats: int, ablation: bool) -> 
         extra += [a for a in ABLATION_ARMS if a not in extra]
     for r in range(repeats):
         seeded = replace(config, training=replace(config.training, seed=config.training.seed + r))
-        for arm in main:
+        for arm in main if r % 2 == 0 else main[::-1]:
             jobs.append(RunJob(len(jobs) + 1, arm, r, seeded, "pair"))
+    if "baseline" in main and "optimized" in main:
+        jobs.append(RunJob(len(jobs) + 1, "baseline", 0, config, "aa"))
     for arm in extra:
         jobs.append(RunJob(len(jobs) + 1, arm, 0, config, "ablation"))
     return jobs
@@ -98,7 +101,7 @@ class SubprocessRunner:
     out: Path
     stack_factory: str = "ryot.optim:build_stack"
     console: Console | None = None
-    timeout_s: float = 3600.0
+    timeout_s: float | None = None  # default: the job's measurement.worker_timeout_s
     runs_dir: Path = field(init=False)
 
     def __post_init__(self):
@@ -136,23 +139,35 @@ class SubprocessRunner:
             errors="replace",
         )
         stderr_lines: list[str] = []
+        # Both pipes drain in threads, so the timeout below runs from the start: a worker that
+        # hangs with its stdout open is still killed on time.
         drain = threading.Thread(target=lambda: stderr_lines.extend(proc.stderr), daemon=True)
+        relay = threading.Thread(
+            target=lambda: [self._relay(job, line) for line in proc.stdout], daemon=True
+        )
         drain.start()
-        for line in proc.stdout:
-            self._relay(job, line)
+        relay.start()
+        timeout = self.timeout_s or job.config.measurement.worker_timeout_s
+        timed_out = False
         try:
-            code = proc.wait(timeout=self.timeout_s)
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
+            timed_out = True
+        relay.join(timeout=10)
         drain.join(timeout=10)
         wall = time.perf_counter() - started
         stderr = "".join(stderr_lines)
         stem.with_suffix(".console.txt").write_text(stderr, encoding="utf-8")
         result = None
         error = ""
-        if code == 0 and result_path.is_file():
+        if timed_out:
+            error = f"worker killed after the {timeout:g} s timeout (measurement.worker_timeout_s)"
+        elif code == 0 and result_path.is_file():
             result = ArmResult.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
+        elif code < 0:
+            error = f"worker killed by signal {-code}"
         else:
             last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
             error = f"worker exited {code}: {last[0]}"
@@ -237,147 +252,3 @@ def execute(
                     + (f", DIVERGED: {r.divergence}" if r.diverged else "")
                 )
     return records
-
-
-def _pairs(records: list[RunRecord]) -> list[tuple[ArmResult, ArmResult]]:
-    by_repeat: dict[int, dict[str, ArmResult]] = {}
-    for rec in records:
-        if rec.job.role == "pair" and rec.result is not None:
-            by_repeat.setdefault(rec.job.repeat, {})[rec.job.arm] = rec.result
-    return [
-        (arms["baseline"], arms["optimized"])
-        for _, arms in sorted(by_repeat.items())
-        if "baseline" in arms and "optimized" in arms
-    ]
-
-
-def _estimate(fn, base: list[float], opt: list[float], level: float) -> dict[str, Any]:
-    if not base:
-        return {"median": None, "low": None, "high": None, "n": 0, "values": [],
-                "level": level, "method": "no complete pair"}  # fmt: skip
-    return fn(base, opt, level).to_dict()
-
-
-def throughput(r: ArmResult) -> float:
-    """Tokens actually fed per second of training steps."""
-    return sum(r.step_tokens) / r.train_time_s if r.train_time_s > 0 else 0.0
-
-
-def measurements(config: Config, records: list[RunRecord], artifacts_ok: list[str]) -> dict:
-    """Everything the criteria judge, computed from the runs (see ryot.criteria.judge)."""
-    level = config.measurement.confidence
-    pairs = [(b, o) for b, o in _pairs(records) if not (b.diverged or o.diverged)]
-    base_t = [b.total_time_s for b, _ in pairs]
-    opt_t = [o.total_time_s for _, o in pairs]
-    speedup = _estimate(stats.speedup_estimate, base_t, opt_t, level)
-    tput = _estimate(
-        stats.improvement_estimate, [throughput(b) for b, _ in pairs],
-        [throughput(o) for _, o in pairs], level,
-    )  # fmt: skip
-    loss = _estimate(
-        stats.difference_estimate, [b.val_loss for b, _ in pairs], [o.val_loss for _, o in pairs],
-        level,
-    )  # fmt: skip
-
-    divergence = []
-    for rec in records:
-        r = rec.result
-        if r is None:
-            divergence.append(f"{rec.job.label} crashed: {rec.error}")
-        elif r.diverged:
-            divergence.append(f"{rec.job.label} diverged: {r.divergence}")
-        elif len(r.epochs) > 1 and not r.epochs[-1].mean_loss < r.epochs[0].mean_loss:
-            divergence.append(
-                f"{rec.job.label}: loss did not fall ({r.epochs[0].mean_loss:.4f} -> "
-                f"{r.epochs[-1].mean_loss:.4f})"
-            )
-
-    def peak(arm: str) -> float | None:
-        values = [rec.result.peak_memory_mb for rec in records
-                  if rec.job.arm == arm and rec.result is not None]  # fmt: skip
-        return max(values) if values else None
-
-    methods = {rec.result.memory_method for rec in records if rec.result is not None}
-    rss = [
-        rec.result.peak_rss_mb
-        for rec in records
-        if rec.job.arm == "optimized" and rec.result and rec.result.peak_rss_mb is not None
-    ]
-
-    no_effect = []
-    for rec in records:
-        if rec.result is None or rec.job.arm == "baseline":
-            continue
-        enabled = [e for e in rec.result.evidence if e["enabled"]]
-        if not enabled:
-            no_effect.append(f"{rec.job.label}: no optimization enabled in a non-baseline arm")
-        for e in enabled:
-            for f in e["findings"]:
-                no_effect.append(f"{rec.job.label}: {e['name']} {f['kind']}: {f['detail']}")
-    no_effect = sorted(set(no_effect), key=no_effect.index)
-
-    enc_problems = list(artifacts_ok)
-    narrow = [rec for rec in records if rec.encoding in NARROW_ENCODINGS]
-    for rec in narrow:
-        if rec.exit_code != 0 and "UnicodeEncodeError" in rec.stderr_tail:
-            enc_problems.append(f"{rec.job.label} crashed on its {rec.encoding} console")
-    summary = (
-        f"{len(narrow)} run(s) printed through cp1252/ascii consoles without error; "
-        "artifacts read back as strict UTF-8."
-        if narrow
-        else "runs were in-process; artifacts read back as strict UTF-8."
-    )
-
-    base_times = [b.total_time_s for b, _ in _pairs(records)]
-    aa = stats.aa_noise(base_times) if len(base_times) >= 2 else None
-    noise_detail = (
-        f"largest relative time difference between consecutive baseline runs "
-        f"({len(base_times)} runs): what pure noise looks like as a 'speedup'."
-        if aa is not None
-        else "needs at least 2 baseline runs (measurement.repeats >= 2)."
-    )
-    return {
-        "speedup": speedup,
-        "throughput": tput,
-        "loss_delta": loss,
-        "divergence": divergence,
-        "memory": {
-            "baseline": peak("baseline"),
-            "optimized": peak("optimized"),
-            "optimized_rss": max(rss) if rss else None,
-            "method": ", ".join(sorted(methods)) or "n/a",
-        },  # fmt: skip
-        "encoding": {"problems": enc_problems, "summary": summary},
-        "no_effect": no_effect,
-        "noise": {"aa": aa, "detail": noise_detail, "baseline_times": base_times},
-    }
-
-
-def summarize_arm(results: list[ArmResult]) -> dict[str, Any] | None:
-    """The seed plan's per-arm fields, medians over repeats where there are several."""
-    results = [r for r in results if r is not None]
-    if not results:
-        return None
-    med = statistics.median
-    return {
-        "total_time": med(r.total_time_s for r in results),
-        "avg_epoch_time": med(r.train_time_s / max(1, len(r.epochs)) for r in results),
-        "final_loss": med(r.final_loss for r in results if r.final_loss is not None)
-        if any(r.final_loss is not None for r in results)
-        else None,
-        "val_loss": med(r.val_loss for r in results if r.val_loss is not None)
-        if any(r.val_loss is not None for r in results)
-        else None,
-        "losses": [e.mean_loss for e in results[0].epochs],
-        "throughput": med(throughput(r) for r in results),
-        "samples_per_s": med(
-            sum(e.samples for e in r.epochs) / r.train_time_s if r.train_time_s else 0.0
-            for r in results
-        ),
-        "setup_time": med(r.setup_time_s for r in results),
-        "peak_memory_mb": max(r.peak_memory_mb for r in results),
-        "peak_rss_mb": max(
-            (r.peak_rss_mb for r in results if r.peak_rss_mb is not None), default=None
-        ),  # fmt: skip
-        "runs": len(results),
-    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,18 +11,12 @@ from typing import Any
 import torch
 
 from ryot import criteria as crit
+from ryot import data
 from ryot.config import Config
 from ryot.console import BAR, FAIL, OK, WARN, Console
+from ryot.metrics import Measurements, measure, summarize_arm, throughput
 from ryot.model import ScaledTransformerModel
-from ryot.protocol import (
-    RunRecord,
-    SubprocessRunner,
-    execute,
-    measurements,
-    plan_runs,
-    summarize_arm,
-    throughput,
-)
+from ryot.protocol import RunRecord, SubprocessRunner, execute, plan_runs
 from ryot.report.comparison import (
     SCHEMA_VERSION,
     environment,
@@ -50,16 +45,21 @@ class Outcome:
 
 
 def last_result(records: list[RunRecord], arm: str) -> ArmResult | None:
-    found = [r.result for r in records if r.job.arm == arm and r.result is not None]
-    return found[-1] if found else None
+    """The arm's last finished run; the A/A repeat only stands in for no other baseline."""
+    found = [r for r in records if r.job.arm == arm and r.result is not None]
+    own = [r for r in found if r.job.role != "aa"]
+    return (own or found)[-1].result if found else None
+
+
+def _pair_results(records: list[RunRecord], arm: str) -> list[ArmResult | None]:
+    return [r.result for r in records if r.job.arm == arm and r.job.role == "pair"]
 
 
 def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
     """Each ablation arm against the baseline of the same seed (repeat 0)."""
-    base_times = [r.result.total_time_s for r in records
-                  if r.job.arm == "baseline" and r.result is not None]  # fmt: skip
-    base0 = next((r.result for r in records if r.job.arm == "baseline" and r.job.repeat == 0
-                  and r.result is not None), None)  # fmt: skip
+    base_times = [r.total_time_s for r in _pair_results(records, "baseline") if r is not None]
+    base0 = next((r.result for r in records if r.job.arm == "baseline" and r.job.role == "pair"
+                  and r.job.repeat == 0), None)  # fmt: skip
     table = {}
     for rec in records:
         if rec.job.role != "ablation" or rec.result is None or not base_times:
@@ -68,7 +68,7 @@ def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
         base_t = statistics.median(base_times)
         table[rec.job.arm] = {
             "total_time": r.total_time_s,
-            "speedup_percent": 100.0 * (1 - r.total_time_s / base_t),
+            "speedup_percent": 100.0 * (1 - r.total_time_s / base_t) if base_t > 0 else None,
             "val_loss": r.val_loss,
             "loss_delta": (r.val_loss - base0.val_loss)
             if base0 and r.val_loss is not None and base0.val_loss is not None
@@ -127,9 +127,9 @@ def run_stage3a(
 
     rows: list[crit.CriterionResult] = []
     verdict = None
-    measured: dict[str, Any] = {}
+    measured = None
     if paired:
-        measured = measurements(config, records, artifact_problems(out))
+        measured = measure(config, records, artifact_problems(out))
         rows = crit.judge(measured, config.criteria)
         verdict = crit.verdict(rows)
 
@@ -144,19 +144,25 @@ def run_stage3a(
     return outcome
 
 
-def build_comparison(config, config_path, device, records, measured, rows, verdict, command):
-    base = summarize_arm([r.result for r in records if r.job.arm == "baseline"])
-    opt = summarize_arm([r.result for r in records if r.job.arm == "optimized"])
-    speedup = measured.get("speedup", {})
-    tput = measured.get("throughput", {})
-    loss = measured.get("loss_delta", {})
+def _pct(x: float | None) -> float | None:
+    """A fraction as a JSON-ready percentage (None for unknown or infinite)."""
+    return 100.0 * x if x is not None and math.isfinite(x) else None
 
-    def pct(x):
-        return None if x is None else 100.0 * x
 
+def build_comparison(
+    config: Config,
+    config_path: str,
+    device: torch.device,
+    records: list[RunRecord],
+    measured: Measurements | None,
+    rows: list[crit.CriterionResult],
+    verdict: str | None,
+    command: str,
+) -> dict[str, Any]:
+    """comparison.json's content (schema: ryot/report/comparison.schema.json)."""
     first = next((r.result for r in records if r.result is not None), None)
-    loss_row = next((r for r in rows if r.id == "loss_match"), None)
-    scenario = crit.scenario(pct(speedup.get("median")), loss.get("median")) if verdict else None
+    bench = data.bench_reference(config)
+    paired = measured is not None and verdict is not None
     return {
         "schema_version": SCHEMA_VERSION,
         "stage": "3a",
@@ -167,31 +173,34 @@ def build_comparison(config, config_path, device, records, measured, rows, verdi
         "command": command,
         "num_parameters": first.num_parameters
         if first
-        else ScaledTransformerModel(config.model).count_parameters(),  # fmt: skip
-        "entropy_floor": first.entropy_floor if first else None,
-        "baseline": base,
-        "optimized": opt,
-        "comparison": {
-            "speedup_percent": pct(speedup.get("median")),
-            "throughput_improvement_percent": pct(tput.get("median")),
-            "loss_delta": loss.get("median"),
-            "loss_convergence_match": bool(loss_row and loss_row.passed),
-            "all_criteria_met": verdict == crit.GO,
+        else ScaledTransformerModel(config.model).count_parameters(),
+        # Measured by the runs themselves where there are any; the bench's own numbers otherwise.
+        "bayes_floor": first.bayes_floor if first else bench["bayes_floor"],
+        "unigram_loss": first.unigram_loss if first else bench["unigram_loss"],
+        "bench": bench,
+        "baseline": summarize_arm(_pair_results(records, "baseline")),
+        "optimized": summarize_arm(_pair_results(records, "optimized")),
+        "comparison": _comparison(measured, rows, verdict) if paired else None,
+        "confidence_intervals": {
+            "time_to_target": measured.time_to_target.estimate.to_dict(),
+            "speedup": measured.speedup.to_dict(),
+            "throughput": measured.throughput.to_dict(),
+            "loss_delta": measured.loss_delta.estimate.to_dict(),
         }
-        if verdict
+        if paired
         else None,
-        "confidence_intervals": {"speedup": speedup, "throughput": tput, "loss_delta": loss}
-        if verdict
-        else None,
-        "noise": measured.get("noise"),
+        "measurements": measured.to_dict() if measured is not None else None,
+        "noise": measured.noise.to_dict() if measured is not None else None,
         "criteria": [r.to_dict() for r in rows],
         "verdict": {
             "status": verdict,
             "decision": crit.DECISIONS[verdict],
-            "scenario": scenario,
+            "scenario": crit.scenario(
+                _pct(measured.time_to_target.estimate.point), measured.loss_delta.estimate.point
+            ),
             "exit_code": crit.EXIT_CODES[verdict],
         }
-        if verdict
+        if paired
         else None,
         "evidence": {
             arm: last_result(records, arm).evidence
@@ -204,6 +213,20 @@ def build_comparison(config, config_path, device, records, measured, rows, verdi
         "runs": [r.to_dict() for r in records],
         "benchmarks": None,
         "tests": None,
+    }
+
+
+def _comparison(m: Measurements, rows: list[crit.CriterionResult], verdict: str) -> dict:
+    """The seed plan's comparison block, with the speedup at equal quality beside it."""
+    loss_row = next((r for r in rows if r.id == "loss_match"), None)
+    return {
+        "time_to_target_speedup_percent": _pct(m.time_to_target.estimate.point),
+        "speedup_percent": _pct(m.speedup.point),
+        "throughput_improvement_percent": _pct(m.throughput.point),
+        "loss_delta": m.loss_delta.estimate.to_dict()["point"],
+        "loss_equivalent": m.loss_delta.equivalent,
+        "loss_convergence_match": bool(loss_row and loss_row.passed),
+        "all_criteria_met": verdict == crit.GO,
     }
 
 
@@ -238,17 +261,75 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
     if r.resumed_from_step:
         console.line(f"Resumed from step: {r.resumed_from_step}")
     console.line(f"Total time: {r.total_time_s:.2f} seconds (setup {r.setup_time_s:.2f} s)")
-    console.line(f"Average epoch time: {r.train_time_s / len(r.epochs):.2f} seconds")
-    console.line(f"Final loss: {r.final_loss:.4f} (first epoch {r.epochs[0].mean_loss:.4f})")
-    console.line(f"Validation loss: {r.val_loss:.4f} (entropy floor {r.entropy_floor:.4f})")
-    console.line(f"Average throughput: {tokens / r.train_time_s:,.0f} tok/s")
+    # A zero training time or a NaN loss is judged (DEBUG) later; printing it must not crash.
+    epoch_time = r.train_time_s / len(r.epochs) if r.epochs else None
+    console.line(f"Average epoch time: {_fmt(epoch_time)} seconds")
+    first = r.epochs[0].mean_loss if r.epochs else None
+    console.line(f"Final loss: {_fmt(r.final_loss, '.4f')} (first epoch {_fmt(first, '.4f')})")
+    console.line(
+        f"Validation loss: {_fmt(r.val_loss, '.4f')} (before training "
+        f"{_fmt(r.initial_val_loss, '.4f')}; unigram {_fmt(r.unigram_loss, '.4f')}, "
+        f"Bayes floor {_fmt(r.bayes_floor, '.4f')})"
+    )
+    rate = tokens / r.train_time_s if r.train_time_s > 0 else None
+    console.line(f"Average throughput: {_fmt(rate, ',.0f')} tok/s")
     console.line(f"Peak memory: {r.peak_memory_mb:.0f} MiB ({r.memory_method})")
     if r.peak_rss_mb is not None:
         console.line(f"Peak RSS: {r.peak_rss_mb:.0f} MiB (includes memory the allocator keeps)")
 
 
 def _fmt(x, spec=".2f"):
-    return "n/a" if x is None else format(x, spec)
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _pct_text(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def headline(m: dict[str, Any]) -> str:
+    """The speedup at equal quality with its CI, from comparison.json's measurements."""
+    e, s = m["time_to_target"], m["speedup"]
+
+    def ci(est: dict[str, Any]) -> str:
+        # With pairs measured, a missing bound is an unbounded one (n = 1, or a run that never
+        # reached the target); JSON cannot hold the infinity itself.
+        lo, hi = (
+            _pct_text(est[k]) if est[k] is not None or not est["n"] else inf
+            for k, inf in (("low", "-inf"), ("high", "+inf"))
+        )
+        return f"{100 * est['level']:g}% CI {lo} .. {hi}"
+
+    never = sum(p["optimized_s"] is None for p in e["pairs"])
+    point = _pct_text(e["point"]) if e["point"] is not None else "n/a"
+    if e["n"] and never:
+        point = f"-inf ({never} of {e['n']} optimized runs never reached the target)"
+    return (
+        f"Speedup at equal quality (time to target): {point} ({ci(e)}); "
+        f"end to end {_pct_text(s['point'])} ({ci(s)})"
+    )
+
+
+def learning_lines(m: dict[str, Any]) -> list[str]:
+    """The baseline's learning, the target and each arm's time to it, for the console."""
+    w, t = m["learning"], m["target"]
+    lines = [
+        f"Baseline learning (worst seed): loss {_fmt(w['initial_loss'], '.4f')} -> "
+        f"{_fmt(w['final_loss'], '.4f')} (drop {_fmt(w['drop'], '.3f')} nats), context learned "
+        f"{_pct_text(w['context_learned'])} (unigram {_fmt(w['unigram_loss'], '.4f')}, "
+        f"Bayes floor {_fmt(w['bayes_floor'], '.4f')})"
+    ]
+    if t["loss"] is None:
+        return [*lines, "Target loss: n/a (no baseline finished with a loss curve)"]
+    lines.append(
+        f"Target loss: {t['loss']:.4f} (worst baseline final {t['worst_baseline_final']:.4f} "
+        f"+ slack {t['slack']:g})"
+    )
+    pairs = m["time_to_target"]["pairs"]
+    for arm in ("baseline", "optimized"):
+        times = [p[f"{arm}_s"] for p in pairs]
+        shown = ", ".join("never" if x is None else f"{x:.2f} s" for x in times)
+        lines.append(f"Time to target, {arm}: {shown or 'n/a'}")
+    return lines
 
 
 def print_comparison(console: Console, c: dict[str, Any]) -> None:
@@ -257,6 +338,12 @@ def print_comparison(console: Console, c: dict[str, Any]) -> None:
         return
     console.line()
     console.heading("PHASE 3 STAGE 3a RESULTS COMPARISON")
+    m = c.get("measurements")
+    if m:
+        console.line(headline(m))
+        for line in learning_lines(m):
+            console.line(line)
+        console.line()
 
     def change(base, opt, lower_is_better=True):
         if base is None or opt is None or base == 0:
@@ -284,15 +371,11 @@ def print_comparison(console: Console, c: dict[str, Any]) -> None:
 
 
 def print_verdict(console: Console, c: dict[str, Any]) -> None:
+    """Each criterion's summary line (as pytest and the report show it), then the verdict."""
     console.line()
     console.heading("SUCCESS CRITERIA VALIDATION")
     for row in c["criteria"]:
-        mark = OK if row["passed"] else FAIL
-        value = "n/a" if row["measured"] is None else f"{row['measured']:.4g}{row['unit']}"
-        ci = ""
-        if row["ci_low"] is not None and row["ci_high"] is not None:
-            ci = f" [{row['ci_low']:.4g} .. {row['ci_high']:.4g}]"
-        console.line(f"{mark} {row['name']:<36} {value}{ci} {BAR} {row['threshold']}")
+        console.line(f"{OK if row['passed'] else FAIL} {row['summary']}")
     v = c["verdict"]
     console.line()
     console.heading(

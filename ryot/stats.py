@@ -1,4 +1,4 @@
-"""Paired statistics for baseline-vs-optimized runs measured B O B O ...
+"""Paired statistics for baseline-vs-optimized runs measured B O, O B, ...
 
 Each pair i is one baseline and one optimized run taken next to each other.
 Confidence intervals come from a Student-t interval on the per-pair log ratios
@@ -6,15 +6,16 @@ log(opt/base), transformed back to a speedup or improvement. Why: with 3-5 pairs
 a bootstrap or order-statistic interval cannot reach 95% coverage (with n=3 the
 min..max interval of the median covers only 75%), while the t interval on log
 ratios is exact for log-normal timing noise, widens honestly with few pairs,
-and ratios of times are naturally multiplicative.
+and ratios of times are naturally multiplicative. The point estimate is the
+centre of that same interval: the geometric mean of the ratios (the mean of the
+differences for differences), so a point never sits outside its own interval.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import pairwise
-from statistics import mean, median, stdev
+from statistics import mean, stdev
 
 from scipy.stats import t as student_t
 
@@ -26,7 +27,7 @@ _DIFF_METHOD = "t on paired differences"
 class Estimate:
     """A point estimate with a confidence interval over n paired values."""
 
-    median: float  # point estimate: median of the per-pair values
+    point: float  # geometric mean of the ratios (ratio estimates) or mean (differences)
     low: float  # lower bound of the confidence interval
     high: float  # upper bound of the confidence interval
     level: float  # confidence level, e.g. 0.95
@@ -34,10 +35,15 @@ class Estimate:
     method: str  # short human-readable name of the CI method, shown in reports
     values: tuple[float, ...]  # the per-pair values it was computed from
 
+    @classmethod
+    def empty(cls, level: float, why: str = "no complete pair") -> Estimate:
+        """No pair to estimate from: every number unknown (None in JSON)."""
+        return cls(math.nan, math.nan, math.nan, level, 0, why, ())
+
     def to_dict(self) -> dict:
         """Return a JSON-ready dict; NaN and infinities become None."""
         return {
-            "median": _json_float(self.median),
+            "point": _json_float(self.point),
             "low": _json_float(self.low),
             "high": _json_float(self.high),
             "level": _json_float(self.level),
@@ -60,40 +66,122 @@ def ratio_improvements(base_rates, opt_rates) -> list[float]:
 
 
 def speedup_estimate(base_times, opt_times, level=0.95) -> Estimate:
-    """Median per-pair speedup with a t interval on log(opt/base) mapped to 1 - exp(x)."""
+    """1 - geomean(opt/base), with a t interval on log(opt/base) mapped to 1 - exp(x)."""
     base, opt = _paired_positive(base_times, opt_times, "base_times", "opt_times")
-    values = [1.0 - o / b for b, o in zip(base, opt, strict=True)]
-    lo, hi = _t_interval([math.log(o / b) for b, o in zip(base, opt, strict=True)], level)
-    # 1 - exp(x) is decreasing in x, so the upper log bound gives the lower speedup.
-    return _estimate(values, 1.0 - math.exp(hi), 1.0 - math.exp(lo), level, _LOG_METHOD)
+    return _speedup_from_logs(
+        [1.0 - o / b for b, o in zip(base, opt, strict=True)],
+        [math.log(o / b) for b, o in zip(base, opt, strict=True)],
+        level,
+    )
 
 
 def improvement_estimate(base_rates, opt_rates, level=0.95) -> Estimate:
-    """Median per-pair improvement with a t interval on log(opt/base) mapped to exp(x) - 1."""
+    """geomean(opt/base) - 1, with a t interval on log(opt/base) mapped to exp(x) - 1."""
     base, opt = _paired_positive(base_rates, opt_rates, "base_rates", "opt_rates")
     values = [o / b - 1.0 for b, o in zip(base, opt, strict=True)]
-    lo, hi = _t_interval([math.log(o / b) for b, o in zip(base, opt, strict=True)], level)
-    return _estimate(values, math.expm1(lo), math.expm1(hi), level, _LOG_METHOD)
+    logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
+    lo, hi = _t_interval(logs, level)
+    return _estimate(
+        values, math.expm1(mean(logs)), math.expm1(lo), math.expm1(hi), level, _LOG_METHOD
+    )
 
 
 def difference_estimate(base_values, opt_values, level=0.95) -> Estimate:
-    """Median paired difference opt - base (e.g. loss delta), t interval on the differences."""
+    """Mean paired difference opt - base (e.g. loss delta), t interval on the differences."""
     base = _finite(base_values, "base_values")
     opt = _finite(opt_values, "opt_values")
     _check_lengths(base, opt, "base_values", "opt_values")
     values = [o - b for b, o in zip(base, opt, strict=True)]
     lo, hi = _t_interval(values, level)
-    return _estimate(values, lo, hi, level, _DIFF_METHOD)
+    return _estimate(values, mean(values), lo, hi, level, _DIFF_METHOD)
 
 
-def aa_noise(times) -> float:
-    """A/A noise floor: largest |1 - t[i+1]/t[i]| over consecutive runs of the same arm.
+def time_to_target(clock_s, losses, target: float) -> float:
+    """First time the loss curve reaches `target` (loss <= target), or math.inf if it never does.
 
-    This is the relative time difference between two identical runs, i.e. how
-    big a "speedup" pure noise produces on this machine. 0.0 for fewer than 2 runs.
+    The crossing is interpolated linearly on the clock between the last point above the target
+    and the first point at or below it. A curve that starts at or below the target reaches it
+    at its first point's time. Points without a finite loss (None, NaN: a diverged evaluation)
+    are skipped: they can neither reach the target nor anchor an interpolation.
     """
-    ts = _positive(times, "times")
-    return max((abs(1.0 - b / a) for a, b in pairwise(ts)), default=0.0)
+    if not math.isfinite(target):
+        raise ValueError(f"target = {target!r} is not finite")
+    clock = [float(c) for c in clock_s]
+    if len(clock) != len(losses):
+        raise ValueError(f"clock_s has {len(clock)} points but losses has {len(losses)}")
+    for i, c in enumerate(clock):
+        if not math.isfinite(c) or (i and c < clock[i - 1]):
+            raise ValueError(f"clock_s[{i}] = {c!r}: the clock must be finite and non-decreasing")
+    points = [
+        (c, float(v))
+        for c, v in zip(clock, losses, strict=True)
+        if v is not None and math.isfinite(v)
+    ]
+    prev = None
+    for c, loss in points:
+        if loss <= target:
+            if prev is None:
+                return c
+            c0, l0 = prev
+            return c0 + (l0 - target) / (l0 - loss) * (c - c0)  # l0 > target >= loss
+        prev = (c, loss)
+    return math.inf
+
+
+def time_to_target_estimate(base_ttt, opt_ttt, level=0.95) -> Estimate:
+    """Speedup at equal quality, 1 - TTT_opt/TTT_base: like speedup_estimate, with infinities.
+
+    An optimized run that never reached the target has an infinite time: its per-pair speedup
+    is -inf, the geometric mean is -inf, and no finite lower bound can be claimed, so the CI low
+    is -inf. The upper bound is then the best pair's own speedup, since no interval exists.
+    The target is set so that every baseline reaches it; an infinite or non-positive baseline
+    time means the caller broke that construction, and raises.
+    """
+    base = _positive(base_ttt, "base_ttt")
+    opt = [float(v) for v in opt_ttt]
+    for i, v in enumerate(opt):
+        if math.isnan(v) or v <= 0.0:
+            raise ValueError(f"opt_ttt[{i}] = {v!r} is not positive")
+    _check_lengths(base, opt, "base_ttt", "opt_ttt")
+    values = [1.0 - o / b for b, o in zip(base, opt, strict=True)]
+    never = sum(math.isinf(o) for o in opt)
+    if never:
+        method = f"{_LOG_METHOD}; {never} of {len(opt)} optimized runs never reached the target"
+        return Estimate(
+            -math.inf, -math.inf, max(values), level, len(values), method, tuple(values)
+        )
+    logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
+    return _speedup_from_logs(values, logs, level)
+
+
+def tost_equivalent(delta: Estimate, margin: float) -> bool:
+    """Equivalence by two one-sided tests: the delta's CI lies strictly inside (-margin, margin).
+
+    With a two-sided `level` CI this is TOST at alpha = (1 - level) / 2 per side: stricter than
+    the textbook 90% interval, never looser. A missing or unbounded CI is not equivalence.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin!r}")
+    lo, hi = delta.low, delta.high
+    return math.isfinite(lo) and math.isfinite(hi) and -margin < lo and hi < margin
+
+
+def aa_noise(base_time: float, aa_time: float) -> float:
+    """A/A noise: |1 - T_aa/T_base| for a baseline run repeated with the same seed.
+
+    This is the "speedup" pure noise produces between two identical runs. It is one pair by
+    design, so it does not grow with the number of repeats as a max over many runs would.
+    """
+    (b,), (a,) = _paired_positive([base_time], [aa_time], "base_time", "aa_time")
+    return abs(1.0 - a / b)
+
+
+def _speedup_from_logs(values, logs, level) -> Estimate:
+    lo, hi = _t_interval(logs, level)
+    # 1 - exp(x) is decreasing in x, so the upper log bound gives the lower speedup.
+    return _estimate(
+        values, -math.expm1(mean(logs)), -math.expm1(hi), -math.expm1(lo), level, _LOG_METHOD
+    )
 
 
 def _t_interval(xs: list[float], level: float) -> tuple[float, float]:
@@ -109,17 +197,17 @@ def _t_interval(xs: list[float], level: float) -> tuple[float, float]:
     return m - half, m + half
 
 
-def _estimate(values, low, high, level, method) -> Estimate:
+def _estimate(values, point, low, high, level, method) -> Estimate:
     """Assemble an Estimate, handling the n == 1 and zero-spread cases."""
     n = len(values)
-    point = median(values)
     if n == 1:
         # Unbounded on purpose, even where the transform would clip it (1 - exp(-inf) = 1).
         low, high = -math.inf, math.inf
         method = f"{method} (n=1: no interval)"
+        point = values[0]
     elif all(v == values[0] for v in values):
-        # No spread: report the exact point instead of exp/log round-off.
-        low = high = point
+        # No spread: report the exact value instead of exp/log round-off.
+        point = low = high = values[0]
     return Estimate(point, low, high, level, n, method, tuple(values))
 
 

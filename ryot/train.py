@@ -15,7 +15,7 @@ import torch
 
 from ryot.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ryot.config import Config, config_from_dict
-from ryot.data import make_splits
+from ryot.data import make_splits, reference_losses
 from ryot.measure import PeakMemory, now
 from ryot.model import ScaledTransformerModel, lm_loss
 from ryot.optim.base import Optimization
@@ -51,14 +51,20 @@ class ArmResult:
     train_time_s: float = 0.0  # sum of step times (first steps include any lazy compile)
     eval_time_s: float = 0.0
     checkpoint_time_s: float = 0.0
-    val_loss: float | None = None
+    val_loss: float | None = None  # full validation set, final model
+    initial_val_loss: float | None = None  # full validation set, before the first step
+    val_loss_per_position: list[float] = field(default_factory=list)
+    # {"step", "clock_s", "val_loss"}: validation loss on the first curve_samples rows, taken
+    # off the clock; clock_s is this arm's own training clock (setup + steps so far)
+    curve: list[dict[str, Any]] = field(default_factory=list)
     peak_memory_mb: float = 0.0
     peak_rss_mb: float | None = None  # reported beside peak_memory_mb, see ryot.measure
     memory_method: str = ""
     diverged: bool = False
     divergence: str | None = None
     resumed_from_step: int = 0
-    entropy_floor: float = 0.0
+    bayes_floor: float = 0.0  # the validation split's exact Bayes-optimal loss
+    unigram_loss: float = 0.0  # the validation split's loss from token frequencies alone
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -90,6 +96,26 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"--device: expected cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def learning_rate(step: int, training) -> float:
+    """The learning rate of optimizer step `step` (0-based): linear warmup, then cosine decay.
+
+    A pure function of the step, so a resumed run continues the schedule without saved state.
+    """
+    peak, warmup = training.learning_rate, training.lr_warmup_steps
+    total = training.num_epochs * training.steps_per_epoch
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    decay_steps = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / decay_steps)
+    floor = peak * training.lr_min_ratio
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def curve_steps(total_steps: int, points: int) -> list[int]:
+    """Optimizer steps after which the validation curve is measured: 0, ..., total (evenly)."""
+    return sorted({round(i * total_steps / points) for i in range(points + 1)})
 
 
 def batch_indices(step: int, micro: int, batch_size: int, accumulation: int, n: int, seed: int):
@@ -134,10 +160,10 @@ class Trainer:
         if config.training.threads:
             torch.set_num_threads(config.training.threads)
         m, d = config.model, config.data
-        self.train_data, self.val_data, self.source = make_splits(
-            m.vocab_size, m.max_seq_len, d.num_train_samples, d.num_val_samples,
-            d.branching, d.zipf_exponent, d.seed,
-        )  # fmt: skip
+        self.train_data, self.val_data, self.source = make_splits(d, m.max_seq_len, m.vocab_size)
+        self.reference = reference_losses(self.source, self.val_data)
+        self.curve_data = self.val_data[: config.measurement.curve_samples]
+        self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
 
     def build(self) -> tuple[ScaledTransformerModel, torch.nn.Module, torch.optim.Optimizer]:
         """The model (seeded init), the module to train, and its optimizer."""
@@ -168,33 +194,40 @@ class Trainer:
             threads=torch.get_num_threads(),
             num_parameters=model.count_parameters(),
             setup_time_s=now(self.device) - start,
-            entropy_floor=self.source.entropy_rate(),
+            bayes_floor=self.reference.bayes_floor,
+            unigram_loss=self.reference.unigram_loss,
         )
         first_epoch = 0
         if resume is not None:
             first_epoch = self._restore(resume, model, optimizer, result)
+        else:
+            result.initial_val_loss, _ = self.evaluate(model)
+            self._curve_point(model, result)
 
-        for epoch in range(first_epoch, t.num_epochs):
-            metrics = self._train_epoch(epoch, trained, optimizer, result)
-            result.epochs.append(metrics)
-            if self.on_epoch:
-                self.on_epoch(metrics)
-            if result.diverged:
-                break
-            last = epoch + 1 == t.num_epochs or epoch + 1 == stop_after_epoch
-            if self.checkpoint_path is not None and (
-                last or (epoch + 1) % self.checkpoint_every == 0
-            ):
-                saved = time.perf_counter()
-                self._save(model, optimizer, result, epoch + 1)
-                result.checkpoint_time_s += time.perf_counter() - saved
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-                break
-
+        try:
+            for epoch in range(first_epoch, t.num_epochs):
+                metrics = self._train_epoch(epoch, trained, optimizer, result)
+                result.epochs.append(metrics)
+                if self.on_epoch:
+                    self.on_epoch(metrics)
+                if result.diverged:
+                    break
+                last = epoch + 1 == t.num_epochs or epoch + 1 == stop_after_epoch
+                if self.checkpoint_path is not None and (
+                    last or (epoch + 1) % self.checkpoint_every == 0
+                ):
+                    saved = time.perf_counter()
+                    self._save(model, optimizer, result, epoch + 1)
+                    result.checkpoint_time_s += time.perf_counter() - saved
+                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                    break
+        finally:
+            for opt in self.stack:
+                opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
         if not result.diverged:
             evaluated = time.perf_counter()
-            result.val_loss = self.evaluate(model)
-            result.eval_time_s = time.perf_counter() - evaluated
+            result.val_loss, result.val_loss_per_position = self.evaluate(model)
+            result.eval_time_s += time.perf_counter() - evaluated
         result.peak_rss_mb = memory.rss_peak_mib()
         result.peak_memory_mb = memory.peak_mib()
         result.memory_method = memory.method
@@ -211,6 +244,8 @@ class Trainer:
         run_facts = {
             "step_tokens": result.step_tokens,
             "full_step_tokens": t.batch_size * t.grad_accumulation * self.config.model.max_seq_len,
+            "samples_per_step": t.batch_size * t.grad_accumulation,
+            "max_seq_len": self.config.model.max_seq_len,
             "model": model,
             "optimizer": optimizer,
             "probe": StepProbe(model, first[:, :-1], first[:, 1:], self._autocast),
@@ -218,6 +253,14 @@ class Trainer:
         for opt in self.stack:
             opt.finish(run_facts)
             result.evidence.append(opt.evidence.to_dict())
+
+    def _curve_point(self, model, result: ArmResult) -> None:
+        """One point of the validation curve, measured off the training clock."""
+        began = time.perf_counter()
+        loss, _ = self.evaluate(model, self.curve_data)
+        step = len(result.step_times)
+        result.curve.append({"step": step, "clock_s": result.total_time_s, "val_loss": loss})
+        result.eval_time_s += time.perf_counter() - began
 
     def _train_epoch(self, epoch, trained, optimizer, result: ArmResult) -> EpochMetrics:
         t = self.config.training
@@ -246,6 +289,8 @@ class Trainer:
                 break
             if self.on_step:
                 self.on_step(step + 1, self.config.total_steps, loss)
+            if step + 1 in self.curve_at:
+                self._curve_point(getattr(trained, "_orig_mod", trained), result)
         return EpochMetrics(
             epoch=epoch + 1,
             mean_loss=sum(losses) / len(losses),
@@ -261,6 +306,9 @@ class Trainer:
     def train_step(self, step: int, trained, optimizer) -> tuple[float, float, int]:
         """One optimizer step; returns (loss, pre-clip gradient norm, input tokens fed)."""
         t = self.config.training
+        lr = learning_rate(step, t)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         total_loss, fed = 0.0, 0
         for micro in range(t.grad_accumulation):
             ids = batch_indices(
@@ -293,18 +341,25 @@ class Trainer:
         return stack
 
     @torch.no_grad()
-    def evaluate(self, model: ScaledTransformerModel) -> float:
-        """Validation loss at full length, eval mode, fp32, on the uncompiled model."""
+    def evaluate(
+        self, model: ScaledTransformerModel, data: torch.Tensor | None = None
+    ) -> tuple[float, list[float]]:
+        """Validation loss at full length, eval mode, fp32, on the uncompiled model: the mean
+        over every token, and the mean at each position."""
+        data = self.val_data if data is None else data
         was_training = model.training
         model.eval()
-        total, count = 0.0, 0
-        for chunk in self.val_data.split(EVAL_BATCH_SIZE):
+        per_position = torch.zeros(data.shape[1] - 1, dtype=torch.float64)
+        for chunk in data.split(EVAL_BATCH_SIZE):
             chunk = chunk.to(self.device)
-            logits = model(chunk[:, :-1])
-            total += float(lm_loss(logits, chunk[:, 1:])) * chunk[:, 1:].numel()
-            count += chunk[:, 1:].numel()
+            logits = model(chunk[:, :-1]).float()  # (B, T, V)
+            losses = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), chunk[:, 1:], reduction="none"
+            )  # (B, T)
+            per_position += losses.sum(dim=0).double().cpu()
         model.train(was_training)
-        return total / count
+        per_position /= data.shape[0]
+        return float(per_position.mean()), per_position.tolist()
 
     def _save(self, model, optimizer, result: ArmResult, epoch: int) -> None:
         state = {
@@ -325,6 +380,8 @@ class Trainer:
                 "step_tokens": result.step_tokens,
                 "epochs": [dataclasses.asdict(e) for e in result.epochs],
                 "setup_time_s": result.setup_time_s,
+                "curve": result.curve,
+                "initial_val_loss": result.initial_val_loss,
             },
         }
         save_checkpoint(state, self.checkpoint_path)
@@ -332,9 +389,14 @@ class Trainer:
     def _restore(self, path: Path, model, optimizer, result: ArmResult) -> int:
         state = load_checkpoint(path)
         saved = config_from_dict(state["config"], f"{path} (config snapshot)")
-        if saved.model != self.config.model or saved.training != self.config.training:
+        for section in ("model", "data", "training", "optimizations"):
+            if getattr(saved, section) != getattr(self.config, section):
+                raise CheckpointError(
+                    f"{path}: checkpoint was trained with a different {section} config"
+                )
+        if state.get("arm") != self.arm:
             raise CheckpointError(
-                f"{path}: checkpoint was trained with a different model or training config"
+                f"{path}: checkpoint is of arm {state.get('arm')!r}, not {self.arm!r}"
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -348,5 +410,7 @@ class Trainer:
         result.epochs = [EpochMetrics(**e) for e in history["epochs"]]
         result.train_time_s = sum(result.step_times)
         result.setup_time_s = history["setup_time_s"]
+        result.curve = list(history.get("curve", []))
+        result.initial_val_loss = history.get("initial_val_loss")
         result.resumed_from_step = state["step"]
         return int(state["epoch"])

@@ -49,10 +49,19 @@ def test_comparison_json_validates_against_its_schema(smoke_run):
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     jsonschema.validate(data, load_schema())
     assert data["verdict"]["status"] == "GO"
-    assert len(data["runs"]) == 4 and [r["arm"] for r in data["runs"]] == [
-        "baseline", "optimized", "baseline", "optimized"
+    # pairs in alternating order (B O, O B, B O), then the A/A baseline with pair 0's seed
+    runs = [(r["arm"], r["role"], r["seed"]) for r in data["runs"]]
+    seed = data["config"]["training"]["seed"]
+    assert runs == [
+        ("baseline", "pair", seed), ("optimized", "pair", seed),
+        ("optimized", "pair", seed + 1), ("baseline", "pair", seed + 1),
+        ("baseline", "pair", seed + 2), ("optimized", "pair", seed + 2),
+        ("baseline", "aa", seed),
     ]  # fmt: skip
-    assert {r["console_encoding"] for r in data["runs"]} == {"cp1252", "ascii"}
+    # each arm sees every narrow console encoding
+    for arm in ("baseline", "optimized"):
+        encodings = {r["console_encoding"] for r in data["runs"] if r["arm"] == arm}
+        assert encodings == {"cp1252", "ascii"}, arm
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
@@ -147,7 +156,7 @@ def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
 def test_investigate_is_exit_1(tmp_path, capsys):
     strict = tmp_path / "strict.yaml"
     text = (CONFIGS / "smoke.yaml").read_text(encoding="utf-8")
-    strict.write_text(text.replace("min_speedup_percent: -1000.0", "min_speedup_percent: 99.0"),
+    strict.write_text(text.replace("min_speedup_percent: -500.0", "min_speedup_percent: 99.0"),
                       encoding="utf-8")  # fmt: skip
     args = ["stage3a", "--config", str(strict), "--out", str(tmp_path / "o"), "--repeats", "2"]
     assert cli.main(args) == 1
@@ -160,6 +169,18 @@ def test_resume_continues_the_run(tmp_path, capsys):
     checkpoint = tmp_path / "checkpoints" / "baseline.pt"
     assert cli.main([*first, "--resume", str(checkpoint)]) == 0
     assert "Resumed from step" in capsys.readouterr().out
+
+
+def test_resume_of_another_arm_is_exit_2_before_training(tmp_path, capsys):
+    first = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline"]
+    assert cli.main(first) == 0
+    checkpoint = tmp_path / "checkpoints" / "baseline.pt"
+    again = ["stage3a", "--config", SMOKE, "--out", str(tmp_path / "o"), "--arms", "optimized",
+             "--resume", str(checkpoint)]  # fmt: skip
+    assert cli.main(again) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint is of arm 'baseline', not 'optimized'" in err
+    assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
 def test_resume_from_garbage_is_exit_2(tmp_path, capsys):

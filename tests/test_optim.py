@@ -8,12 +8,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ryot.config import ModelConfig
+from ryot.config import ModelConfig, load_config
 from ryot.model import Block, ScaledTransformerModel
-from ryot.optim import ARMS, build_stack
+from ryot.optim import ARMS, build_stack, kernel
 from ryot.optim.compression import SemanticCompressor, TokenDropper, drop_tokens, kept_count
+from ryot.optim.kernel import KernelOptimizer
+from ryot.optim.probe import StepProbe
 from ryot.optim.scaling import InferenceScalingEngine, warmup_length
 from ryot.train import Trainer
+from tests.conftest import CONFIGS
 from tests.sabotage import NoOpKernel
 
 CPU = torch.device("cpu")
@@ -103,7 +106,7 @@ def test_compression_reports_fewer_flops_and_kept_fraction(smoke_config):
     cfg = with_optimizations(smoke_config, ratio=0.5)
     result = train(cfg, "compression").run()
     m = result.evidence[0]["measurements"]
-    assert m["flops_per_step"] < m["baseline_flops_per_step"]
+    assert m["flops_per_step"] < m["reference_flops_per_step"]
     assert m["kept_fraction_per_layer"] == {"1": 0.5, "2": 0.5}
     assert findings(result, "compression") == []
 
@@ -122,17 +125,91 @@ def test_evaluation_runs_the_full_model(smoke_config):
 
 def test_warmup_schedule():
     lengths = [warmup_length(s, 10, 32, 128, 16) for s in range(12)]
-    assert lengths[0] == 32 and lengths[10:] == [128, 128]
+    # Full length from the warmup's last step (step 9) on, never after the warmup.
+    assert lengths[0] == 32 and lengths[9:] == [128, 128, 128]
     assert lengths == sorted(lengths) and all(n % 16 == 0 for n in lengths)
+
+
+def test_warmup_rounds_up_exactly_onto_the_grid():
+    # The ramp lands exactly on 64 and 96: rounding up must not overshoot by a step_size.
+    assert [warmup_length(s, 4, 32, 128, 32) for s in range(5)] == [32, 64, 96, 128, 128]
+    # Step 0 stays at min_len even off the step_size grid; later lengths are on it.
+    assert [warmup_length(s, 3, 40, 128, 32) for s in range(3)] == [40, 96, 128]
+
+
+def test_shipped_warmup_reaches_full_length_inside_the_run():
+    cfg = load_config(CONFIGS / "stage3a.yaml")
+    s, m = cfg.optimizations.inference_scaling, cfg.model
+    if not s.warmup_steps:
+        pytest.skip("the shipped configuration has no length warmup")
+    lengths = [
+        warmup_length(step, s.warmup_steps, s.min_seq_len, m.max_seq_len, s.step_size)
+        for step in range(cfg.total_steps)
+    ]
+    assert lengths[0] == s.min_seq_len and lengths[-1] == m.max_seq_len
+    full_from = lengths.index(m.max_seq_len)
+    assert full_from <= min(s.warmup_steps, cfg.total_steps) - 1
+
+
+def test_warmup_of_a_whole_run_ends_its_last_third_at_full_length():
+    # The seed's settings: warmup 100 over a 100-step run, lengths 32..128 in steps of 32.
+    lengths = [warmup_length(step, 100, 32, 128, 32) for step in range(100)]
+    counts = {n: lengths.count(n) for n in sorted(set(lengths))}
+    assert counts == {32: 1, 64: 33, 96: 33, 128: 33}
+
+
+def _scaling_run(lengths, samples=16, max_len=128):
+    return {
+        "step_tokens": [n * samples for n in lengths],
+        "full_step_tokens": samples * max_len,
+        "samples_per_step": samples,
+        "max_seq_len": max_len,
+    }
+
+
+def test_scaling_evidence_comes_from_the_measured_lengths():
+    # The settings promise 128 by step 100; the record says the run fed 32 and 64 only.
+    engine = InferenceScalingEngine(CPU, 100, 32, 32, 128)
+    engine.finish(_scaling_run([32] * 50 + [64] * 50))
+    ev = engine.evidence
+    assert ev.applied == [
+        "sequence length 32 -> 64 measured over 100 steps (never full length 128)"
+    ]
+    assert ev.measurements["schedule"] == [[1, 32], [51, 64]]
+    assert ev.measurements["tokens_fraction"] == 0.375
+    assert [f["kind"] for f in ev.findings] == ["Shortcut"] and not ev.effective
+
+
+def test_scaling_evidence_names_the_measured_first_full_step():
+    engine = InferenceScalingEngine(CPU, 100, 32, 32, 128)
+    engine.finish(_scaling_run([32, 64, 64, 128, 128]))
+    assert engine.evidence.applied == [
+        "sequence length 32 -> 128 measured over 5 steps (full length from step 4)"
+    ]
+    assert engine.evidence.findings == []
+
+
+def test_scaling_at_full_length_throughout_has_no_effect():
+    engine = InferenceScalingEngine(CPU, 100, 32, 32, 128)
+    engine.finish(_scaling_run([128] * 3))
+    assert [f["kind"] for f in engine.evidence.findings] == ["NoEffect"]
 
 
 def test_scaling_feeds_fewer_tokens_and_reports_the_schedule(smoke_config):
     cfg = with_optimizations(smoke_config, warmup=6)
     result = train(cfg, "scaling").run()
-    m = result.evidence[0]["measurements"]
+    ev = result.evidence[0]
+    m = ev["measurements"]
     assert result.step_tokens == m["tokens_per_step"]
-    assert result.step_tokens[0] < m["full_tokens_per_step"] == result.step_tokens[-1]
+    full = m["full_tokens_per_step"]
+    assert result.step_tokens[0] < full == result.step_tokens[5] == result.step_tokens[-1]
     assert m["schedule"][0] == [1, 8] and m["schedule"][-1][1] == cfg.model.max_seq_len
+    first_full = result.step_tokens.index(full) + 1
+    assert ev["applied"] == [
+        f"sequence length 8 -> {cfg.model.max_seq_len} measured over {cfg.total_steps} steps "
+        f"(full length from step {first_full})"
+    ]
+    assert ev["findings"] == []
 
 
 # -- kernel ----------------------------------------------------------------------------------
@@ -193,6 +270,116 @@ def test_no_op_optimization_is_reported_as_no_effect(smoke_config, name, make):
     result = train(smoke_config, name, stack=[make(smoke_config)]).run()
     (finding,) = findings(result, name)
     assert finding["kind"] == "NoEffect" and finding["detail"]
+
+
+# -- each optimization's reference is the arm without that optimization alone ---------------
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """bf16 autocast on any CPU (emulated: slow but correct), so the full arm has it here too."""
+    monkeypatch.setattr(kernel, "native_bf16", lambda device: (True, "faked for the test"))
+
+
+def full_arm_config(cfg):
+    """Every optimization on, without dropout as shipped: SDPA then takes its fused CPU kernel,
+    whose FLOPs torch's counter does not see. Against the whole baseline, a no-op compressor
+    beside the kernel optimizer would then show fewer FLOPs."""
+    cfg = with_optimizations(cfg, level=2, ratio=0.5, warmup=6)
+    return replace(cfg, model=replace(cfg.model, dropout=0.0))
+
+
+NO_OPS = {
+    "compression": lambda cfg: NoOpCompressor(CPU, cfg.optimizations.semantic_compressor.ratio),
+    "kernel": lambda cfg: NoOpKernel(CPU, cfg.optimizations.kernel_optimizer.level),
+    "scaling": lambda cfg: NoOpScaling(CPU, 6, 8, 8, cfg.model.max_seq_len),
+}
+
+
+@pytest.mark.parametrize("no_op", [None, *NO_OPS])
+def test_no_op_inside_the_full_arm_is_caught_and_the_rest_are_not(smoke_config, native_bf16, no_op):
+    cfg = full_arm_config(smoke_config)
+    stack = [
+        NO_OPS[o.name](cfg) if o.name == no_op else o for o in build_stack(cfg, "optimized", CPU)
+    ]
+    result = train(cfg, "optimized", stack=stack).run()
+    kinds = {e["name"]: [f["kind"] for f in e["findings"]] for e in result.evidence}
+    assert kinds == {name: ["NoEffect"] if name == no_op else [] for name in NO_OPS}
+    kernel_m = next(e for e in result.evidence if e["name"] == "kernel")["measurements"]
+    if no_op != "kernel":
+        assert "bfloat16" in kernel_m["matmul_dtypes"]
+        assert kernel_m["reference_matmul_dtypes"] == ["float32"]
+
+
+def test_each_reference_undoes_one_optimization(smoke_config, native_bf16):
+    cfg = full_arm_config(smoke_config)
+    trainer = train(cfg, "optimized")
+    model, _, _ = trainer.build()
+    batch = trainer.train_data[:4]
+    probe = StepProbe(model, batch[:, :-1], batch[:, 1:], trainer._autocast)
+    arm, no_drop, no_kernels = probe.arm(), probe.without_token_dropping(), probe.without_kernels()
+    # Dropping tokens cuts FLOPs at the same kernels and dtypes ...
+    assert arm.flops < no_drop.flops
+    assert (arm.attention_ops, arm.matmul_dtypes) == (no_drop.attention_ops, no_drop.matmul_dtypes)
+    # ... and the kernel reference keeps the dropping (its gathers), with explicit fp32 attention.
+    assert no_kernels.op_counts["gather"] == arm.op_counts["gather"] > no_drop.op_counts["gather"]
+    assert no_kernels.matmul_dtypes == {"float32"} and "bfloat16" in arm.matmul_dtypes
+    assert no_kernels.attention_ops != arm.attention_ops
+    assert model.attention_impl == "sdpa" and model.token_dropper is not None  # untouched
+    assert probe.arm() is arm  # computed once
+
+
+# -- TF32: a process-wide switch, put back after the arm ----------------------------------
+
+
+@pytest.fixture
+def fake_cuda_kernel(monkeypatch):
+    """A level-2 kernel optimizer that believes it runs on CUDA; TF32 flags start off."""
+    monkeypatch.setattr(kernel, "native_bf16", lambda device: (False, "faked for the test"))
+    real = kernel._tf32_flags()
+    kernel._set_tf32(False, False)
+    yield KernelOptimizer(torch.device("cuda"), 2)
+    kernel._set_tf32(*real)  # whatever the code under test did, other tests see the real flags
+
+
+def _tiny_model():
+    cfg = ModelConfig(vocab_size=10, embed_dim=16, num_heads=2, num_layers=3, ff_dim=32,
+                      max_seq_len=8, dropout=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    return ScaledTransformerModel(cfg)
+
+
+def test_tf32_is_restored_by_finish(fake_cuda_kernel):
+    opt = fake_cuda_kernel
+    model = opt.prepare_model(_tiny_model())
+    assert kernel._tf32_flags() == (True, True) and "TF32 matmuls" in opt.evidence.applied
+    batch = torch.randint(0, 10, (2, 9))
+    probe = StepProbe(model, batch[:, :-1], batch[:, 1:], opt.autocast)
+    opt.finish({"probe": probe, "optimizer": torch.optim.AdamW(model.parameters())})
+    assert kernel._tf32_flags() == (False, False)
+    assert opt.evidence.measurements["tf32_matmuls_in_training"] is True
+
+
+def test_tf32_is_restored_by_close_without_finish(fake_cuda_kernel):
+    opt = fake_cuda_kernel
+    opt.prepare_model(_tiny_model())
+    opt.close()  # what the trainer does when a run ends before finish
+    assert kernel._tf32_flags() == (False, False)
+    torch.backends.cuda.matmul.allow_tf32 = True  # set by someone else after the arm ...
+    opt.close()
+    assert kernel._tf32_flags() == (True, False)  # ... and left alone: close is idempotent
+
+
+def test_tf32_set_through_the_new_api_is_left_alone(fake_cuda_kernel, monkeypatch):
+    def mixed_api():
+        raise RuntimeError("mix of the legacy and new APIs")
+
+    monkeypatch.setattr(kernel, "_tf32_flags", mixed_api)
+    opt = fake_cuda_kernel
+    opt.prepare_model(_tiny_model())
+    opt.close()
+    assert any(s["what"] == "TF32" for s in opt.evidence.skipped)
+    assert "TF32 matmuls" not in opt.evidence.applied
 
 
 # -- registry: every combination trains two steps and resumes -------------------------------

@@ -1,9 +1,16 @@
-"""report.html: built from real smoke runs (GO, INVESTIGATE, DEBUG), parsed back, compared with
-comparison.json number by number; escaping, no network, history, errors, a headless screenshot."""
+"""report.html and comparison.json's schema.
+
+A synthetic comparison written from the contract (schema 2.0) checks the schema, the headline
+(speed at equal quality), the new charts and robustness to null or missing fields without
+training anything. Real smoke runs (GO, INVESTIGATE, DEBUG) are rendered too, parsed back and
+compared with comparison.json number by number; escaping, no network, history, errors, and a
+headless screenshot."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import json
 import math
 import os
@@ -15,11 +22,17 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
+from scipy.stats import t as student_t
 
+from ryot.config import load_config
+from ryot.report.comparison import SCHEMA_VERSION, load_schema
 from ryot.report.html import ReportError, render_report, render_run_dir
 from tests.conftest import CONFIGS, ROOT
+
+EXAMPLE = ROOT / "reports" / "examples" / "cpu-2core-epyc" / "comparison.json"  # schema 1.0
 
 # ------------------------------------------------------------------------------------------
 # A tiny DOM from the stdlib parser
@@ -102,6 +115,916 @@ def parse(html: str) -> DomBuilder:
     builder.feed(html)
     builder.close()
     return builder
+
+
+# ------------------------------------------------------------------------------------------
+# A synthetic comparison.json, written from the contract (schema 2.0), independent of the runs
+# ------------------------------------------------------------------------------------------
+
+LEVEL = 0.95
+FULL_LEN = 32  # smoke.yaml's max_seq_len
+BATCH = 8
+STEPS = 12
+
+
+def _t(n: int) -> float:
+    return float(student_t.ppf((1 + LEVEL) / 2, n - 1))
+
+
+def _est(point, low, high, values, method) -> dict:
+    return {
+        "point": point,
+        "low": low,
+        "high": high,
+        "level": LEVEL,
+        "n": len(values),
+        "method": method,
+        "values": values,
+    }
+
+
+def speedup_est(base: list[float], opt: list[float]) -> dict:
+    """1 - opt/base: geometric mean and t interval on log ratios."""
+    logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
+    m, h = statistics.mean(logs), _t(len(logs)) * statistics.stdev(logs) / math.sqrt(len(logs))
+    values = [1 - math.exp(v) for v in logs]
+    return _est(
+        1 - math.exp(m), 1 - math.exp(m + h), 1 - math.exp(m - h), values, "t on log ratios"
+    )
+
+
+def improvement_est(base: list[float], opt: list[float]) -> dict:
+    logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
+    m, h = statistics.mean(logs), _t(len(logs)) * statistics.stdev(logs) / math.sqrt(len(logs))
+    values = [math.exp(v) - 1 for v in logs]
+    return _est(
+        math.exp(m) - 1, math.exp(m - h) - 1, math.exp(m + h) - 1, values, "t on log ratios"
+    )
+
+
+def difference_est(base: list[float], opt: list[float]) -> dict:
+    diffs = [o - b for b, o in zip(base, opt, strict=True)]
+    m, h = statistics.mean(diffs), _t(len(diffs)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return _est(m, m - h, m + h, diffs, "t on paired differences")
+
+
+def first_crossing(curve: list[dict], target: float) -> float | None:
+    """Time to target: the first crossing, linearly interpolated on clock_s."""
+    prev = None
+    for p in curve:
+        if p["val_loss"] is not None and p["val_loss"] <= target:
+            if prev is None:
+                return p["clock_s"]
+            x0, y0, x1, y1 = prev["clock_s"], prev["val_loss"], p["clock_s"], p["val_loss"]
+            return x0 + (y0 - target) / (y0 - y1) * (x1 - x0)
+        prev = p
+    return None
+
+
+FLOOR = [3.6 - 1.5 * (1 - math.exp(-i / 4)) for i in range(FULL_LEN)]  # Bayes floor per position
+UNIGRAM = [3.6] * FULL_LEN
+
+
+def _evidence() -> list[dict]:
+    def item(name, settings, applied, measurements):
+        return {
+            "name": name,
+            "enabled": True,
+            "settings": settings,
+            "applied": applied,
+            "skipped": [],
+            "measurements": measurements,
+            "findings": [],
+            "effective": True,
+        }
+
+    schedule = [[0, 8], [2, 16], [4, 24], [6, 32]]
+    return [
+        item(
+            "kernel",
+            {"level": 3},
+            ["fused SDPA attention", "torch.compile"],
+            {
+                "optimizer_fused": True,
+                "frames_compiled": 2,
+                "recompiles": 1,
+                "graph_breaks": 0,
+                "compile_seconds": 0.4,
+            },
+        ),
+        item(
+            "compression",
+            {"ratio": 0.3},
+            ["token dropping in layers 1-2"],
+            {"flops_per_step": 700_000, "reference_flops_per_step": 1_000_000, "flops_ratio": 0.7},
+        ),
+        item(
+            "scaling",
+            {"warmup_steps": 6},
+            ["sequence-length warmup 8 -> 32"],
+            {
+                "tokens_per_step": [BATCH * n for n in (8, 8, 16, 16, 24, 24)] + [256] * 6,
+                "schedule": schedule,
+            },
+        ),
+    ]
+
+
+def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
+    """One ArmResult.to_dict(): a curve that falls from 4.2 towards 3.0 nats."""
+    if arm == "baseline":
+        tokens = [BATCH * FULL_LEN] * STEPS
+        times = [0.100 * speed] * STEPS
+    else:  # length warmup: short early steps, then full length
+        lengths = [8, 8, 16, 16, 24, 24] + [FULL_LEN] * (STEPS - 6)
+        tokens = [BATCH * n for n in lengths]
+        times = [0.012 * speed * n / 8 + 0.01 for n in lengths]
+    times = [t * (1 + 0.01 * (i % 3)) for i, t in enumerate(times)]
+    setup = 0.5
+    shift = seed_offset + (0.0 if arm == "baseline" else 0.01)
+    curve = [
+        {
+            "step": s,
+            "clock_s": setup + sum(times[:s]),
+            "val_loss": 3.0 + shift + 1.2 * math.exp(-s / 4),
+        }
+        for s in range(STEPS + 1)
+    ]
+    per_position = [f + 0.9 + shift + 0.01 * (i % 4) for i, f in enumerate(FLOOR)]
+    step_losses = [3.05 + shift + 1.2 * math.exp(-s / 4) for s in range(1, STEPS + 1)]
+    epochs = [
+        {
+            "epoch": e + 1,
+            "mean_loss": statistics.mean(step_losses[3 * e : 3 * e + 3]),
+            "time_s": sum(times[3 * e : 3 * e + 3]),
+            "tokens": sum(tokens[3 * e : 3 * e + 3]),
+            "samples": 3 * BATCH,
+            "tokens_per_s": sum(tokens[3 * e : 3 * e + 3]) / sum(times[3 * e : 3 * e + 3]),
+            "samples_per_s": 3 * BATCH / sum(times[3 * e : 3 * e + 3]),
+            "grad_norm": 0.5,
+            "status": "ok",
+        }
+        for e in range(4)
+    ]
+    return {
+        "arm": arm,
+        "device": "cpu",
+        "threads": 1,
+        "num_parameters": 52_000,
+        "step_times": times,
+        "step_losses": step_losses,
+        "step_tokens": tokens,
+        "epochs": epochs,
+        "setup_time_s": setup,
+        "train_time_s": sum(times),
+        "eval_time_s": 0.2,
+        "checkpoint_time_s": 0.0,
+        "val_loss": statistics.mean(per_position),
+        "peak_memory_mb": 40.0 if arm == "baseline" else 35.0,
+        "peak_rss_mb": 300.0,
+        "memory_method": "peak live heap bytes",
+        "diverged": False,
+        "divergence": None,
+        "resumed_from_step": 0,
+        "evidence": [] if arm == "baseline" else _evidence(),
+        "total_time_s": setup + sum(times),
+        "final_loss": step_losses[-1],
+        "curve": curve,
+        "initial_val_loss": 3.0 + shift + 1.2,
+        "val_loss_per_position": per_position,
+        "unigram_loss": 3.6,
+        "bayes_floor": 2.2,
+    }
+
+
+def _summary(results: list[dict]) -> dict:
+    med = statistics.median
+    return {
+        "total_time": med(r["total_time_s"] for r in results),
+        "avg_epoch_time": med(r["train_time_s"] / 4 for r in results),
+        "final_loss": med(r["final_loss"] for r in results),
+        "val_loss": med(r["val_loss"] for r in results),
+        "losses": [e["mean_loss"] for e in results[0]["epochs"]],
+        "throughput": med(sum(r["step_tokens"]) / r["train_time_s"] for r in results),
+        "samples_per_s": med(STEPS * BATCH / r["train_time_s"] for r in results),
+        "setup_time": 0.5,
+        "peak_memory_mb": max(r["peak_memory_mb"] for r in results),
+        "peak_rss_mb": 300.0,
+        "runs": len(results),
+    }
+
+
+def _row(cid, name, measured, unit, low, high, passed, critical, threshold) -> dict:
+    shown = "n/a" if measured is None else f"{measured:.4g}{unit}"
+    ci = "" if low is None or high is None else f" (95% CI {low:.4g}{unit} .. {high:.4g}{unit})"
+    return {
+        "id": cid,
+        "name": name,
+        "threshold": threshold,
+        "measured": measured,
+        "unit": unit,
+        "ci_low": low,
+        "ci_high": high,
+        "passed": passed,
+        "critical": critical,
+        "detail": f"synthetic {cid}",
+        "summary": f"{name}: {shown}{ci}; required {threshold}",  # as ryot.criteria writes it
+    }
+
+
+def synthetic_comparison() -> dict:
+    """Two interleaved pairs (B O, O B) and an A/A baseline, every number consistent."""
+    config = load_config(CONFIGS / "smoke.yaml").to_dict()
+    config["name"] = "synthetic"
+    jobs = [  # (arm, repeat, role, seed, encoding, seed offset of the loss, speed factor)
+        ("baseline", 0, "pair", 42, "cp1252", 0.000, 1.00),
+        ("optimized", 0, "pair", 42, "ascii", 0.000, 1.00),
+        ("optimized", 1, "pair", 43, "cp1252", 0.020, 1.04),
+        ("baseline", 1, "pair", 43, "ascii", 0.020, 1.03),
+        ("baseline", 0, "aa", 42, "utf-8", 0.000, 1.01),
+    ]
+    runs = [
+        {
+            "index": i,
+            "arm": arm,
+            "repeat": rep,
+            "role": role,
+            "seed": seed,
+            "exit_code": 0,
+            "console_encoding": enc,
+            "wall_s": 3.0 + i,
+            "error": "",
+            "result": arm_result(arm, off, speed),
+        }
+        for i, (arm, rep, role, seed, enc, off, speed) in enumerate(jobs, start=1)
+    ]
+    pair = {(r["repeat"], r["arm"]): r["result"] for r in runs if r["role"] == "pair"}
+    base = [pair[(k, "baseline")] for k in (0, 1)]
+    opt = [pair[(k, "optimized")] for k in (0, 1)]
+    crit = config["criteria"]
+    worst = max(b["curve"][-1]["val_loss"] for b in base)
+    target = worst + crit["target_slack"]
+    ttt_b = [first_crossing(b["curve"], target) for b in base]
+    ttt_o = [first_crossing(o["curve"], target) for o in opt]
+    ttt = speedup_est(ttt_b, ttt_o)
+    speed = speedup_est([b["total_time_s"] for b in base], [o["total_time_s"] for o in opt])
+    tput = improvement_est(
+        [sum(b["step_tokens"]) / b["train_time_s"] for b in base],
+        [sum(o["step_tokens"]) / o["train_time_s"] for o in opt],
+    )
+    loss = difference_est([b["val_loss"] for b in base], [o["val_loss"] for o in opt])
+    margin = crit["max_loss_delta"]
+    loss.update(
+        margin=margin,
+        equivalent=-margin < loss["low"] and loss["high"] < margin,
+        baseline_spread=statistics.stdev(b["val_loss"] for b in base),
+    )
+
+    def learned(r: dict, seed: int | None = None) -> dict:
+        d = {
+            "initial_loss": r["initial_val_loss"],
+            "final_loss": r["val_loss"],
+            "drop": r["initial_val_loss"] - r["val_loss"],
+            "unigram_loss": 3.6,
+            "bayes_floor": 2.2,
+            "context_learned": (3.6 - r["val_loss"]) / (3.6 - 2.2),
+        }
+        return d if seed is None else {**d, "seed": seed}
+
+    worst_seed = min(base, key=lambda r: learned(r)["context_learned"])
+    aa_s, base0_s = runs[4]["result"]["total_time_s"], base[0]["total_time_s"]
+    noise = {
+        "aa": abs(1 - aa_s / base0_s),
+        "detail": "A/A: baseline against baseline, seed 42.",
+        "baseline_s": base0_s,
+        "aa_s": aa_s,
+    }
+    measurements = {
+        "target": {"loss": target, "worst_baseline_final": worst, "slack": crit["target_slack"]},
+        "time_to_target": {
+            **ttt,
+            "pairs": [
+                {"repeat": k, "seed": 42 + k, "baseline_s": ttt_b[k], "optimized_s": ttt_o[k]}
+                for k in (0, 1)
+            ],
+        },
+        "speedup": speed,
+        "throughput": tput,
+        "loss_delta": loss,
+        "learning": {
+            **learned(worst_seed),
+            "per_seed": [learned(b, 42 + k) for k, b in enumerate(base)],
+        },
+        "divergence": [],
+        "memory": {"baseline": 40.0, "optimized": 35.0, "optimized_rss": 300.0, "method": "heap"},
+        "encoding": {"problems": [], "summary": "5 runs printed through narrow consoles"},
+        "no_effect": [],
+        "noise": noise,
+    }
+    pct = 100.0
+    rows = [
+        _row(
+            "baseline_learned",
+            "Baseline learned",
+            learned(worst_seed)["context_learned"] * pct,
+            "%",
+            None,
+            None,
+            True,
+            True,
+            ">= 10% context learned",
+        ),
+        _row(
+            "time_to_target",
+            "Speedup at equal quality",
+            ttt["point"] * pct,
+            "%",
+            ttt["low"] * pct,
+            ttt["high"] * pct,
+            True,
+            False,
+            "CI lower bound >= -1000%",
+        ),
+        _row(
+            "loss_match",
+            "Validation loss equivalent (TOST)",
+            loss["point"],
+            "",
+            loss["low"],
+            loss["high"],
+            True,
+            False,
+            f"CI inside ±{margin}",
+        ),
+        _row(
+            "speedup",
+            "Speedup (end-to-end time)",
+            speed["point"] * pct,
+            "%",
+            speed["low"] * pct,
+            speed["high"] * pct,
+            True,
+            False,
+            "CI lower bound >= -1000%",
+        ),
+        _row(
+            "throughput",
+            "Throughput improvement",
+            tput["point"] * pct,
+            "%",
+            tput["low"] * pct,
+            tput["high"] * pct,
+            True,
+            False,
+            "CI lower bound >= -1000%",
+        ),
+        _row("no_divergence", "No divergence", 0, "", None, None, True, True, "0 divergences"),
+        _row("memory", "Peak memory", 35.0, " MiB", None, None, True, False, "< 2000 MiB"),
+        _row("encoding_safety", "Encoding safety", 0, "", None, None, True, True, "0 problems"),
+        _row(
+            "optimizations_effective",
+            "Every optimization effective",
+            0,
+            "",
+            None,
+            None,
+            True,
+            True,
+            "0 no-effect findings",
+        ),
+        _row(
+            "measurement_reliable",
+            "Measurement reliable (A/A noise)",
+            noise["aa"] * pct,
+            "%",
+            None,
+            None,
+            True,
+            False,
+            "<= 200%",
+        ),
+    ]
+    stripped = {k: v for k, v in measurements["time_to_target"].items() if k != "pairs"}
+    return {
+        "schema_version": "2.0",
+        "stage": "3a",
+        "model": "ScaledTransformerModel",
+        "created": "2025-01-02T03:04:05+00:00",
+        "config_name": "synthetic",
+        "config_path": "configs/smoke.yaml",
+        "command": "ryot stage3a --config configs/smoke.yaml",
+        "num_parameters": 52_000,
+        "bayes_floor": 2.2,
+        "unigram_loss": 3.6,
+        "bench": {
+            "description": "synthetic topic-Markov language (test fixture)",
+            "unigram_loss": 3.6,
+            "bayes_floor": 2.2,
+            "floor_per_position": FLOOR,
+            "unigram_per_position": UNIGRAM,
+            "num_topics": 4,
+            "topic_boost": 4.0,
+            "branching": 4,
+            "zipf_exponent": 1.1,
+        },
+        "baseline": _summary(base),
+        "optimized": _summary(opt),
+        "comparison": {
+            "speedup_percent": speed["point"] * pct,
+            "time_to_target_speedup_percent": ttt["point"] * pct,
+            "throughput_improvement_percent": tput["point"] * pct,
+            "loss_delta": loss["point"],
+            "loss_convergence_match": True,
+            "loss_equivalent": loss["equivalent"],
+            "all_criteria_met": True,
+        },
+        "confidence_intervals": {
+            "time_to_target": stripped,
+            "speedup": speed,
+            "throughput": tput,
+            "loss_delta": {
+                k: loss[k] for k in ("point", "low", "high", "level", "n", "method", "values")
+            },
+        },
+        "measurements": measurements,
+        "noise": noise,
+        "criteria": rows,
+        "verdict": {
+            "status": "GO",
+            "decision": "PROCEED TO STAGE 3b",
+            "scenario": "optimistic",
+            "exit_code": 0,
+        },
+        "evidence": {"baseline": [], "optimized": runs[1]["result"]["evidence"]},
+        "ablation": {},
+        "environment": {
+            "python": "3.12.0",
+            "torch": "2.5.0",
+            "platform": "Linux",
+            "device": "cpu",
+            "cpu": "Synthetic CPU",
+            "gpu": None,
+            "cpu_count": 2,
+            "threads": 1,
+        },
+        "config": config,
+        "runs": runs,
+        "benchmarks": None,
+        "tests": None,
+    }
+
+
+@pytest.fixture
+def synthetic() -> dict:
+    return synthetic_comparison()
+
+
+def render_dom(c: dict, history: list[dict] | None = None) -> Node:
+    return parse(render_report(c, history)).root
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def test_synthetic_comparison_follows_the_schema(synthetic):
+    assert SCHEMA_VERSION == "2.0"
+    jsonschema.Draft202012Validator.check_schema(load_schema())
+    validator().validate(json.loads(json.dumps(synthetic, allow_nan=False)))
+
+
+def _schema_errors(c: dict) -> list[str]:
+    return [e.message for e in validator().iter_errors(c)]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "version_1",
+        "estimate_median",
+        "measurement_median",
+        "entropy_floor_top",
+        "entropy_floor_result",
+        "no_curve",
+        "no_summary",
+        "no_bench",
+        "no_measurements",
+        "no_pairs",
+        "no_margin",
+        "unknown_role",
+        "unknown_criterion",
+        "no_ttt_ci",
+    ],
+)
+def test_schema_rejects_what_the_contract_forbids(synthetic, edit):
+    c = synthetic
+    result = c["runs"][0]["result"]
+    if edit == "version_1":
+        c["schema_version"] = "1.0"
+    elif edit == "estimate_median":
+        c["confidence_intervals"]["speedup"]["median"] = c["confidence_intervals"]["speedup"].pop(
+            "point"
+        )
+    elif edit == "measurement_median":
+        c["measurements"]["loss_delta"]["median"] = 0.0
+    elif edit == "entropy_floor_top":
+        c["entropy_floor"] = c.pop("bayes_floor")
+    elif edit == "entropy_floor_result":
+        result["entropy_floor"] = result.pop("bayes_floor")
+    elif edit == "no_curve":
+        del result["curve"]
+    elif edit == "no_summary":
+        del c["criteria"][0]["summary"]
+    elif edit == "no_bench":
+        del c["bench"]
+    elif edit == "no_measurements":
+        del c["measurements"]
+    elif edit == "no_pairs":
+        del c["measurements"]["time_to_target"]["pairs"]
+    elif edit == "no_margin":
+        del c["measurements"]["loss_delta"]["margin"]
+    elif edit == "unknown_role":
+        c["runs"][4]["role"] = "extra"
+    elif edit == "unknown_criterion":
+        c["criteria"][0]["id"] = "entropy"
+    elif edit == "no_ttt_ci":
+        del c["confidence_intervals"]["time_to_target"]
+    assert _schema_errors(c), edit
+
+
+def test_schema_accepts_nulls_the_contract_allows(synthetic):
+    c = synthetic
+    ttt = c["measurements"]["time_to_target"]
+    ttt.update(point=None, low=None, high=None, values=[None, 0.3])  # -inf: never reached
+    ttt["pairs"][0]["optimized_s"] = None
+    c["measurements"]["loss_delta"]["baseline_spread"] = None
+    c["measurements"]["noise"].update(aa=None, aa_s=None)
+    c["runs"][1]["result"]["curve"][-1]["val_loss"] = None  # a NaN became null
+    c["runs"][1]["result"]["initial_val_loss"] = None
+    assert not _schema_errors(c)
+    single = {
+        **c,
+        "measurements": None,
+        "comparison": None,
+        "confidence_intervals": None,
+        "noise": None,
+        "verdict": None,
+        "criteria": [],
+    }
+    assert not _schema_errors(single)
+
+
+def test_the_committed_example_is_schema_1_and_fails_the_new_schema():
+    old = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    assert old["schema_version"] == "1.0"
+    assert _schema_errors(old)
+
+
+def _metric(dom: Node, metric_id: str) -> dict[str, str]:
+    node = dom.find(cls="metric", id=metric_id)
+    return {k: node.find(cls=f"metric-{k}").text() for k in ("label", "value", "sub", "note")}
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:+.1f}%"
+
+
+def test_headline_is_the_speedup_at_equal_quality_with_its_ci(synthetic):
+    c = synthetic
+    dom = render_dom(c)
+    primary = dom.find("section", cls="primary")
+    ids = [n.attrs.get("id") for n in primary.find_all(cls="metric")]
+    assert ids == ["headline-ttt", "headline-speedup"]  # time to target first, end to end beside
+    ttt, e = c["measurements"]["time_to_target"], c["measurements"]["speedup"]
+    head = _metric(dom, "headline-ttt")
+    assert "equal quality" in head["label"] and "time to target" in head["label"]
+    assert head["value"] == pct(ttt["point"])
+    assert f"95% CI [{pct(ttt['low'])}, {pct(ttt['high'])}]" in head["sub"]
+    assert "geometric mean of 2 pairs" in head["sub"]
+    target = c["measurements"]["target"]["loss"]
+    assert f"validation loss {target:.4f}" in head["note"]
+    for p in ttt["pairs"]:
+        assert f"{p['baseline_s']:.2f} s" in head["note"]
+        assert f"{p['optimized_s']:.2f} s" in head["note"]
+    end = _metric(dom, "headline-speedup")
+    assert end["value"] == pct(e["point"])
+    assert f"95% CI [{pct(e['low'])}, {pct(e['high'])}]" in end["sub"]
+    # the banner's secondary numbers
+    metrics = {m.find(cls="metric-label").text(): m for m in dom.find_all(cls="metric")}
+    loss = c["measurements"]["loss_delta"]
+    tost = metrics["Val loss delta (TOST)"]
+    assert tost.find(cls="metric-value").text() == f"{loss['point']:+.4f}"
+    assert f"[{loss['low']:+.4f}, {loss['high']:+.4f}] vs ±{loss['margin']:.4f}" in tost.text()
+    assert "equivalent" in tost.text() and "NOT" not in tost.text()
+    learn = c["measurements"]["learning"]
+    ctx = metrics["Context learned"]
+    assert ctx.find(cls="metric-value").text() == f"{learn['context_learned'] * 100:.1f}%"
+    assert f"drop {learn['drop']:.3f} nats" in ctx.text()
+    noise = c["measurements"]["noise"]
+    aa = metrics["A/A noise"]
+    assert aa.find(cls="metric-value").text() == f"{noise['aa'] * 100:.1f}%"
+    assert f"{noise['aa_s']:.2f} s" in aa.text() and f"{noise['baseline_s']:.2f} s" in aa.text()
+    tput = c["measurements"]["throughput"]
+    assert metrics["Throughput"].find(cls="metric-value").text() == pct(tput["point"])
+    assert metrics["Criteria passed"].find(cls="metric-value").text() == "10 / 10"
+
+
+def _kv(table: Node) -> dict[str, str]:
+    return {tr.find("th").text(): tr.find("td").text() for tr in table.find_all("tr")}
+
+
+def test_learning_and_equivalence_are_shown_near_the_top(synthetic):
+    c = synthetic
+    dom = render_dom(c)
+    order = [n.attrs.get("id") for n in dom.find_all("section") if n.attrs.get("id")]
+    assert order.index("quality") < order.index("criteria") < order.index("charts")
+    learn = c["measurements"]["learning"]
+    kv = _kv(dom.find("table", cls="learning"))
+    assert kv["Initial validation loss"] == f"{learn['initial_loss']:.4f}"
+    assert kv["Final validation loss"] == f"{learn['final_loss']:.4f}"
+    assert kv["Drop in loss (nats)"] == f"{learn['drop']:.4f}"
+    assert kv["Unigram loss (token frequencies alone)"] == f"{learn['unigram_loss']:.4f}"
+    assert kv["Bayes floor (the best possible)"] == f"{learn['bayes_floor']:.4f}"
+    assert kv["Context learned"] == f"{learn['context_learned'] * 100:.1f}%"
+    seeds = dom.find("table", cls="per-seed").find("tbody").find_all("tr")
+    for tr, d in zip(seeds, learn["per_seed"], strict=True):
+        cells = [td.text() for td in tr.find_all("td")]
+        assert cells == [
+            str(d["seed"]),
+            f"{d['initial_loss']:.4f}",
+            f"{d['final_loss']:.4f}",
+            f"{d['drop']:.4f}",
+            f"{d['context_learned'] * 100:.1f}%",
+        ]
+    assert c["bench"]["description"] in dom.find(id="learning").text()
+    loss = c["measurements"]["loss_delta"]
+    kv = _kv(dom.find("table", cls="equivalence"))
+    assert kv["Loss delta (optimized - baseline), mean"] == f"{loss['point']:+.4f}"
+    assert kv["95% CI (2 pairs)"] == f"[{loss['low']:+.4f}, {loss['high']:+.4f}]"
+    assert kv["Equivalence margin"] == f"±{loss['margin']:.4f}"
+    assert kv["Equivalent (CI inside the margin)"] == "yes"
+    assert kv["Baseline seed-to-seed spread (stdev)"] == f"{loss['baseline_spread']:.4f}"
+    chart = dom.find("figure", id="chart-equivalence").find("svg")
+    assert chart.find_all("rect", cls="margin") and chart.find_all("line", cls="ci")
+    assert f"mean {loss['point']:+.4f}" in chart.text()
+
+
+def _y(node: Node, key: str) -> float:
+    return float(node.attrs[key])
+
+
+def test_curve_chart_draws_each_paired_run_the_target_and_times_to_target(synthetic):
+    c = synthetic
+    svg = render_dom(c).find("figure", id="chart-curve").find("svg")
+    pair_runs = [r for r in c["runs"] if r["role"] == "pair"]
+    curves = svg.find_all("polyline", cls="curve")
+    assert len(curves) == len(pair_runs)  # the A/A run is not a pair: not drawn here
+    for line, run in zip(curves, pair_runs, strict=False):
+        assert len(line.attrs["points"].split()) == len(run["result"]["curve"])
+    assert sorted(n.attrs["data-arm"] for n in curves) == ["baseline"] * 2 + ["optimized"] * 2
+    target = c["measurements"]["target"]["loss"]
+    (line,) = svg.find_all("line", cls="target")
+    assert float(line.attrs["data-loss"]) == pytest.approx(target, rel=1e-5)
+    assert _y(line, "y1") == _y(line, "y2")
+    assert f"target {target:.4f}" in svg.text()
+    marks = svg.find_all("circle", cls="ttt")
+    pairs = c["measurements"]["time_to_target"]["pairs"]
+    assert len(marks) == 2 * len(pairs)
+    for mark in marks:  # on the target line, at the JSON's seconds
+        assert _y(mark, "cy") == pytest.approx(_y(line, "y1"), abs=0.11)
+        pair = pairs[int(mark.attrs["data-repeat"])]
+        seconds = pair[f"{mark.attrs['data-arm']}_s"]
+        assert float(mark.attrs["data-seconds"]) == pytest.approx(seconds, rel=1e-5)
+        assert f"{seconds:.2f} s" in mark.text()  # the tooltip
+    # x grows with time: each pair's optimized mark sits left of its baseline mark
+    for k in range(len(pairs)):
+        x = {
+            m.attrs["data-arm"]: float(m.attrs["cx"])
+            for m in marks
+            if m.attrs["data-repeat"] == str(k)
+        }
+        assert x["optimized"] < x["baseline"]
+    text = svg.text()
+    assert "training clock (s" in text and "validation loss (nats)" in text
+    base = (
+        f"time to target, baseline: {pairs[0]['baseline_s']:.2f} s, {pairs[1]['baseline_s']:.2f} s"
+    )
+    assert base in text
+
+
+def test_position_chart_draws_both_arms_against_the_bayes_floor(synthetic):
+    c = synthetic
+    svg = render_dom(c).find("figure", id="chart-positions").find("svg")
+    series = {n.attrs["data-series"]: n for n in svg.find_all("polyline", cls="series")}
+    assert set(series) == {"baseline", "optimized", "floor_per_position", "unigram_per_position"}
+    for key, node in series.items():
+        assert int(node.attrs["data-points"]) == len(c["bench"]["floor_per_position"]), key
+    assert series["floor_per_position"].attrs["stroke-dasharray"] == "6 4"
+    text = svg.text()
+    last = {
+        arm: [r for r in c["runs"] if r["arm"] == arm and r["role"] == "pair"][-1]
+        for arm in ("baseline", "optimized")
+    }
+    for arm, run in last.items():
+        assert f"{arm} (run {run['index']})" in text
+    assert "Bayes floor" in text and "position in the sequence" in text
+
+    # Higher loss draws higher: the floor lies below both arms at the last position.
+    def last_y(node):
+        return float(node.attrs["points"].split()[-1].split(",")[1])
+
+    assert last_y(series["floor_per_position"]) > last_y(series["baseline"])
+
+
+def test_speedup_chart_shows_both_speedups_as_geometric_means(synthetic):
+    c = synthetic
+    svg = render_dom(c).find("figure", id="chart-speedup").find("svg")
+    rows = {n.attrs["data-row"]: n.text() for n in svg.find_all("text", cls="row-summary")}
+    ttt, e = c["measurements"]["time_to_target"], c["measurements"]["speedup"]
+    assert rows["at equal quality"].startswith(
+        f"time to target: geometric mean {pct(ttt['point'])}"
+    )
+    assert f"[{pct(ttt['low'])}, {pct(ttt['high'])}]" in rows["at equal quality"]
+    assert rows["end to end"].startswith(f"end-to-end time: geometric mean {pct(e['point'])}")
+    assert len(svg.find_all("circle", cls="point")) == 2
+
+
+def test_criteria_rows_show_their_summary_and_time_to_target(synthetic):
+    c = synthetic
+    c["criteria"][1].update(passed=False, summary="ttt summary line <b>")
+    c["verdict"].update(status="INVESTIGATE", decision="INVESTIGATE & RETRY", exit_code=1)
+    dom = render_dom(c)
+    row = dom.find("tr", data_criterion="time_to_target")
+    assert row.find(cls="summary").text() == "ttt summary line <b>"
+    assert row.find("td", cls="measured").text() == pct(
+        c["measurements"]["time_to_target"]["point"]
+    )
+    reasons = dom.find("ul", cls="reasons").text()
+    assert "Speedup at equal quality: ttt summary line <b>" in reasons
+    # A summary that starts with the criterion's name is shown once, not "Name: Name: ..."
+    first = c["criteria"][0]
+    assert first["summary"].startswith(f"{first['name']}: ")
+    row = dom.find("tr", data_criterion=first["id"])
+    assert row.find(cls="summary").text() == first["summary"][len(first["name"]) + 2 :]
+    c["criteria"][0]["passed"] = False
+    reasons = render_dom(c).find("ul", cls="reasons").text()
+    assert f"{first['name']} (critical): {first['summary'][len(first['name']) + 2 :]}" in reasons
+    assert reasons.count(first["name"]) == 1
+
+
+def test_comparison_table_has_time_to_target(synthetic):
+    c = synthetic
+    rows = render_dom(c).find("table", cls="comparison").find("tbody").find_all("tr")
+    cells = [td.text() for td in rows[0].find_all("td")]
+    pairs = c["measurements"]["time_to_target"]["pairs"]
+    base = statistics.median(p["baseline_s"] for p in pairs)
+    opt = statistics.median(p["optimized_s"] for p in pairs)
+    assert cells[:3] == ["Time to target (s)", f"{base:.2f}", f"{opt:.2f}"]
+    assert cells[3] == f"{base - opt:+.2f} ({100 * (base - opt) / base:+.1f}%)"
+
+
+def test_an_arm_that_never_reaches_the_target_is_named_not_hidden(synthetic):
+    c = synthetic
+    for est in (c["measurements"]["time_to_target"], c["confidence_intervals"]["time_to_target"]):
+        est.update(point=None, low=None, high=None, values=[None, est["values"][1]])
+    c["measurements"]["time_to_target"]["pairs"][0]["optimized_s"] = None
+    c["comparison"]["time_to_target_speedup_percent"] = None
+    dom = render_dom(c)
+    head = _metric(dom, "headline-ttt")
+    assert head["value"] == "not reached"
+    assert "never reached the target in 1 of 2 pair(s)" in head["sub"]
+    assert "not reached" in head["note"]
+    curve = dom.find("figure", id="chart-curve").find("svg")
+    assert len(curve.find_all("circle", cls="ttt")) == 3
+    assert "time to target, optimized: not reached" in curve.text()
+    speed = dom.find("figure", id="chart-speedup").text()
+    assert "1 pair(s) at -∞: target not reached" in speed
+    row = dom.find("table", cls="comparison").find("tbody").find_all("tr")[0]
+    assert [td.text() for td in row.find_all("td")][:3][0] == "Time to target (s)"
+
+
+def test_compile_break_even_compares_full_length_steps_only(synthetic):
+    c = synthetic
+
+    def full_steps(arm):
+        return [
+            t
+            for r in c["runs"]
+            if r["arm"] == arm
+            for t, k in zip(r["result"]["step_times"], r["result"]["step_tokens"], strict=True)
+            if k == BATCH * FULL_LEN
+        ]
+
+    base, opt = (
+        statistics.median(full_steps("baseline")),
+        statistics.median(full_steps("optimized")),
+    )
+    secs = 0.4  # the synthetic kernel evidence's compile_seconds
+    text = render_dom(c).find("article", data_optimization="kernel").text()
+    assert "Compiled graphs 2" in text and "Recompiles 1" in text and "0.40 s" in text
+    assert f"after {math.ceil(secs / (base - opt)):,} steps" in text
+    assert f"({base * 1000:.2f} ms - {opt * 1000:.2f} ms)" in text
+    # The median over all of the optimized arm's steps would be shorter (the warmup's short
+    # steps), and would promise an earlier break-even: that is not what the page says.
+    all_opt = statistics.median(
+        t for r in c["runs"] if r["arm"] == "optimized" for t in r["result"]["step_times"]
+    )
+    assert all_opt < opt and f"{all_opt * 1000:.2f} ms" not in text
+    # No full-length step in the optimized arm: no comparison, said so.
+    for run in c["runs"]:
+        if run["arm"] == "optimized":
+            run["result"]["step_tokens"] = [min(k, 128) for k in run["result"]["step_tokens"]]
+    text = render_dom(c).find("article", data_optimization="kernel").text()
+    assert "n/a: no step of the optimized arm ran at full length (256 tokens)" in text
+    # A slower optimized arm never recovers its compile time.
+    for run in c["runs"]:
+        if run["arm"] == "optimized":
+            run["result"]["step_tokens"] = [BATCH * FULL_LEN] * STEPS
+            run["result"]["step_times"] = [1.0] * STEPS
+    text = render_dom(c).find("article", data_optimization="kernel").text()
+    assert "never at this step time" in text
+
+
+def _paths(value, path=(), depth=0):
+    """Every key path into dicts (and the first item of lists), down to `depth` 5."""
+    if depth > 5:
+        return
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield (*path, key)
+            yield from _paths(child, (*path, key), depth + 1)
+    elif isinstance(value, list) and value:
+        yield (*path, 0)
+        yield from _paths(value[0], (*path, 0), depth + 1)
+
+
+@contextlib.contextmanager
+def _mutated(c: dict, path: tuple, how: str):
+    """c with the value at `path` null, deleted, a string or a list, restored afterwards."""
+    parent = c
+    for key in path[:-1]:
+        parent = parent[key]
+    key, saved = path[-1], copy.deepcopy(parent[path[-1]])
+    if how == "delete":
+        del parent[key]
+    else:
+        parent[key] = {"null": None, "text": "?", "list": ["?"]}[how]
+    try:
+        yield c
+    finally:
+        if how == "delete" and isinstance(parent, list):
+            parent.insert(key, saved)
+        else:
+            parent[key] = saved
+
+
+NEW_SECTIONS = ("bench", "measurements", "comparison", "confidence_intervals", "noise")
+
+
+def test_null_missing_or_mistyped_fields_never_crash(synthetic):
+    """Each key of the sections schema 2.0 added or changed, and of one run's result: null,
+    deleted, a string or a list where something else belongs; the page still renders."""
+    c = synthetic
+    c["runs"] = c["runs"][:2]  # enough to reach every shape, and quicker
+    paths = [p for section in NEW_SECTIONS for p in _paths(c[section], (section,))]
+    # confidence_intervals only backs up measurements' estimates: its first level is enough
+    paths = [p for p in paths if p[0] != "confidence_intervals" or len(p) <= 2]
+    paths += [(s,) for s in NEW_SECTIONS + ("bayes_floor", "unigram_loss", "criteria")]
+    skip = ("evidence", "epochs")  # not new in 2.0, and covered by the real-run tests
+    paths += [p for p in _paths(c["runs"][1], ("runs", 1)) if not set(skip) & set(p)]
+    paths += [("criteria", 1, k) for k in c["criteria"][1]]
+    covered = {*NEW_SECTIONS, "runs"}  # and the first two levels of everything else
+    paths += [p for p in _paths(c) if len(p) <= 2 and p[0] not in covered and p not in paths]
+    assert len(paths) > 150
+    for path in paths:
+        value = functools.reduce(lambda d, k: d[k], path, c)
+        wrong = "list" if isinstance(value, (str, bool)) or value is None else "text"
+        for how in ("null", "delete", wrong) if isinstance(path[-1], str) else ("null", wrong):
+            with _mutated(c, path, how):
+                html = render_report(c)
+            assert "</html>" in html, (path, how)
+    assert c == synthetic_comparison() | {"runs": c["runs"]}  # every mutation was undone
+
+
+def test_schema_1_runs_render_with_na_alone_and_in_history(synthetic):
+    old = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    dom = render_dom(old)
+    assert _metric(dom, "headline-ttt")["value"] == "n/a"
+    assert "no time to target measured" in _metric(dom, "headline-ttt")["note"]
+    assert not dom.find_all("figure", id="chart-curve")[0].find_all("svg")
+    assert not dom.find_all("figure", id="chart-positions")[0].find_all("svg")
+    assert "No learning figures" in dom.find(id="learning").text()
+    # As history next to a 2.0 run: the old run has an end-to-end speedup, no time to target.
+    old["created"] = "2024-12-31T00:00:00+00:00"  # before the synthetic run
+    dom = render_dom(synthetic, history=[old])
+    rows = dom.find("section", id="history").find("tbody").find_all("tr")
+    cells = [td.text() for td in rows[0].find_all("td")]  # the older run
+    assert cells[4] == "n/a" and cells[5] == f"{old['comparison']['speedup_percent']:+.1f}%"
+    assert cells[8] == "1.0"
+    cells = [td.text() for td in rows[1].find_all("td")]
+    assert cells[4] == f"{synthetic['comparison']['time_to_target_speedup_percent']:+.1f}%"
+    assert cells[8] == "2.0"
+    assert dom.find("figure", id="chart-history").find("svg")
 
 
 # ------------------------------------------------------------------------------------------
@@ -190,7 +1113,7 @@ def measured_text(row: dict, value=None) -> str:
     value = row["measured"] if value is None else value
     if value is None:
         return "n/a"
-    signed = row["id"] in ("speedup", "throughput", "loss_match")
+    signed = row["id"] in ("time_to_target", "speedup", "throughput", "loss_match")
     unit = row["unit"]
     if unit == "%":
         return f"{value:+.1f}%" if signed else f"{value:.1f}%"
@@ -198,7 +1121,7 @@ def measured_text(row: dict, value=None) -> str:
         return f"{value:+.4f}" if signed else f"{value:.4f}"
     if unit.strip() == "MiB":
         return f"{value:.1f}{unit}"
-    return f"{value:.0f}{unit}"
+    return f"{value:.0f}{unit}" if float(value).is_integer() else f"{value:.4g}{unit}"
 
 
 def last_result(comparison: dict, arm: str) -> dict:
@@ -257,36 +1180,76 @@ def test_criteria_table_has_one_row_per_criterion_with_json_numbers(status, comp
         assert "not run under pytest" in test_cell
 
 
-def test_headline_speedup_and_noise_equal_the_json(comparisons, doms):
+def test_headline_speedups_loss_and_noise_equal_the_json(comparisons, doms):
     c, dom = comparisons["GO"], doms["GO"]
-    metrics = {m.find(cls="metric-label").text(): m for m in dom.find_all(cls="metric")}
-    ci = c["confidence_intervals"]
-    speed = metrics["Speedup"]
-    assert speed.find(cls="metric-value").text() == f"{ci['speedup']['median'] * 100:+.1f}%"
-    low, high = ci["speedup"]["low"] * 100, ci["speedup"]["high"] * 100
-    assert f"[{low:+.1f}%, {high:+.1f}%]" in speed.text()
-    loss = metrics["Val loss delta"].find(cls="metric-value").text()
-    assert loss == f"{ci['loss_delta']['median']:+.4f}"
-    assert metrics["A/A noise"].find(cls="metric-value").text() == f"{c['noise']['aa'] * 100:.1f}%"
-    # The speedup chart carries the same median.
+    m = c["measurements"]
+    ttt, speed = m["time_to_target"], m["speedup"]
+    head = _metric(dom, "headline-ttt")
+    if all(p["optimized_s"] is not None for p in ttt["pairs"]):
+        assert head["value"] == pct(ttt["point"])
+        assert f"[{pct(ttt['low'])}, {pct(ttt['high'])}]" in head["sub"]
+    else:
+        assert head["value"] == "not reached"
+    end = _metric(dom, "headline-speedup")
+    assert end["value"] == pct(speed["point"])
+    assert f"[{pct(speed['low'])}, {pct(speed['high'])}]" in end["sub"]
+    metrics = {n.find(cls="metric-label").text(): n for n in dom.find_all(cls="metric")}
+    loss = metrics["Val loss delta (TOST)"].find(cls="metric-value").text()
+    assert loss == f"{m['loss_delta']['point']:+.4f}"
+    if c["noise"]["aa"] is not None:
+        aa = metrics["A/A noise"].find(cls="metric-value").text()
+        assert aa == f"{c['noise']['aa'] * 100:.1f}%"
+    learned = metrics["Context learned"].find(cls="metric-value").text()
+    assert learned == f"{m['learning']['context_learned'] * 100:.1f}%"
+    # The speedup chart carries the same geometric means.
     chart = dom.find("figure", id="chart-speedup").find("svg")
-    assert f"median {ci['speedup']['median'] * 100:+.1f}%" in chart.text()
+    rows = {n.attrs["data-row"]: n.text() for n in chart.find_all("text", cls="row-summary")}
+    assert f"end-to-end time: geometric mean {pct(speed['point'])}" in rows["end to end"]
 
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_charts_are_inline_svg(status, comparisons, doms):
-    dom = doms[status]
-    for fig in ("chart-loss", "chart-step-times", "chart-speedup"):
+    c, dom = comparisons[status], doms[status]
+    for fig in (
+        "chart-curve",
+        "chart-positions",
+        "chart-loss",
+        "chart-step-times",
+        "chart-speedup",
+    ):
         svg = dom.find("figure", id=fig).find("svg")
         assert svg.find_all("text"), fig  # tick labels and axis titles
     loss = dom.find("figure", id="chart-loss").text()
-    assert "entropy floor (loss floor)" in loss
-    assert f"{comparisons[status]['entropy_floor']:.4f}" in loss
+    assert f"Bayes floor (validation) {c['bayes_floor']:.4f}" in loss
+    assert f"unigram loss (validation) {c['unigram_loss']:.4f}" in loss
     assert "optimizer step" in loss and "training loss (nats)" in loss
     assert "step time (ms)" in dom.find("figure", id="chart-step-times").text()
+    curve = dom.find("figure", id="chart-curve").find("svg")
+    pairs = [r for r in c["runs"] if r["role"] == "pair" and r["result"]]
+    assert len(curve.find_all("polyline", cls="curve")) == len(pairs)
+    (target,) = curve.find_all("line", cls="target")
+    assert float(target.attrs["data-loss"]) == pytest.approx(
+        c["measurements"]["target"]["loss"], rel=1e-5
+    )
+    reached = [
+        p[f"{arm}_s"]
+        for p in c["measurements"]["time_to_target"]["pairs"]
+        for arm in ("baseline", "optimized")
+        if p[f"{arm}_s"] is not None
+    ]
+    assert len(curve.find_all("circle", cls="ttt")) == len(reached) >= len(pairs) // 2
+    positions = dom.find("figure", id="chart-positions").find("svg")
+    series = {n.attrs["data-series"] for n in positions.find_all("polyline", cls="series")}
+    assert {"baseline", "optimized", "floor_per_position"} <= series
     ablation = dom.find("figure", id="chart-ablation")
     assert "ablation not run (measurement.ablation: false)" in ablation.text()
     assert not ablation.find_all("svg")
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_real_runs_follow_the_schema(status, comparisons):
+    jsonschema.Draft202012Validator(load_schema()).validate(comparisons[status])
+    assert comparisons[status]["schema_version"] == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("status", STATUSES)
@@ -350,8 +1313,8 @@ def test_evidence_cards_show_applied_and_measurements(comparisons, doms):
         assert "effective" in card.find("h4").text()
     compression = by_name["compression"]["measurements"]
     text = section.find("article", data_optimization="compression").text()
-    assert f"{compression['flops_per_step']:,} vs baseline" in text
-    assert f"{compression['baseline_flops_per_step']:,}" in text
+    assert f"{compression['flops_per_step']:,} vs reference" in text
+    assert f"{compression['reference_flops_per_step']:,}" in text
     assert f"{compression['flops_ratio']:.4f}" in text
     scaling = by_name["scaling"]["measurements"]
     text = section.find("article", data_optimization="scaling").text()
@@ -417,15 +1380,27 @@ def test_config_yaml_round_trips(comparisons, pages):
 EVIL = "<script>alert(1)</script>"
 
 
-def test_user_strings_are_escaped_everywhere(comparisons):
-    c = copy.deepcopy(comparisons["GO"])
+def source(name: str, request) -> dict:
+    """A comparison to edit: the synthetic one, or a copy of a real run's."""
+    if name == "synthetic":
+        return synthetic_comparison()
+    return copy.deepcopy(request.getfixturevalue("comparisons")[name])
+
+
+@pytest.mark.parametrize("name", ["synthetic", "GO"])
+def test_user_strings_are_escaped_everywhere(name, request):
+    c = source(name, request)
     c["config_name"] = EVIL
     c["config"]["name"] = EVIL
     c["command"] = f"ryot {EVIL}"
     c["environment"]["cpu"] = EVIL
     c["criteria"][0]["detail"] = EVIL
+    c["criteria"][0]["summary"] = EVIL
+    c["criteria"][0]["passed"] = False  # the summary reaches the banner's reasons too
     c["evidence"]["optimized"][0]["applied"].append(EVIL)
+    c["bench"]["description"] = EVIL
     c["runs"][0]["arm"] = EVIL  # reaches the SVG charts' labels and a relative link
+    c["runs"][1]["seed"] = EVIL  # reaches the curve chart's tooltips
     html = render_report(c)
     built = parse(html)
     assert "script" not in built.start_tags
@@ -434,128 +1409,174 @@ def test_user_strings_are_escaped_everywhere(comparisons):
     assert built.root.find(cls="config-name").text() == EVIL  # shown, as text
 
 
+def _assert_no_network(html: str) -> None:
+    built = parse(html)
+    for tag, name, value in built.all_attrs:
+        if name in ("src", "href", "xlink:href", "action", "poster", "data"):
+            bad = value.lower().startswith(("http:", "https:", "//", "javascript:"))
+            assert not bad, (tag, name, value)
+    assert not {"script", "img", "link", "iframe", "object", "embed"} & set(built.start_tags)
+    lowered = html.lower()
+    assert "@import" not in lowered and "url(" not in lowered
+    assert "default-src 'none'" in html  # the page forbids any fetch, should one creep in
+
+
+def test_no_external_requests_synthetic(synthetic):
+    _assert_no_network(render_report(synthetic))
+
+
 def test_no_external_requests(pages):
     for html in pages.values():
-        built = parse(html)
-        for tag, name, value in built.all_attrs:
-            if name in ("src", "href", "xlink:href", "action", "poster", "data"):
-                assert not value.lower().startswith(("http:", "https:", "//", "javascript:")), (
-                    tag,
-                    name,
-                    value,
-                )
-        assert not {"script", "img", "link", "iframe", "object", "embed"} & set(built.start_tags)
-        lowered = html.lower()
-        assert "@import" not in lowered and "url(" not in lowered
-        assert "default-src 'none'" in html  # the page forbids any fetch, should one creep in
+        _assert_no_network(html)
 
 
 # ------------------------------------------------------------------------------------------
-# Shapes of input the smoke runs do not produce
+# Shapes of input the smoke runs do not produce (on the synthetic comparison)
 # ------------------------------------------------------------------------------------------
 
 
-def test_single_arm_run_says_no_verdict(comparisons):
-    c = copy.deepcopy(comparisons["GO"])
+def test_single_arm_run_says_no_verdict(synthetic):
+    c = synthetic
     c["runs"] = [r for r in c["runs"] if r["arm"] == "baseline"][:1]
     c["evidence"] = {"baseline": []}
     c.update(
         verdict=None,
         comparison=None,
         confidence_intervals=None,
+        measurements=None,
         noise=None,
         criteria=[],
         optimized=None,
     )
-    dom = parse(render_report(c)).root
+    assert not _schema_errors(c)
+    dom = render_dom(c)
     banner = dom.find("header", id="verdict")
     assert "none" in banner.classes and "NO VERDICT" in banner.text()
     assert "single-arm run (baseline)" in banner.text()
+    assert not dom.find_all(cls="metric")  # no pair: no headline numbers
     assert "No criteria were judged" in dom.find("section", id="criteria").text()
     assert "No speedup estimate" in dom.find("figure", id="chart-speedup").text()
     assert "No comparison" in dom.find("section", id="tables").text()
+    assert "No loss comparison" in dom.find(id="equivalence").text()
     assert dom.find("figure", id="chart-loss").find_all("svg")
+    curve = dom.find("figure", id="chart-curve").find("svg")  # its own curve, no target
+    assert len(curve.find_all("polyline", cls="curve")) == 1
+    assert not curve.find_all("line", cls="target")
+    assert dom.find("figure", id="chart-positions").find_all("svg")
 
 
-def test_one_pair_negative_speedup_nulls_and_ablation(comparisons):
-    c = copy.deepcopy(comparisons["GO"])
+def test_one_pair_negative_speedup_nulls_and_ablation(synthetic):
+    c = synthetic
     c["runs"] = c["runs"][:2]
     for run in c["runs"]:
         run["result"]["step_losses"] = run["result"]["step_losses"][:1]
         run["result"]["step_times"] = run["result"]["step_times"][:1]
-    c["confidence_intervals"]["speedup"].update(
-        median=-0.4, low=None, high=None, n=1, values=[-0.4]
-    )
+        run["result"]["curve"] = run["result"]["curve"][:1]
+    one = {"point": -0.4, "low": None, "high": None, "n": 1, "values": [-0.4]}
+    c["measurements"]["speedup"].update(one)
+    c["confidence_intervals"]["speedup"].update(one)
     c["comparison"]["speedup_percent"] = -40.0
-    c["criteria"][0].update(measured=-40.0, ci_low=None, ci_high=None)
-    c["criteria"][1]["measured"] = None
+    rows = {r["id"]: r for r in c["criteria"]}
+    rows["speedup"].update(measured=-40.0, ci_low=None, ci_high=None)
+    rows["loss_match"]["measured"] = None
     c["ablation"] = {
-        "kernel": {"total_time": 1.2, "speedup_percent": -12.5, "val_loss": 4.0,
-                   "loss_delta": None, "throughput": 100.0},
-        "compression": {"total_time": 0.9, "speedup_percent": 10.0, "val_loss": 4.1,
-                        "loss_delta": -0.02, "throughput": 120.0},
-    }  # fmt: skip
+        "kernel": {
+            "total_time": 1.2,
+            "speedup_percent": -12.5,
+            "val_loss": 4.0,
+            "loss_delta": None,
+            "throughput": 100.0,
+        },
+        "compression": {
+            "total_time": 0.9,
+            "speedup_percent": 10.0,
+            "val_loss": 4.1,
+            "loss_delta": -0.02,
+            "throughput": 120.0,
+        },
+    }
     c["config"]["measurement"]["ablation"] = True
-    dom = parse(render_report(c)).root
+    assert not _schema_errors(c)
+    dom = render_dom(c)
     speed = dom.find("figure", id="chart-speedup").text()
-    assert "median -40.0%" in speed and "CI n/a" in speed
+    assert "end-to-end time: geometric mean -40.0% · CI n/a · n=1 pair" in speed
+    assert _metric(dom, "headline-speedup")["value"] == "-40.0%"
+    assert "[n/a, n/a]" in _metric(dom, "headline-speedup")["sub"]
     row = dom.find("tr", data_criterion="speedup")
     assert row.find("td", cls="measured").text() == "-40.0%"
     assert row.find("td", cls="ci").text() == "n/a"
     assert dom.find("tr", data_criterion="loss_match").find("td", cls="measured").text() == "n/a"
+    curve = dom.find("figure", id="chart-curve").find("svg")  # one point per run: dots only
+    assert not curve.find_all("polyline", cls="curve") and curve.find_all("circle")
     ablation = dom.find("figure", id="chart-ablation")
     text = ablation.find("svg").text()
     assert "-12.5%" in text and "+10.0%" in text and "-0.0200" in text and "n/a" in text
     assert "optimized (all)" in text
 
 
-def test_crashed_run_and_null_values_render(comparisons):
-    c = copy.deepcopy(comparisons["GO"])
+def test_crashed_run_and_null_values_render(synthetic):
+    c = synthetic
     crashed = c["runs"][1]
     crashed.update(result=None, exit_code=3, error="RuntimeError: boom <b>")
     c["runs"][0]["result"]["step_losses"][3] = None  # a NaN becomes null in comparison.json
-    c["entropy_floor"] = None
+    c["runs"][0]["result"]["curve"][3]["val_loss"] = None
+    c["runs"][3]["result"]["val_loss_per_position"][5] = None
+    c["bayes_floor"] = None
+    c["bench"]["bayes_floor"] = None
     c["optimized"]["val_loss"] = None
-    dom = parse(render_report(c)).root
+    c["measurements"]["learning"] = None
+    c["measurements"]["loss_delta"]["baseline_spread"] = None
+    assert not _schema_errors(c)
+    dom = render_dom(c)
     row = dom.find("table", cls="runs").find("tbody").find_all("tr")[1]
     assert "row-fail" in row.classes
     assert "RuntimeError: boom <b>" in row.text()  # as text, escaped
     assert dom.find("figure", id="chart-loss").find("svg")
-    assert "entropy floor" not in dom.find("figure", id="chart-loss").text()
+    assert "Bayes floor" not in dom.find("figure", id="chart-loss").text()
     rows = dom.find("table", cls="comparison").find("tbody").find_all("tr")
     val = next(tr for tr in rows if tr.find("td").text() == "Validation loss")
     assert [td.text() for td in val.find_all("td")][2] == "n/a"
+    # The null breaks the baseline's curve in two; the crashed optimized run has none.
+    curve = dom.find("figure", id="chart-curve").find("svg")
+    lines = curve.find_all("polyline", cls="curve")
+    assert [n.attrs["data-arm"] for n in lines].count("baseline") == 3
+    assert [n.attrs["data-arm"] for n in lines].count("optimized") == 1
+    positions = dom.find("figure", id="chart-positions").find("svg")
+    keys = [n.attrs["data-series"] for n in positions.find_all("polyline", cls="series")]
+    assert keys.count("baseline") == 2  # broken at the null
+    spread = _kv(dom.find("table", cls="equivalence"))["Baseline seed-to-seed spread (stdev)"]
+    assert spread == "n/a (needs 2 or more baseline seeds)"
+    assert "n/a" in dom.find(id="learning").text()
 
 
-def test_compile_break_even_is_computed_from_step_times(comparisons):
+def test_compile_break_even_on_a_real_run(comparisons):
     c = copy.deepcopy(comparisons["GO"])
     kernel = next(e for e in c["evidence"]["optimized"] if e["name"] == "kernel")
     kernel["measurements"].update(
         frames_compiled=2, recompiles=1, graph_breaks=0, compile_seconds=12.5
     )
+    full = max(k for r in c["runs"] if r["arm"] == "baseline" for k in r["result"]["step_tokens"])
 
-    def median_step(arm):
+    def median_full_step(arm):
         return statistics.median(
-            t for r in c["runs"] if r["arm"] == arm for t in r["result"]["step_times"]
+            t
+            for r in c["runs"]
+            if r["arm"] == arm and r["result"]
+            for t, k in zip(r["result"]["step_times"], r["result"]["step_tokens"], strict=True)
+            if k == full
         )
 
-    saved = median_step("baseline") - median_step("optimized")
+    saved = median_full_step("baseline") - median_full_step("optimized")
     text = parse(render_report(c)).root.find("article", data_optimization="kernel").text()
     assert "Compiled graphs 2" in text and "Recompiles 1" in text and "12.50 s" in text
     if saved > 0:
         assert f"after {math.ceil(12.5 / saved):,} steps" in text
     else:
         assert "never at this step time" in text
-    # A slower optimized arm never recovers its compile time.
-    for run in c["runs"]:
-        if run["arm"] == "optimized":
-            run["result"]["step_times"] = [t * 10 for t in run["result"]["step_times"]]
-    text = parse(render_report(c)).root.find("article", data_optimization="kernel").text()
-    assert "never at this step time" in text
 
 
-def test_pytest_outcomes_and_benchmarks_are_shown(comparisons):
-    c = copy.deepcopy(comparisons["GO"])
+def test_pytest_outcomes_and_benchmarks_are_shown(synthetic):
+    c = synthetic
     c["tests"] = {
         f"validation/test_stage3a.py::test_criterion[{row['id']}]": "passed"
         for row in c["criteria"]
@@ -577,11 +1598,12 @@ def test_pytest_outcomes_and_benchmarks_are_shown(comparisons):
             },
         }
     ]
-    dom = parse(render_report(c)).root
+    dom = render_dom(c)
     assert "passed" in dom.find("tr", data_criterion="speedup").find("td", cls="test").text()
     assert "failed" in dom.find("tr", data_criterion="memory").find("td", cls="test").text()
     section = dom.find("section", id="criteria")
-    assert "outcomes recorded with this run: 1 failed, 8 passed." in section.text()
+    passed = len(c["criteria"])  # every criterion but memory, and the step-speed test
+    assert f"outcomes recorded with this run: 1 failed, {passed} passed." in section.text()
     others = section.find("table", cls="other-tests").find("tbody").find_all("tr")
     assert [tr.text() for tr in others] == [
         "validation/test_stage3a.py::test_step_speed[optimized] passed"
@@ -599,7 +1621,17 @@ def test_pytest_outcomes_and_benchmarks_are_shown(comparisons):
         "40",
         'arm="optimized"',
     ]
-    assert not parse(render_report(comparisons["GO"])).root.find_all("section", id="benchmarks")
+    assert not render_dom(synthetic_comparison()).find_all("section", id="benchmarks")
+
+
+def test_a_schema_1_run_dir_renders(tmp_path):
+    """`ryot report` on a run written before schema 2.0: n/a where the new fields would be."""
+    shutil.copy(EXAMPLE, tmp_path / "comparison.json")
+    path = render_run_dir(tmp_path)
+    dom = parse(path.read_text(encoding="utf-8")).root
+    assert dom.find(cls="status").text() == "GO"
+    assert _metric(dom, "headline-ttt")["value"] == "n/a"
+    assert _metric(dom, "headline-speedup")["value"] == "n/a"  # 1.0 had "median", not "point"
 
 
 # ------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_unsabotaged_smoke_stack_is_go(smoke_config, tmp_path):
     "factory, expected_verdict, expected_failure",
     [
         (sabotage.noop_kernel_stack, DEBUG, "optimizations_effective"),
-        (sabotage.slowdown_stack, INVESTIGATE, "speedup"),
+        (sabotage.slowdown_stack, INVESTIGATE, "time_to_target"),
         (sabotage.constant_targets_stack, INVESTIGATE, "loss_match"),
         (sabotage.nan_stack, DEBUG, "no_divergence"),
     ],
@@ -66,7 +66,7 @@ def test_memory_hog_turns_the_verdict(smoke_config, tmp_path):
 
 
 def test_noisy_machine_turns_the_verdict(smoke_config, tmp_path):
-    verdict, failed = judge(smoke_config, sabotage.noisy_baseline_stack, tmp_path)
+    verdict, failed = judge(smoke_config, sabotage.make_noisy_baseline_stack(), tmp_path)
     assert "measurement_reliable" in failed and verdict != GO
 
 

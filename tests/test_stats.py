@@ -16,6 +16,9 @@ from ryot.stats import (
     ratio_improvements,
     speedup_estimate,
     speedups,
+    time_to_target,
+    time_to_target_estimate,
+    tost_equivalent,
 )
 
 # Student-t 0.975 quantile for df=2; closed form (2p - 1) / sqrt(2p(1 - p)) at p = 0.975.
@@ -45,7 +48,7 @@ def test_ratio_improvements_per_pair_exact():
 def test_speedup_zero_spread_is_exact_point():
     est = speedup_estimate([10, 10, 10], [6, 6, 6])
     assert est.values == (0.4, 0.4, 0.4)
-    assert est.median == est.low == est.high == 0.4
+    assert est.point == est.low == est.high == 0.4
     assert est.n == 3
     assert est.level == 0.95
     assert est.method == "t on log ratios"
@@ -57,11 +60,14 @@ def test_speedup_ci_matches_hand_computation():
     m, sd = statistics.mean(x), statistics.stdev(x)
     half = T_975_DF2 * sd / math.sqrt(3)
     assert est.values == (0.5, 0.25, 0.25)
-    assert est.median == 0.25
+    # The geometric mean of the ratios 0.5, 0.75, 0.75 (the centre of the log interval), not
+    # the median 0.25 of the speedups.
+    assert est.point == pytest.approx(1 - (0.5 * 0.75 * 0.75) ** (1 / 3), rel=1e-12)
+    assert est.point == pytest.approx(0.3448147, abs=1e-7)
     # 1 - exp(x) is decreasing, so the upper log bound is the lower speedup bound.
     assert est.low == pytest.approx(1 - math.exp(m + half), rel=1e-12)
     assert est.high == pytest.approx(1 - math.exp(m - half), rel=1e-12)
-    assert est.low < est.median < est.high
+    assert est.low < est.point < est.high
 
 
 def test_speedup_ci_level_90_uses_its_own_quantile():
@@ -80,7 +86,7 @@ def test_speedup_ci_level_90_uses_its_own_quantile():
 
 def test_speedup_n1_has_no_interval():
     est = speedup_estimate([10], [7])
-    assert est.median == pytest.approx(0.3, abs=1e-15)
+    assert est.point == pytest.approx(0.3, abs=1e-15)
     assert est.low == -math.inf and est.high == math.inf
     assert est.method == "t on log ratios (n=1: no interval)"
     imp = improvement_estimate([10], [7])
@@ -88,9 +94,11 @@ def test_speedup_n1_has_no_interval():
     assert est.to_dict()["low"] is None and est.to_dict()["high"] is None
 
 
-def test_speedup_even_n_median_is_average_of_middle_pair():
+def test_speedup_even_n_point_is_the_geometric_mean():
     est = speedup_estimate([10, 10, 10, 10], [5, 6, 7, 8])
-    assert est.median == pytest.approx((0.4 + 0.3) / 2, abs=1e-15)
+    # Not the median of the speedups, (0.4 + 0.3) / 2 = 0.35.
+    assert est.point == pytest.approx(1 - (0.5 * 0.6 * 0.7 * 0.8) ** 0.25, rel=1e-12)
+    assert est.point == pytest.approx(0.3597828, abs=1e-7)
     x = [math.log(r) for r in (0.5, 0.6, 0.7, 0.8)]
     half = T_975_DF3 * statistics.stdev(x) / 2
     assert est.low == pytest.approx(1 - math.exp(statistics.mean(x) + half), rel=1e-12)
@@ -103,7 +111,7 @@ def test_speedup_even_n_median_is_average_of_middle_pair():
 def test_improvement_zero_spread():
     est = improvement_estimate([100, 50], [150, 75])
     assert est.values == (0.5, 0.5)
-    assert est.median == est.low == est.high == 0.5
+    assert est.point == est.low == est.high == 0.5
 
 
 def test_improvement_ci_matches_hand_computation():
@@ -112,7 +120,7 @@ def test_improvement_ci_matches_hand_computation():
     m, sd = statistics.mean(x), statistics.stdev(x)
     half = T_975_DF2 * sd / math.sqrt(3)
     assert est.values == (0.5, 0.0, 1.0)
-    assert est.median == 0.5
+    assert est.point == pytest.approx(3 ** (1 / 3) - 1, rel=1e-12)  # geomean(1.5, 1, 2) - 1
     assert est.low == pytest.approx(math.exp(m - half) - 1, rel=1e-12)
     assert est.high == pytest.approx(math.exp(m + half) - 1, rel=1e-12)
 
@@ -125,46 +133,152 @@ def test_difference_ci_matches_hand_computation():
     d = [0.5, 0.0, 1.0]
     half = T_975_DF2 * statistics.stdev(d) / math.sqrt(3)
     assert est.values == tuple(d)
-    assert est.median == 0.5
+    assert est.point == 0.5
     assert est.low == pytest.approx(0.5 - half, rel=1e-12)
     assert est.high == pytest.approx(0.5 + half, rel=1e-12)
     assert est.method == "t on paired differences"
 
 
+def test_difference_point_is_the_mean_not_the_median():
+    est = difference_estimate([0.0, 0.0, 0.0], [0.0, 0.1, 0.5])
+    assert est.point == pytest.approx(0.2, abs=1e-15)  # the median would be 0.1
+
+
 def test_difference_allows_negative_and_zero_values():
     est = difference_estimate([0.0, -1.0], [-0.25, -1.25])
     assert est.values == (-0.25, -0.25)
-    assert est.median == est.low == est.high == -0.25
+    assert est.point == est.low == est.high == -0.25
 
 
 def test_difference_n1():
     est = difference_estimate([1.0], [0.5])
-    assert (est.median, est.low, est.high) == (-0.5, -math.inf, math.inf)
+    assert (est.point, est.low, est.high) == (-0.5, -math.inf, math.inf)
     assert est.method == "t on paired differences (n=1: no interval)"
 
 
 # --- aa_noise ------------------------------------------------------------------------
 
 
-def test_aa_noise_largest_consecutive_relative_difference():
-    assert aa_noise([10, 11, 10]) == max(abs(1 - 11 / 10), abs(1 - 10 / 11))
-    assert aa_noise([10, 11, 10]) == pytest.approx(1 / 10)
-
-
-def test_aa_noise_only_consecutive_pairs():
-    # 10 -> 12 is not consecutive, so only |1 - 11/10| and |1 - 12/11| count.
-    assert aa_noise([10, 11, 12]) == max(abs(1 - 11 / 10), abs(1 - 12 / 11))
-
-
-def test_aa_noise_short_and_flat():
-    assert aa_noise([]) == 0.0
-    assert aa_noise([5.0]) == 0.0
-    assert aa_noise([4, 4, 4]) == 0.0
+def test_aa_noise_is_the_relative_difference_of_one_aa_pair():
+    assert aa_noise(10.0, 11.0) == pytest.approx(0.1, abs=1e-15)
+    assert aa_noise(10.0, 9.0) == pytest.approx(0.1, abs=1e-15)
+    assert aa_noise(4.0, 4.0) == 0.0
 
 
 def test_aa_noise_rejects_bad_times():
-    with pytest.raises(ValueError, match=r"times\[1\] = 0\.0"):
-        aa_noise([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"aa_time\[0\] = 0\.0"):
+        aa_noise(1.0, 0.0)
+    with pytest.raises(ValueError, match=r"base_time\[0\] = inf"):
+        aa_noise(math.inf, 1.0)
+
+
+# --- time_to_target ------------------------------------------------------------------
+
+
+def test_time_to_target_interpolates_the_first_crossing():
+    # 5.0 at 10 s, 3.0 at 20 s: 4.0 is crossed half-way, at 15 s; the later dip is ignored.
+    clock, losses = [0.0, 10.0, 20.0, 30.0], [7.0, 5.0, 3.0, 2.0]
+    assert time_to_target(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
+    assert time_to_target(clock, losses, 4.5) == pytest.approx(12.5, abs=1e-12)
+    assert time_to_target(clock, losses, 5.0) == 10.0  # reached exactly at a point
+    assert time_to_target([0.0, 4.0, 8.0], [6.0, 3.0, 6.0], 5.0) == pytest.approx(4 / 3)
+
+
+def test_time_to_target_first_point_already_there():
+    assert time_to_target([2.5, 5.0], [3.0, 2.0], 3.0) == 2.5
+    assert time_to_target([2.5, 5.0], [1.0, 2.0], 3.0) == 2.5
+
+
+def test_time_to_target_never_reached_is_infinite():
+    assert time_to_target([0.0, 1.0, 2.0], [7.0, 6.0, 5.01], 5.0) == math.inf
+    assert time_to_target([], [], 5.0) == math.inf
+
+
+def test_time_to_target_skips_points_without_a_loss():
+    # The None and NaN points neither reach the target nor anchor the interpolation.
+    clock, losses = [0.0, 10.0, 20.0, 30.0], [6.0, None, math.nan, 2.0]
+    assert time_to_target(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
+    assert time_to_target([0.0, 1.0], [None, math.nan], 4.0) == math.inf
+
+
+@pytest.mark.parametrize(
+    "clock, losses, target, pattern",
+    [
+        ([0.0, 2.0, 1.0], [3.0, 2.0, 1.0], 1.5, r"clock_s\[2\] = 1\.0"),
+        ([0.0, math.nan], [3.0, 2.0], 1.5, r"clock_s\[1\] = nan"),
+        ([0.0, 1.0], [3.0], 1.5, "2 points but losses has 1"),
+        ([0.0, 1.0], [3.0, 2.0], math.nan, "target = nan"),
+    ],
+)
+def test_time_to_target_rejects_bad_curves(clock, losses, target, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        time_to_target(clock, losses, target)
+
+
+# --- time_to_target_estimate ---------------------------------------------------------
+
+
+def test_time_to_target_estimate_finite_is_the_speedup_estimate():
+    a = time_to_target_estimate([10, 12, 8], [5, 9, 6])
+    b = speedup_estimate([10, 12, 8], [5, 9, 6])
+    assert a == b
+
+
+def test_time_to_target_estimate_never_reached():
+    est = time_to_target_estimate([10.0, 12.0, 8.0], [5.0, math.inf, 6.0])
+    assert est.values == (0.5, -math.inf, 0.25)
+    assert est.point == -math.inf
+    assert est.low == -math.inf
+    assert est.high == 0.5  # no interval exists: the best pair's own speedup
+    assert est.n == 3
+    assert "1 of 3 optimized runs never reached the target" in est.method
+    d = est.to_dict()
+    assert (d["point"], d["low"], d["high"], d["values"]) == (None, None, 0.5, [0.5, None, 0.25])
+    json.dumps(d, allow_nan=False)
+
+
+def test_time_to_target_estimate_all_never_reached():
+    est = time_to_target_estimate([10.0, 12.0], [math.inf, math.inf])
+    assert (est.point, est.low, est.high) == (-math.inf, -math.inf, -math.inf)
+
+
+def test_time_to_target_estimate_rejects_an_infinite_baseline():
+    # The target is built so that every baseline reaches it: an infinite one is a caller's bug.
+    with pytest.raises(ValueError, match=r"base_ttt\[1\] = inf"):
+        time_to_target_estimate([10.0, math.inf], [5.0, 6.0])
+    with pytest.raises(ValueError, match=r"opt_ttt\[0\] = 0\.0"):
+        time_to_target_estimate([10.0], [0.0])
+    with pytest.raises(ValueError, match=r"opt_ttt\[0\] = nan"):
+        time_to_target_estimate([10.0], [math.nan])
+
+
+# --- tost_equivalent -----------------------------------------------------------------
+
+
+def _delta(low, high):
+    return Estimate((low + high) / 2, low, high, 0.95, 3, "m", (0.0, 0.0, 0.0))
+
+
+def test_tost_needs_the_whole_ci_inside_the_margin():
+    assert tost_equivalent(_delta(-0.05, 0.08), 0.1)
+    assert not tost_equivalent(_delta(-0.05, 0.12), 0.1)  # the point 0.035 alone would pass
+    assert not tost_equivalent(_delta(-0.11, 0.02), 0.1)
+    assert not tost_equivalent(_delta(-0.1, 0.0), 0.1)  # the margin itself is not inside
+
+
+def test_tost_unbounded_or_missing_ci_is_not_equivalence():
+    assert not tost_equivalent(difference_estimate([1.0], [1.0]), 0.1)  # n = 1: no interval
+    assert not tost_equivalent(Estimate.empty(0.95), 0.1)
+    with pytest.raises(ValueError, match="margin"):
+        tost_equivalent(_delta(-0.05, 0.05), 0.0)
+
+
+def test_tost_on_a_real_estimate():
+    tight = difference_estimate([5.0, 5.1, 4.9], [5.01, 5.12, 4.93])
+    wide = difference_estimate([5.0, 5.1, 4.9], [5.09, 5.02, 4.98])
+    assert abs(tight.point) < 0.1 and abs(wide.point) < 0.1
+    assert tost_equivalent(tight, 0.1)
+    assert not tost_equivalent(wide, 0.1)
 
 
 # --- validation ----------------------------------------------------------------------
@@ -215,7 +329,7 @@ def test_to_dict_is_json_ready():
     est = Estimate(0.25, -math.inf, math.nan, 0.95, 1, "m", (0.25, math.inf))
     d = est.to_dict()
     assert d == {
-        "median": 0.25,
+        "point": 0.25,
         "low": None,
         "high": None,
         "level": 0.95,
@@ -229,7 +343,13 @@ def test_to_dict_is_json_ready():
 def test_estimate_is_frozen():
     est = speedup_estimate([10], [6])
     with pytest.raises(AttributeError):
-        est.median = 0.0
+        est.point = 0.0
+
+
+def test_empty_estimate_has_no_numbers():
+    d = Estimate.empty(0.9, "no complete pair").to_dict()
+    assert d == {"point": None, "low": None, "high": None, "level": 0.9, "n": 0,
+                 "method": "no complete pair", "values": []}  # fmt: skip
 
 
 # --- properties ----------------------------------------------------------------------
@@ -251,6 +371,8 @@ def test_property_interval_ordered(pairs, level):
         difference_estimate(base, opt, level),
     ):
         assert est.low <= est.high
+        # The point is the interval's own centre, so it never falls outside it.
+        assert est.low - 1e-12 <= est.point <= est.high + 1e-12
         assert est.n == len(pairs)
         assert math.isfinite(est.low) and math.isfinite(est.high)
 
@@ -260,7 +382,7 @@ def test_property_scaling_all_times_leaves_estimate_unchanged(pairs, c):
     base, opt = [b for b, _ in pairs], [o for _, o in pairs]
     a = speedup_estimate(base, opt)
     b = speedup_estimate([c * x for x in base], [c * x for x in opt])
-    assert _close(a.median, b.median)
+    assert _close(a.point, b.point)
     assert _close(a.low, b.low)
     assert _close(a.high, b.high)
 

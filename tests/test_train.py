@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
+import pytest
 import torch
 
-from ryot.train import Trainer, batch_indices
+from ryot.checkpoint import CheckpointError
+from ryot.train import Trainer, batch_indices, curve_steps, learning_rate
 from tests.sabotage import NaNAfter
 
 
@@ -21,7 +24,10 @@ def test_trains_and_loss_falls(smoke_config):
     assert set(result.step_tokens) == {t.batch_size * smoke_config.model.max_seq_len}
     full_length = smoke_config.model.max_seq_len
     assert result.epochs[0].tokens == t.steps_per_epoch * t.batch_size * full_length
-    assert 0 < result.entropy_floor < math.log(smoke_config.model.vocab_size)
+    assert 0 < result.bayes_floor < result.unigram_loss < math.log(smoke_config.model.vocab_size)
+    assert result.initial_val_loss > result.val_loss
+    assert len(result.val_loss_per_position) == smoke_config.model.max_seq_len
+    assert sum(result.val_loss_per_position) / full_length == pytest.approx(result.val_loss)
     assert result.total_time_s == result.setup_time_s + sum(result.step_times)
     assert result.peak_memory_mb > 0
 
@@ -66,3 +72,51 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(smoke_config, tmp_path
     assert resumed.step_losses == full.step_losses
     assert resumed.final_loss == full.final_loss
     assert resumed.val_loss == full.val_loss
+
+
+def test_curve_is_measured_off_the_clock_at_every_planned_step(smoke_config):
+    result = Trainer(smoke_config).run()
+    m = smoke_config.measurement
+    steps = [p["step"] for p in result.curve]
+    assert steps == curve_steps(smoke_config.total_steps, m.curve_points)
+    assert steps[0] == 0 and steps[-1] == smoke_config.total_steps
+    for point in result.curve:
+        # the arm's own training clock: setup plus the steps done, never evaluation time
+        expected = result.setup_time_s + sum(result.step_times[: point["step"]])
+        assert point["clock_s"] == pytest.approx(expected)
+    assert result.curve[-1]["val_loss"] < result.curve[0]["val_loss"]
+    assert result.eval_time_s > 0
+
+
+def test_curve_steps_are_even_and_include_both_ends():
+    assert curve_steps(100, 10) == list(range(0, 101, 10))
+    assert curve_steps(12, 10)[0] == 0 and curve_steps(12, 10)[-1] == 12
+    assert len(curve_steps(12, 10)) == 11
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine(smoke_config):
+    from dataclasses import replace
+
+    t = replace(smoke_config.training, learning_rate=1.0, lr_warmup_steps=4, lr_min_ratio=0.1,
+                num_epochs=2, steps_per_epoch=7)  # fmt: skip
+    rates = [learning_rate(s, t) for s in range(14)]
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert rates[4] == pytest.approx(1.0)  # the decay starts at the peak
+    assert all(a >= b for a, b in itertools.pairwise(rates[4:]))
+    assert rates[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))
+    flat = replace(t, lr_warmup_steps=0, lr_min_ratio=1.0)
+    assert {learning_rate(s, flat) for s in range(14)} == {1.0}
+
+
+def test_resume_refuses_another_arm_or_other_optimization_settings(smoke_config, tmp_path):
+    from dataclasses import replace
+
+    path = tmp_path / "base.pt"
+    Trainer(smoke_config, checkpoint_path=path).run(stop_after_epoch=1)
+    with pytest.raises(CheckpointError, match="arm 'baseline', not 'optimized'"):
+        Trainer(smoke_config, arm="optimized").run(resume=path)
+    o = smoke_config.optimizations
+    other = replace(smoke_config, optimizations=replace(
+        o, semantic_compressor=replace(o.semantic_compressor, ratio=0.1)))  # fmt: skip
+    with pytest.raises(CheckpointError, match="different optimizations config"):
+        Trainer(other).run(resume=path)

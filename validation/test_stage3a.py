@@ -21,9 +21,16 @@ def test_training_step_time(benchmark, stage3a, arm):
     config, device = stage3a.config, stage3a.device
     trainer = Trainer(config, arm=arm, stack=build_stack(config, arm, device), device=device)
     _, trained, optimizer = trainer.build()
-    last = config.total_steps - 1  # full length: past any sequence-length warmup
+    last = config.total_steps - 1  # past any sequence-length warmup, which ends by then
+    full = config.training.batch_size * config.training.grad_accumulation * config.model.max_seq_len
+    fed = []
     benchmark.group = "training step (full length)"
     benchmark.extra_info["arm"] = arm
     benchmark.pedantic(
-        trainer.train_step, args=(last, trained, optimizer), rounds=5, warmup_rounds=2
+        lambda: fed.append(trainer.train_step(last, trained, optimizer)[2]),
+        rounds=5,
+        warmup_rounds=2,
     )
+    benchmark.extra_info["tokens_per_step"] = fed[-1]
+    # the group's name is a claim: every measured step fed the full-length batch
+    assert set(fed) == {full}, f"steps fed {sorted(set(fed))} tokens, full length is {full}"

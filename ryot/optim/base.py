@@ -4,6 +4,7 @@ An optimization touches the run at four seams: the model (before the optimizer i
 optimizer's options, the forward pass's numeric context, and each step's batch. After the run it
 reports what it applied, what it skipped and why, and measurements of its effect. Whether it had
 an effect is judged from measurements of the arm (see ryot.optim.probe), never from its own word.
+An optimization that changes process-wide state (a backend flag) undoes it in `close`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class Evidence:
     applied: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"what": ..., "why": ...}
     measurements: dict[str, Any] = field(default_factory=dict)
-    findings: list[dict[str, str]] = field(default_factory=list)  # {"kind": "NoEffect", ...}
+    # {"kind": "NoEffect" | "Shortcut", "detail": ...}: any finding makes the evidence fail.
+    findings: list[dict[str, str]] = field(default_factory=list)
 
     def skip(self, what: str, why: str) -> None:
         self.skipped.append({"what": what, "why": why})
@@ -32,9 +34,14 @@ class Evidence:
     def no_effect(self, detail: str) -> None:
         self.findings.append({"kind": "NoEffect", "detail": detail})
 
+    def shortcut(self, detail: str) -> None:
+        """A measured effect that buys speed by learning less (e.g. never a full context)."""
+        self.findings.append({"kind": "Shortcut", "detail": detail})
+
     @property
     def effective(self) -> bool:
-        return not any(f["kind"] == "NoEffect" for f in self.findings)
+        """A measured effect, and not a shortcut: no finding of any kind."""
+        return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,3 +89,11 @@ class Optimization:
 
     def finish(self, run: dict[str, Any]) -> None:
         """Record measurements of the finished run (`run` holds step tokens, probes, ...)."""
+
+    def close(self) -> None:
+        """Undo process-wide state set by prepare_model; idempotent.
+
+        The trainer calls it when training ends, even on error, and an optimization that sets
+        such state calls it from its own `finish` too: a later arm in the same process (the
+        baseline, say) must never inherit this arm's settings.
+        """

@@ -5,7 +5,9 @@ Levels are cumulative:
      AdamW implementation (one kernel for all parameters instead of a loop of small ops).
   2  bf16 autocast where the hardware executes bf16 natively (CPU AVX512-BF16 or AMX, CUDA
      with bf16 support), and TF32 matmuls on CUDA. On hardware without native bf16, autocast
-     would emulate it and be slower, so it is skipped and the evidence says why.
+     would emulate it and be slower, so it is skipped and the evidence says why. TF32 is a
+     process-wide switch: `close` puts back the flags it found, so that a later arm in the
+     same process (the baseline) runs in true fp32.
   3  torch.compile of the model, with dynamic sequence length so that a length warmup does not
      recompile once per length; compile seconds and recompiles are counted.
 """
@@ -45,6 +47,18 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
     )
 
 
+def _tf32_flags() -> tuple[bool, bool]:
+    """The cuBLAS matmul and cuDNN TF32 switches, through torch's allow_tf32 API (every torch
+    this project supports has it). Reading raises RuntimeError when the newer fp32_precision API
+    was used in this process: torch refuses a mix of the two."""
+    return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+
+def _set_tf32(matmul: bool, cudnn: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    torch.backends.cudnn.allow_tf32 = cudnn
+
+
 def _dynamo_counters() -> dict[str, float]:
     from torch._dynamo.utils import compilation_time_metrics, counters
 
@@ -70,6 +84,8 @@ class KernelOptimizer(Optimization):
         self.bf16 = False
         self.compiled: nn.Module | None = None
         self._compile_start: dict[str, int] = {}
+        self._tf32_before: tuple[bool, bool] | None = None  # set while TF32 is switched on
+        self.tf32_in_training: bool | None = None  # the matmul flag read when training ended
 
     @property
     def enabled(self) -> bool:
@@ -87,12 +103,7 @@ class KernelOptimizer(Optimization):
                 ev.applied.append(f"bf16 autocast ({why})")
             else:
                 ev.skip("bf16 autocast", why)
-            if self.device.type == "cuda":
-                torch.backends.cuda.matmul.allow_tf32 = True
-                torch.backends.cudnn.allow_tf32 = True
-                ev.applied.append("TF32 matmuls")
-            else:
-                ev.skip("TF32", "TF32 exists only on CUDA")
+            self._enable_tf32()
         if self.level >= 3:
             import torch._dynamo as dynamo  # binds only `dynamo`: `torch` stays the global
 
@@ -104,6 +115,26 @@ class KernelOptimizer(Optimization):
             return self.compiled
         return model
 
+    def _enable_tf32(self) -> None:
+        if self.device.type != "cuda":
+            self.evidence.skip("TF32", "TF32 exists only on CUDA")
+            return
+        try:
+            before = _tf32_flags()
+        except RuntimeError:
+            self.evidence.skip("TF32", "precision already set through torch's fp32_precision API")
+            return
+        _set_tf32(True, True)
+        self._tf32_before = before
+        self.evidence.applied.append("TF32 matmuls")
+
+    def close(self) -> None:
+        if self._tf32_before is None:
+            return
+        self.tf32_in_training = _tf32_flags()[0]
+        _set_tf32(*self._tf32_before)
+        self._tf32_before = None
+
     def optimizer_options(self) -> dict[str, Any]:
         return {"fused": True} if self.level >= 1 else {}
 
@@ -113,10 +144,12 @@ class KernelOptimizer(Optimization):
         return contextlib.nullcontext()
 
     def finish(self, run: dict[str, Any]) -> None:
+        self.close()  # first: whatever the probe does, the flags go back
         ev = self.evidence
         if not self.enabled:
             return
-        arm, ref = run["probe"].arm(), run["probe"].reference()
+        # The reference is this arm with explicit attention in fp32: any token dropping stays.
+        arm, ref = run["probe"].arm(), run["probe"].without_kernels()
         optimizer = run["optimizer"]
         fused = bool(optimizer.param_groups[0].get("fused"))
         ev.measurements.update(
@@ -126,6 +159,8 @@ class KernelOptimizer(Optimization):
             reference_matmul_dtypes=sorted(ref.matmul_dtypes),
             optimizer_fused=fused,
         )
+        if self.tf32_in_training is not None:
+            ev.measurements["tf32_matmuls_in_training"] = self.tf32_in_training
         compiled_graphs = 0
         if self.compiled is not None:
             end = _dynamo_counters()
@@ -141,6 +176,6 @@ class KernelOptimizer(Optimization):
         )
         if not changed:
             ev.no_effect(
-                "same attention kernels, same matmul dtypes, unfused optimizer and no compiled "
-                "graph as the baseline"
+                "same attention kernels and matmul dtypes as this arm with explicit fp32 "
+                "attention, an unfused optimizer and no compiled graph"
             )

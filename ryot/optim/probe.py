@@ -2,7 +2,7 @@
 
 The evidence that an optimization did something comes from here, from running the arm's model
 on one batch, never from the optimization's own report. A no-op optimization therefore yields
-the same fingerprint as the baseline and is caught.
+the same fingerprint as its reference (the arm without it) and is caught.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -65,7 +66,16 @@ def fingerprint_step(
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> StepFingerprint:
     """Forward and backward of one training step on a copy of `model` (left untouched)."""
-    probe = copy.deepcopy(model)
+    return _measure(copy.deepcopy(model), inputs, targets, autocast)
+
+
+def _measure(
+    probe: ScaledTransformerModel,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    autocast: contextlib.AbstractContextManager | None,
+) -> StepFingerprint:
+    """Forward and backward of one training step on `probe`, a throwaway copy."""
     probe.train()
     fp = StepFingerprint(tokens=inputs.numel())
     counter = FlopCounterMode(display=False)
@@ -81,29 +91,51 @@ def fingerprint_step(
     return fp
 
 
+def _drop_no_tokens(model: ScaledTransformerModel) -> None:
+    model.token_dropper = None
+
+
+def _eager_attention(model: ScaledTransformerModel) -> None:
+    model.set_attention_impl("eager")
+
+
 class StepProbe:
-    """Fingerprints of one full-length training batch: as the arm runs it, and as the baseline
-    would (same weights, explicit attention, fp32, no token dropping). Computed once, on demand.
+    """Fingerprints of one full-length training batch: as the arm runs it, and each
+    optimization's reference, which is the same arm with that one optimization undone.
+
+    A reference that undid more (the whole baseline) would credit one optimization with
+    another's effect: torch's FLOP counter does not count SDPA's fused CPU kernel, so against
+    the baseline a no-op compressor beside the kernel optimizer would show fewer FLOPs.
+    Each fingerprint is one forward and backward on a deep copy of the model, computed once,
+    on demand. Every fingerprint starts from the same random state, so a random token dropper
+    keeps the same tokens in the arm and in a reference that keeps it.
     """
 
     def __init__(self, model, inputs, targets, autocast_factory):
         self.model = model
         self.inputs, self.targets = inputs, targets
         self.autocast_factory = autocast_factory
-        self._arm: StepFingerprint | None = None
-        self._reference: StepFingerprint | None = None
+        self._fingerprints: dict[str, StepFingerprint] = {}
 
     def arm(self) -> StepFingerprint:
-        if self._arm is None:
-            self._arm = fingerprint_step(
-                self.model, self.inputs, self.targets, self.autocast_factory()
-            )
-        return self._arm
+        return self._fingerprint("arm", None, same_autocast=True)
 
-    def reference(self) -> StepFingerprint:
-        if self._reference is None:
-            baseline = copy.deepcopy(self.model)
-            baseline.token_dropper = None
-            baseline.set_attention_impl("eager")
-            self._reference = fingerprint_step(baseline, self.inputs, self.targets)
-        return self._reference
+    def without_token_dropping(self) -> StepFingerprint:
+        """The compressor's reference: the arm's attention and autocast, every token kept."""
+        return self._fingerprint("without token dropping", _drop_no_tokens, same_autocast=True)
+
+    def without_kernels(self) -> StepFingerprint:
+        """The kernel optimizer's reference: the arm's token dropping, explicit attention, and
+        no autocast (fp32)."""
+        return self._fingerprint("without kernels", _eager_attention, same_autocast=False)
+
+    def _fingerprint(
+        self, key: str, edit: Callable[[ScaledTransformerModel], None] | None, same_autocast: bool
+    ) -> StepFingerprint:
+        if key not in self._fingerprints:
+            probe = copy.deepcopy(self.model)
+            if edit is not None:
+                edit(probe)
+            autocast = self.autocast_factory() if same_autocast else None
+            self._fingerprints[key] = _measure(probe, self.inputs, self.targets, autocast)
+        return self._fingerprints[key]

@@ -1,9 +1,15 @@
 """InferenceScalingEngine: sequence-length warmup (a length curriculum).
 
 For the first `warmup_steps` optimizer steps the batch is truncated to a length that grows
-linearly from `min_seq_len` to max_seq_len, rounded down to a multiple of `step_size` (few
-distinct lengths: fewer kernel shapes, and fewer recompiles under torch.compile). Inputs and
-targets are truncated together, so every kept position still predicts its true next token.
+linearly from `min_seq_len` at step 0 to max_seq_len at the warmup's last step, rounded up to a
+multiple of `step_size` (few distinct lengths: fewer kernel shapes, and fewer recompiles under
+torch.compile). Rounding up, never down, is what makes full length arrive inside the warmup:
+a warmup as long as the run still trains at full length for its last third. Inputs and targets
+are truncated together, so every kept position still predicts its true next token.
+
+The evidence describes the lengths the run was measured to feed (its step tokens), never the
+settings: a curriculum that never reaches full length trains a model that has never seen a
+full context, which is a shortcut, not an optimization.
 """
 
 from __future__ import annotations
@@ -17,11 +23,31 @@ from ryot.optim.base import Optimization
 
 def warmup_length(step: int, warmup_steps: int, min_len: int, max_len: int, step_size: int) -> int:
     """Sequence length fed at optimizer step `step` (0-based)."""
-    if step >= warmup_steps:
+    if step >= warmup_steps or min_len >= max_len:
         return max_len
-    length = min_len + (max_len - min_len) * step / warmup_steps
-    length = int(length) // step_size * step_size
-    return max(min_len, min(max_len, length))
+    # The linear ramp reaches max_len at step warmup_steps - 1, the warmup's last step.
+    # Integer arithmetic: a float ramp like 64.0000001 would round up a whole step_size.
+    span = max(1, warmup_steps - 1)
+    ramp = min_len * span + (max_len - min_len) * step  # the ramp's length, times span
+    if ramp <= min_len * span:
+        return min_len  # step 0 stays at min_len even when it is not a multiple of step_size
+    rounded_up = -(-ramp // (span * step_size)) * step_size
+    return min(max_len, rounded_up)
+
+
+def measured_lengths(run: dict[str, Any]) -> list[int]:
+    """The sequence length each step fed, from the tokens it was measured to feed."""
+    samples = run["samples_per_step"]
+    return [tokens // samples for tokens in run["step_tokens"]]
+
+
+def length_changes(lengths: list[int]) -> list[list[int]]:
+    """[first_step, length] at each change of length (1-based steps)."""
+    changes: list[list[int]] = []
+    for step, length in enumerate(lengths, start=1):
+        if not changes or changes[-1][1] != length:
+            changes.append([step, length])
+    return changes
 
 
 class InferenceScalingEngine(Optimization):
@@ -39,10 +65,6 @@ class InferenceScalingEngine(Optimization):
         self.evidence.settings = {
             "warmup_steps": warmup_steps, "min_seq_len": min_seq_len, "step_size": step_size,
         }  # fmt: skip
-        if self.enabled:
-            self.evidence.applied.append(
-                f"sequence length {self.min_seq_len} -> {max_seq_len} over {warmup_steps} steps"
-            )
 
     @property
     def enabled(self) -> bool:
@@ -59,27 +81,39 @@ class InferenceScalingEngine(Optimization):
         length = self.length_at(step)
         return inputs[:, :length], targets[:, :length]
 
-    def schedule(self, total_steps: int) -> list[list[int]]:
-        """[first_step, length] at each change of length (1-based steps)."""
-        changes, last = [], None
-        for step in range(total_steps):
-            length = self.length_at(step)
-            if length != last:
-                changes.append([step + 1, length])
-                last = length
-        return changes
-
     def finish(self, run: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        tokens = run["step_tokens"]
-        full = run["full_step_tokens"]
+        tokens, full = run["step_tokens"], run["full_step_tokens"]
+        lengths = measured_lengths(run)
         ev = self.evidence
         ev.measurements.update(
             tokens_per_step=tokens,
             full_tokens_per_step=full,
             tokens_fraction=round(sum(tokens) / (full * len(tokens)), 4) if tokens else None,
-            schedule=self.schedule(len(tokens)),
+            schedule=length_changes(lengths),
         )
-        if tokens and min(tokens) >= full:
-            ev.no_effect(f"every step fed the full {full} tokens")
+        if lengths:
+            self._judge(lengths, run["max_seq_len"])
+
+    def _judge(self, lengths: list[int], max_len: int) -> None:
+        """The applied text and findings, from the measured lengths alone."""
+        ev = self.evidence
+        full_from = next((i for i, n in enumerate(lengths, start=1) if n >= max_len), None)
+        reached = (
+            f"full length from step {full_from}"
+            if full_from is not None
+            else f"never full length {max_len}"
+        )
+        ev.applied.append(
+            f"sequence length {lengths[0]} -> {max(lengths)} measured over {len(lengths)} "
+            f"steps ({reached})"
+        )
+        if full_from is None:
+            ev.shortcut(
+                f"the measured sequence length never reached max_seq_len {max_len} (longest "
+                f"{max(lengths)} over {len(lengths)} steps): the model never trained on a "
+                "full context"
+            )
+        elif min(lengths) >= max_len:
+            ev.no_effect(f"every step fed the full length {max_len}")

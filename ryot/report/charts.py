@@ -15,9 +15,12 @@ from ryot.report.fields import (
     arm_sort_key,
     as_dict,
     as_list,
+    estimate,
     get_path,
     is_num,
+    last_pair_run,
     last_run,
+    pair_runs,
     result_runs,
 )
 from ryot.report.formatting import NA, fmt, fmt_loss, fmt_loss_delta, fmt_pct, to_percent
@@ -62,8 +65,45 @@ def _segments(values: Sequence[Any]) -> list[list[tuple[int, float]]]:
     return [p for p in pieces if p]
 
 
+def _floor_lines(f: svg.Frame, comparison: dict, what: str) -> list[str]:
+    """The bench's reference losses as horizontal lines: unigram (dotted) and Bayes floor."""
+    out = []
+    for key, label, color, dash in (
+        ("unigram_loss", "unigram loss", svg.MUTED, "2 3"),
+        ("bayes_floor", "Bayes floor", GREEN, "6 4"),
+    ):
+        value = reference(comparison, key)
+        if not is_num(value):
+            continue
+        y = f.y(value)
+        out.append(
+            svg.line(
+                f.px,
+                y,
+                f.px + f.pw,
+                y,
+                color,
+                stroke_width="1.5",
+                stroke_dasharray=dash,
+                class_=key,
+                data_value=f"{value:.6g}",
+            )
+        )
+        out.append(
+            svg.text(f.px + f.pw - 4, y - 6, f"{label} {what} {fmt_loss(value)}", color, "end")
+        )
+    return out
+
+
+def reference(comparison: dict, key: str) -> Any:
+    """A bench reference loss (bayes_floor, unigram_loss): top level, else from "bench"."""
+    value = comparison.get(key)
+    return value if is_num(value) else get_path(comparison, "bench", key)
+
+
 def loss_chart(comparison: dict) -> Markup | None:
-    """(a) Training loss per optimizer step, baseline and optimized, with the entropy floor."""
+    """(a) Training loss per optimizer step, baseline and optimized, with the bench's reference
+    losses (measured on the validation split) for scale."""
     series = []  # (arm, segments, is the arm's last run)
     for arm in ("baseline", "optimized"):
         runs = [r for r in result_runs(comparison) if r.get("arm") == arm]
@@ -73,20 +113,14 @@ def loss_chart(comparison: dict) -> Markup | None:
     points = [p for _, segs, _ in series for seg in segs for p in seg]
     if not points:
         return None
-    floor = comparison.get("entropy_floor")
-    values = [v for _, v in points] + ([floor] if is_num(floor) else [])
+    refs = [reference(comparison, k) for k in ("bayes_floor", "unigram_loss")]
+    values = [v for _, v in points] + [v for v in refs if is_num(v)]
     yt = svg.nice_ticks(min(values), max(values))
     xt = svg.nice_ticks(1, max(i for i, _ in points) + 1, 6, integer=True)
     width, height = 600, 330
     f = svg.Frame(70, 44, width - 90, height - 100, (xt[0], xt[-1]), (yt[0], yt[-1]))
     out = svg.y_axis(f, yt, "training loss (nats)") + svg.x_axis(f, xt, "optimizer step")
-    if is_num(floor):
-        y = f.y(floor)
-        out.append(
-            svg.line(f.px, y, f.px + f.pw, y, GREEN, stroke_width="1.5", stroke_dasharray="6 4")
-        )
-        label = f"entropy floor (loss floor) {fmt_loss(floor)}"
-        out.append(svg.text(f.px + f.pw - 4, y - 6, label, GREEN, "end"))
+    out += _floor_lines(f, comparison, "(validation)")
     few = len(points) <= 120
     for bold in (False, True):  # faint earlier runs first, the last runs on top
         for arm, segs, last in series:
@@ -111,6 +145,204 @@ def loss_chart(comparison: dict) -> Markup | None:
         legend.append(("earlier runs", svg.MUTED, "faint"))
     out += svg.legend(f.px, 20, legend)
     return svg.document(width, height, "Training loss per step", out)
+
+
+def _curve_segments(curve: Any) -> list[list[tuple[float, float]]]:
+    """(clock_s, val_loss) runs of a curve; a null loss (or a malformed point) breaks the line."""
+    pieces: list[list[tuple[float, float]]] = [[]]
+    for _, p in _thin(as_list(curve)):
+        x, y = get_path(p, "clock_s"), get_path(p, "val_loss")
+        if is_num(x) and is_num(y):
+            pieces[-1].append((float(x), float(y)))
+        elif pieces[-1]:
+            pieces.append([])
+    return [p for p in pieces if p]
+
+
+def ttt_text(pairs: Sequence[dict], arm: str) -> str:
+    """One arm's time to target per pair in words ("not reached" for null: infinite time)."""
+    values = [p.get(f"{arm}_s") for p in pairs]
+    if not values:
+        return NA
+    if len(values) <= 4:
+        return ", ".join(fmt(v, ".2f", " s") if is_num(v) else "not reached" for v in values)
+    finite = [v for v in values if is_num(v)]
+    text = f"{fmt(min(finite), '.2f')} to {fmt(max(finite), '.2f')} s" if finite else ""
+    missed = len(values) - len(finite)
+    if missed:
+        text += f"{'; ' if text else ''}{missed} not reached"
+    return f"{text} ({len(values)} pairs)"
+
+
+def ttt_pairs(comparison: dict) -> list[dict]:
+    pairs = get_path(comparison, "measurements", "time_to_target", "pairs")
+    return [p for p in as_list(pairs) if isinstance(p, dict)]
+
+
+def _curve_runs(comparison: dict, arm: str) -> list[dict]:
+    """The arm's paired runs; a single-arm run (no pair) shows its own runs instead."""
+    return pair_runs(comparison, arm) or [
+        r for r in result_runs(comparison) if r.get("arm") == arm and r.get("role") != "aa"
+    ]
+
+
+def curve_chart(comparison: dict) -> Markup | None:
+    """Validation loss against each arm's own training clock (every paired run), with the target
+    line and each pair's time to target marked on it: the speed at equal quality, drawn."""
+    series = [
+        (arm, run, segs)
+        for arm in ("baseline", "optimized")
+        for run in _curve_runs(comparison, arm)
+        if (segs := _curve_segments(run["result"].get("curve")))
+    ]
+    points = [p for *_, segs in series for seg in segs for p in seg]
+    if not points:
+        return None
+    target = get_path(comparison, "measurements", "target", "loss")
+    pairs = ttt_pairs(comparison)
+    marks = [
+        (arm, p, p[f"{arm}_s"])
+        for p in pairs
+        for arm in ("baseline", "optimized")
+        if is_num(target) and is_num(p.get(f"{arm}_s"))
+    ]
+    xs = [x for x, _ in points] + [t for *_, t in marks]
+    ys = [y for _, y in points] + ([target] if is_num(target) else [])
+    xt = svg.nice_ticks(0.0, max(xs), 6)
+    yt = svg.nice_ticks(min(ys), max(ys))
+    width, height = 600, 360
+    f = svg.Frame(70, 74, width - 90, height - 130, (xt[0], xt[-1]), (yt[0], yt[-1]))
+    base = f.py + f.ph
+    out = svg.y_axis(f, yt, "validation loss (nats)")
+    out += svg.x_axis(f, xt, "training clock (s, setup included, evaluation off the clock)")
+    for arm, run, segs in series:
+        color = ARM_COLORS[arm]
+        label = f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}"
+        for seg in segs:
+            pts = [(f.x(x), f.y(y)) for x, y in seg]
+            if len(pts) > 1:
+                out.append(
+                    svg.titled(
+                        svg.polyline(
+                            pts,
+                            color,
+                            stroke_width="1.8",
+                            stroke_opacity="0.8",
+                            class_="curve",
+                            data_arm=arm,
+                        ),
+                        label,
+                    )
+                )
+            out += [svg.circle(x, y, 2.2, color, fill_opacity="0.8") for x, y in pts]
+    if is_num(target):
+        y = f.y(target)
+        out.append(
+            svg.line(
+                f.px,
+                y,
+                f.px + f.pw,
+                y,
+                RED,
+                stroke_width="1.5",
+                stroke_dasharray="6 4",
+                class_="target",
+                data_loss=f"{target:.6g}",
+            )
+        )
+        out.append(svg.text(f.px + f.pw - 4, y - 6, f"target {fmt_loss(target)}", RED, "end"))
+    for arm, pair, seconds in marks:
+        x, y, color = f.x(seconds), f.y(target), ARM_COLORS[arm]
+        out.append(svg.line(x, y, x, base, color, stroke_dasharray="2 3", stroke_width="1.2"))
+        marker = svg.circle(
+            x,
+            y,
+            5.0,
+            color,
+            stroke="white",
+            stroke_width="1.5",
+            class_="ttt",
+            data_arm=arm,
+            data_repeat=str(pair.get("repeat", "")),
+            data_seconds=f"{seconds:.6g}",
+        )
+        out.append(
+            svg.titled(
+                marker,
+                f"{arm} time to target, pair {pair.get('repeat', NA)}: {fmt(seconds, '.2f')} s",
+            )
+        )
+    legend = [
+        (f"{arm} ({sum(1 for a, *_ in series if a == arm)} runs)", ARM_COLORS[arm], "line")
+        for arm in ("baseline", "optimized")
+        if any(a == arm for a, *_ in series)
+    ]
+    if is_num(target):
+        legend.append(("target", RED, "dash"))
+    if marks:
+        legend.append(("time to target", svg.MUTED, "dot"))
+    out += svg.legend(f.px, 20, legend)
+    if pairs:
+        for k, arm in enumerate(("baseline", "optimized")):
+            line = f"time to target, {arm}: {ttt_text(pairs, arm)}"
+            out.append(svg.text(f.px, 40 + 15 * k, line, svg.INK, font_weight="600"))
+    elif not is_num(target):
+        out.append(
+            svg.text(f.px, 42, "no target: no baseline pair reached a final loss", svg.MUTED)
+        )
+    return svg.document(width, height, "Validation loss against training time", out)
+
+
+def position_chart(comparison: dict) -> Markup | None:
+    """Validation loss per position (last paired run of each arm) against the exact Bayes floor
+    per position: where in the sequence each arm falls short of what context allows."""
+    bench = as_dict(comparison.get("bench"))
+    series = []  # (key, label, values, color, dash, width)
+    for arm in ("baseline", "optimized"):
+        run = last_pair_run(comparison, arm)
+        values = as_list(get_path(run, "result", "val_loss_per_position"))
+        if any(is_num(v) for v in values):
+            label = f"{arm} (run {run.get('index', NA) if run else NA})"
+            series.append((arm, label, values, ARM_COLORS[arm], None, "2"))
+    if not series:
+        return None
+    for key, label, color, dash in (
+        ("unigram_per_position", "unigram loss", svg.MUTED, "2 3"),
+        ("floor_per_position", "Bayes floor", GREEN, "6 4"),
+    ):
+        values = as_list(bench.get(key))
+        if any(is_num(v) for v in values):
+            series.append((key, label, values, color, dash, "1.6"))
+    points = [(i, v) for *_, values, _, _, _ in series for i, v in enumerate(values) if is_num(v)]
+    yt = svg.nice_ticks(min(v for _, v in points), max(v for _, v in points))
+    last = max(i for i, _ in points)
+    xt = [t for t in svg.nice_ticks(0, last, 6, integer=True) if t <= last]
+    width, height = 600, 330
+    f = svg.Frame(70, 44, width - 90, height - 100, (0, last or 1), (yt[0], yt[-1]))
+    out = svg.y_axis(f, yt, "validation loss (nats)")
+    out += svg.x_axis(f, xt, "position in the sequence (0 = first predicted token)")
+    for key, _, values, color, dash, stroke in series:
+        for seg in _segments(values):
+            pts = [(f.x(i), f.y(v)) for i, v in seg]
+            if len(pts) > 1:
+                out.append(
+                    svg.polyline(
+                        pts,
+                        color,
+                        stroke_width=stroke,
+                        stroke_dasharray=dash,
+                        class_="series",
+                        data_series=key,
+                        data_points=str(len(pts)),
+                    )
+                )
+            else:
+                out += [
+                    svg.circle(x, y, 2.5, color, class_="series", data_series=key) for x, y in pts
+                ]
+    style = {None: "line", "6 4": "dash", "2 3": "dotted"}
+    out += svg.legend(f.px, 20, [(label, c, style[d]) for _, label, _, c, d, _ in series])
+    return svg.document(width, height, "Validation loss per position", out)
 
 
 def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
@@ -180,21 +412,37 @@ def step_time_chart(comparison: dict) -> Markup | None:
     return svg.document(width, height, "Step-time distribution per arm", out)
 
 
+SPEEDUP_ROWS = (
+    ("time_to_target", "at equal quality", "time to target"),
+    ("speedup", "end to end", "end-to-end time"),
+)
+
+
+def _speedup_row(comparison: dict, key: str) -> dict[str, Any]:
+    est = estimate(comparison, key)
+    values = as_list(est.get("values"))
+    return {
+        "point": to_percent(est.get("point")),
+        "low": to_percent(est.get("low")),
+        "high": to_percent(est.get("high")),
+        "pairs": [to_percent(v) for v in values if is_num(v)],
+        "infinite": sum(1 for v in values if not is_num(v)),  # -inf: never reached the target
+        "level": est.get("level"),
+        "n": est.get("n", NA),
+    }
+
+
 def speedup_chart(comparison: dict) -> Markup | None:
-    """(c) The speedup median and CI against the threshold and the A/A noise band (percent)."""
-    est = as_dict(get_path(comparison, "confidence_intervals", "speedup"))
-    med, low, high = (
-        to_percent(est.get("median")),
-        to_percent(est.get("low")),
-        to_percent(est.get("high")),
-    )
-    if med is None:
+    """(c) Speedup at equal quality (time to target) and end to end: geometric mean, CI and each
+    pair, against the threshold and the A/A noise band (percent)."""
+    rows = [(label, what, _speedup_row(comparison, key)) for key, label, what in SPEEDUP_ROWS]
+    if not any(r["point"] is not None or r["pairs"] for *_, r in rows):
         return None
-    has_ci = low is not None and high is not None
-    pairs = [to_percent(v) for v in as_list(est.get("values")) if is_num(v)]
     aa = to_percent(get_path(comparison, "noise", "aa"))
     threshold = get_path(comparison, "config", "criteria", "min_speedup_percent")
-    core = [0.0, med, *pairs, *((low, high) if has_ci else ()), *((-aa, aa) if aa else ())]
+    core = [0.0, *((-aa, aa) if aa else ())]
+    for *_, r in rows:
+        core += [v for v in (r["point"], r["low"], r["high"], *r["pairs"]) if v is not None]
     lo, hi = min(core), max(core)
     span = max(hi - lo, 1.0)
     # A threshold far outside the data would squash it: then it is named at the edge instead.
@@ -203,14 +451,15 @@ def speedup_chart(comparison: dict) -> Markup | None:
         lo, hi = min(lo, threshold), max(hi, threshold)
     pad = 0.04 * max(hi - lo, 1.0)  # keep marks off the frame's edges
     xt = svg.nice_ticks(lo - pad, hi + pad, 8)
-    width, height = 1160, 215
-    f = svg.Frame(30, 62, width - 60, 96, (xt[0], xt[-1]), (0.0, 1.0))
+    width, height = 1160, 300
+    f = svg.Frame(150, 44, width - 180, 190, (xt[0], xt[-1]), (0.0, 1.0))
     color = ARM_COLORS["optimized"]
     out = []
     if aa is not None:
         band = max(1.0, f.x(aa) - f.x(-aa))
         out.append(svg.rect(f.x(-aa), f.py, band, f.ph, AMBER, fill_opacity="0.2"))
-        out.append(svg.text(f.x(aa) + 4, f.py + 14, f"A/A noise ±{fmt(aa, '.1f')}%", "#8a6d00"))
+        aa_label = f"A/A noise ±{fmt(aa, '.1f')}%"
+        out.append(svg.text(f.x(aa) + 4, f.py + f.ph - 6, aa_label, "#8a6d00"))
     out += svg.x_axis(f, xt, "speedup = 1 - T_opt / T_base (%)", grid=True)
     out.append(svg.line(f.x(0), f.py, f.x(0), f.py + f.ph, svg.MUTED))
     if is_num(threshold):
@@ -230,28 +479,122 @@ def speedup_chart(comparison: dict) -> Markup | None:
             out.append(svg.text(f.px, f.py - 8, f"◀ {label} (off scale)", RED, "start"))
         else:
             out.append(svg.text(f.px + f.pw, f.py - 8, f"{label} (off scale) ▶", RED, "end"))
-    y = f.py + f.ph * 0.5
-    if has_ci:
-        out.append(
-            svg.line(f.x(low), y, f.x(high), y, color, stroke_width="6", stroke_opacity="0.5")
+    for k, (label, what, r) in enumerate(rows):
+        y = f.py + f.ph * (k + 0.5) / len(rows)
+        point, low, high = r["point"], r["low"], r["high"]
+        out.append(svg.text(f.px - 10, y + 4, label, svg.INK, "end", font_weight="600"))
+        has_ci = low is not None and high is not None
+        if has_ci:
+            out.append(
+                svg.line(f.x(low), y, f.x(high), y, color, stroke_width="6", stroke_opacity="0.5")
+            )
+            for v in (low, high):
+                out.append(svg.line(f.x(v), y - 10, f.x(v), y + 10, color, stroke_width="2"))
+                out.append(svg.text(f.x(v), y - 15, fmt_pct(v), color, "middle"))
+        out += [svg.circle(f.x(v), y + 20, 3.5, "white", stroke=color) for v in r["pairs"]]
+        if r["infinite"]:
+            out.append(
+                svg.text(
+                    f.px + 4, y + 24, f"◀ {r['infinite']} pair(s) at -∞: target not reached", RED
+                )
+            )
+        if point is not None:
+            out.append(
+                svg.circle(
+                    f.x(point), y, 6.0, color, stroke="white", class_="point", data_row=label
+                )
+            )
+        level = fmt(to_percent(r["level"]), ".0f")
+        ci_text = f"{level}% CI [{fmt_pct(low)}, {fmt_pct(high)}]" if has_ci else "CI n/a"
+        n = r["n"]
+        summary = (
+            f"{what}: geometric mean {fmt_pct(point)} · {ci_text} · n={n} "
+            f"pair{'' if n == 1 else 's'}"
         )
-        for v in (low, high):
-            out.append(svg.line(f.x(v), y - 10, f.x(v), y + 10, color, stroke_width="2"))
-            out.append(svg.text(f.x(v), y - 15, fmt_pct(v), color, "middle"))
-    out += [svg.circle(f.x(v), y + 20, 3.5, "white", stroke=color) for v in pairs]
-    out.append(svg.circle(f.x(med), y, 6.0, color, stroke="white"))
-    level = fmt(to_percent(est.get("level")), ".0f")
-    ci_text = f"{level}% CI [{fmt_pct(low)}, {fmt_pct(high)}]" if has_ci else "CI n/a"
-    n = est.get("n", NA)
-    title = f"median {fmt_pct(med)} · {ci_text} · n={n} pair{'' if n == 1 else 's'}"
-    out.append(svg.text(f.px, 22, title, svg.INK, font_weight="600"))
-    legend = [("median, CI", color, "line"), ("each pair", color, "dot")]
+        out.append(
+            svg.text(f.px + 6, y - 32, summary, svg.INK, class_="row-summary", data_row=label)
+        )
+    legend = [("geometric mean, CI", color, "line"), ("each pair", color, "dot")]
     if is_num(threshold):
         legend.append(("threshold", RED, "dash"))
     if aa is not None:
         legend.append(("A/A noise band", AMBER, "box"))
-    out += svg.legend(width - 470, 22, legend)
+    out += svg.legend(f.px, 20, legend)
     return svg.document(width, height, "Speedup with confidence interval", out, css="wide")
+
+
+def equivalence_chart(comparison: dict) -> Markup | None:
+    """The paired validation-loss delta: its CI against the +-margin equivalence band (TOST),
+    with the baseline's seed-to-seed spread for scale (nats)."""
+    est = estimate(comparison, "loss_delta")
+    point, low, high = est.get("point"), est.get("low"), est.get("high")
+    has_ci = is_num(low) and is_num(high)
+    if not is_num(point) and not has_ci:
+        return None
+    margin = est.get("margin")
+    if not is_num(margin):
+        margin = get_path(comparison, "config", "criteria", "max_loss_delta")
+    spread = est.get("baseline_spread")
+    pairs = [v for v in as_list(est.get("values")) if is_num(v)]
+    extent = [abs(v) for v in (point, low, high, margin, spread, *pairs) if is_num(v)]
+    m = 1.15 * max(extent) or 1.0
+    xt = svg.nice_ticks(-m, m, 8)
+    width, height = 560, 170
+    f = svg.Frame(20, 48, width - 40, 70, (xt[0], xt[-1]), (0.0, 1.0))
+    color = ARM_COLORS["optimized"]
+    out = []
+    if is_num(margin):
+        a, b = f.x(-abs(margin)), f.x(abs(margin))
+        out.append(svg.rect(a, f.py, b - a, f.ph, GREEN, fill_opacity="0.12", class_="margin"))
+        for x in (a, b):
+            out.append(svg.line(x, f.py, x, f.py + f.ph, GREEN, stroke_dasharray="6 4"))
+        out.append(svg.text(b - 4, f.py + 13, f"margin ±{fmt(abs(margin), '.4f')}", GREEN, "end"))
+    if is_num(spread) and spread > 0:
+        a, b = f.x(-spread), f.x(spread)
+        out.append(
+            svg.rect(
+                a,
+                f.py + f.ph - 10,
+                max(b - a, 1.0),
+                8.0,
+                AMBER,
+                fill_opacity="0.5",
+                class_="spread",
+            )
+        )
+    out += svg.x_axis(f, xt, "loss delta = optimized - baseline (nats)", grid=False)
+    out.append(svg.line(f.x(0), f.py, f.x(0), f.py + f.ph, svg.MUTED))
+    y = f.py + f.ph * 0.45
+    if has_ci:
+        out.append(
+            svg.line(
+                f.x(low),
+                y,
+                f.x(high),
+                y,
+                color,
+                stroke_width="6",
+                stroke_opacity="0.5",
+                class_="ci",
+            )
+        )
+        for v in (low, high):
+            out.append(svg.line(f.x(v), y - 9, f.x(v), y + 9, color, stroke_width="2"))
+    out += [svg.circle(f.x(v), y + 16, 3.0, "white", stroke=color) for v in pairs]
+    if is_num(point):
+        out.append(svg.circle(f.x(point), y, 5.5, color, stroke="white", class_="point"))
+    level = fmt(to_percent(est.get("level")), ".0f")
+    ci_text = f"{level}% CI [{fmt_loss_delta(low)}, {fmt_loss_delta(high)}]" if has_ci else "CI n/a"
+    out.append(
+        svg.text(f.px, 18, f"mean {fmt_loss_delta(point)} · {ci_text}", svg.INK, font_weight="600")
+    )
+    legend = [("mean, CI", color, "line"), ("each pair", color, "dot")]
+    if is_num(margin):
+        legend.append(("margin", GREEN, "dash"))
+    if is_num(spread) and spread > 0:
+        legend.append((f"baseline spread ±{fmt(spread, '.4f')}", AMBER, "box"))
+    out += svg.legend(f.px, 36, legend)
+    return svg.document(width, height, "Validation loss delta against the equivalence margin", out)
 
 
 def _hbar_panel(
@@ -309,7 +652,9 @@ def ablation_chart(comparison: dict) -> Markup | None:
 
 
 def history_chart(points: Sequence[dict]) -> Markup | None:
-    """Speedup and loss delta of each run (oldest first), CI whiskers, this run hollow."""
+    """Speedup (at equal quality, end to end) and loss delta of each run, oldest first: CI
+    whiskers, this run hollow; a run without a value (e.g. schema 1.0: no time to target) has
+    no point in that panel."""
     if len(points) < 2:
         return None
     width, height, n = 1160, 270, len(points)
@@ -317,16 +662,20 @@ def history_chart(points: Sequence[dict]) -> Markup | None:
     ticks = [i for i in range(n) if i % every == 0 or i == n - 1]
     color = ARM_COLORS["optimized"]
     out = []
-    for col, (key, label) in enumerate(
-        (("speedup", "speedup (%)"), ("loss_delta", "validation loss delta (nats)"))
-    ):
+    panels = (
+        ("ttt", "speedup at equal quality (%)"),
+        ("speedup", "end-to-end speedup (%)"),
+        ("loss_delta", "validation loss delta (nats)"),
+    )
+    cell = width / len(panels)
+    for col, (key, label) in enumerate(panels):
         vals = [p[k] for p in points for k in (key, key + "_low", key + "_high") if is_num(p[k])]
         yt = svg.nice_ticks(min([0.0, *vals]), max([0.0, *vals]), 5)
-        x0 = 80 + col * width / 2
-        f = svg.Frame(x0, 40, width / 2 - 110, height - 110, (-0.5, n - 0.5), (yt[0], yt[-1]))
+        x0 = 80 + col * cell
+        f = svg.Frame(x0, 40, cell - 100, height - 110, (-0.5, n - 0.5), (yt[0], yt[-1]))
         out += svg.y_axis(f, yt, label)
         out += svg.x_axis(
-            f, ticks, "run # (oldest first, as in the table below)", show=lambda i: f"#{int(i) + 1}"
+            f, ticks, "run # (oldest first, as below)", show=lambda i: f"#{int(i) + 1}"
         )
         out.append(svg.line(f.px, f.y(0), f.px + f.pw, f.y(0), svg.MUTED, stroke_dasharray="3 3"))
         line = [(f.x(i), f.y(p[key])) for i, p in enumerate(points) if is_num(p[key])]
@@ -359,4 +708,5 @@ def history_chart(points: Sequence[dict]) -> Markup | None:
                     )
                 )
         out.append(svg.text(f.px, 24, label + " per run", svg.INK, font_weight="600"))
-    return svg.document(width, height, "History: speedup and loss delta per run", out, css="wide")
+    title = "History: speedup and loss delta per run"
+    return svg.document(width, height, title, out, css="wide")

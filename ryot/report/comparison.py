@@ -1,4 +1,4 @@
-"""comparison.json: the seed plan's fields plus CIs, criteria, verdict, evidence and raw runs."""
+"""comparison.json (schema 2.0): the seed plan's fields plus measurements, criteria, runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 SCHEMA_FILE = "comparison.schema.json"
 
 

@@ -7,6 +7,8 @@ only lays values out.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -16,13 +18,28 @@ from markupsafe import Markup
 
 from ryot.report.charts import (
     ablation_chart,
+    curve_chart,
+    equivalence_chart,
     history_chart,
     loss_chart,
+    position_chart,
+    reference,
     speedup_chart,
     step_time_chart,
+    ttt_pairs,
+    ttt_text,
 )
 from ryot.report.evidence import evidence_context
-from ryot.report.fields import arm_names, as_dict, as_list, get_path, is_num, last_run
+from ryot.report.fields import (
+    arm_names,
+    as_dict,
+    as_list,
+    estimate,
+    get_path,
+    is_num,
+    last_run,
+    measurement,
+)
 from ryot.report.formatting import (
     NA,
     fmt,
@@ -41,13 +58,29 @@ from ryot.report.formatting import (
 CRITERION_TEST = "validation/test_stage3a.py::test_criterion[{id}]"
 NOT_UNDER_PYTEST = "not run under pytest"
 STATUS_CLASS = {"GO": "go", "INVESTIGATE": "investigate", "DEBUG": "debug"}
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: 20x faster
+
+
+def _status_css(status: Any) -> str:
+    return STATUS_CLASS.get(status, "none") if isinstance(status, str) else "none"
+
+
+def _summary(row: dict) -> str:
+    """The row's one-line summary (measured value, CI, threshold), without its leading name."""
+    summary, name = row.get("summary"), str(row.get("name", ""))
+    if not isinstance(summary, str):
+        return ""
+    return summary[len(name) + 1 :].strip() if name and summary.startswith(f"{name}:") else summary
 
 
 def _reason(row: dict) -> str:
-    """One failed criterion in words: what was measured (with its CI) and what it needed."""
+    """One failed criterion in words: the row's own summary (measured value, CI, threshold) when
+    it has one, as the console and pytest print it; else built from its fields (schema 1.0)."""
     cid, unit = str(row.get("id", "")), str(row.get("unit", ""))
-    text = f"{row.get('name', cid)}{' (critical)' if row.get('critical') else ''}: measured "
-    text += fmt_criterion_value(row.get("measured"), unit, cid)
+    name = f"{row.get('name', cid)}{' (critical)' if row.get('critical') else ''}"
+    if _summary(row):
+        return f"{name}: {_summary(row)}"
+    text = f"{name}: measured {fmt_criterion_value(row.get('measured'), unit, cid)}"
     if is_num(row.get("ci_low")) and is_num(row.get("ci_high")):
         text += (
             f" (CI [{fmt_criterion_value(row['ci_low'], unit, cid)}, "
@@ -56,31 +89,88 @@ def _reason(row: dict) -> str:
     return f"{text}, needs {row.get('threshold', NA)}"
 
 
-def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, str, str]]:
-    """The key numbers under the banner: (label, value, small print)."""
-    ci = as_dict(c.get("confidence_intervals"))
-    if not ci:
-        return []
-    level = fmt(to_percent(get_path(ci, "speedup", "level")), ".0f")
+def _level(e: dict) -> str:
+    return fmt(to_percent(e.get("level")), ".0f")
 
-    def estimate(label: str, key: str, show: Callable[[Any], str]) -> tuple[str, str, str]:
-        e = as_dict(ci.get(key))
-        return (
-            label,
-            show(e.get("median")),
-            f"{level}% CI [{show(e.get('low'))}, {show(e.get('high'))}]",
+
+def _ttt_metric(c: dict) -> dict[str, str]:
+    """The headline: speedup at equal quality, 1 - TTT_opt / TTT_base, with its CI."""
+    e, pairs = estimate(c, "time_to_target"), ttt_pairs(c)
+    missed = sum(1 for p in pairs if not is_num(p.get("optimized_s")))
+    n = e.get("n", len(pairs))
+    if missed:
+        value = "not reached"
+        sub = (
+            f"the optimized arm never reached the target in {missed} of {len(pairs)} pair(s): "
+            "infinite time, speedup -∞"
         )
+    else:
+        value = fmt_frac_pct(e.get("point"))
+        sub = (
+            f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
+            f" · geometric mean of {n} pair{'' if n == 1 else 's'}"
+        )
+    target = get_path(c, "measurements", "target", "loss")
+    return {
+        "id": "headline-ttt",
+        "label": "Speedup at equal quality (time to target)",
+        "value": value,
+        "sub": sub,
+        "note": f"time to reach validation loss {fmt_loss(target)}: baseline "
+        f"{ttt_text(pairs, 'baseline')}; optimized {ttt_text(pairs, 'optimized')}"
+        if pairs
+        else "no time to target measured",
+    }
 
-    noise = as_dict(c.get("noise"))
+
+def _speedup_metric(c: dict) -> dict[str, str]:
+    e = estimate(c, "speedup")
+    n = e.get("n", NA)
+    return {
+        "id": "headline-speedup",
+        "label": "End-to-end speedup (equal steps)",
+        "value": fmt_frac_pct(e.get("point")),
+        "sub": f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
+        f" · geometric mean of {n} pair{'' if n == 1 else 's'}",
+        "note": "1 - T_opt / T_base over the whole budget, setup included",
+    }
+
+
+def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, str, str]]:
+    """The key numbers under the two speedups: (label, value, small print)."""
+    if not (c.get("confidence_intervals") or c.get("measurements")):
+        return []
+    loss, tput = estimate(c, "loss_delta"), estimate(c, "throughput")
+    learn, noise = measurement(c, "learning"), as_dict(c.get("noise"))
+    margin = loss.get("margin")
+    equivalent = loss.get("equivalent", get_path(c, "comparison", "loss_equivalent"))
+    verdict = "equivalence n/a"
+    if isinstance(equivalent, bool):
+        verdict = "equivalent" if equivalent else "NOT equivalent"
+    drop_text = (
+        f"loss {fmt_loss(learn.get('initial_loss'))} → {fmt_loss(learn.get('final_loss'))}"
+        f" (drop {fmt(learn.get('drop'), '.3f')} nats), worst baseline seed"
+    )
+    aa_s, base_s = fmt_seconds(noise.get("aa_s")), fmt_seconds(noise.get("baseline_s"))
+    if is_num(noise.get("aa_s")) or is_num(noise.get("baseline_s")):
+        aa_text = f"A/A run {aa_s} vs baseline {base_s}, same seed"
+    else:
+        aa_text = str(noise.get("detail") or "baseline against baseline, same seed")
     return [
-        estimate("Speedup", "speedup", fmt_frac_pct),
-        estimate("Throughput", "throughput", fmt_frac_pct),
-        estimate("Val loss delta", "loss_delta", fmt_loss_delta),
         (
-            "A/A noise",
-            fmt_frac_pct(noise.get("aa"), signed=False),
-            f"{len(as_list(noise.get('baseline_times')))} baseline runs",
+            "Val loss delta (TOST)",
+            fmt_loss_delta(loss.get("point")),
+            f"{_level(loss)}% CI [{fmt_loss_delta(loss.get('low'))}, "
+            f"{fmt_loss_delta(loss.get('high'))}] vs ±{fmt(margin, '.4f')}: {verdict}",
         ),
+        ("Context learned", fmt_frac_pct(learn.get("context_learned"), signed=False), drop_text),
+        (
+            "Throughput",
+            fmt_frac_pct(tput.get("point")),
+            f"{_level(tput)}% CI [{fmt_frac_pct(tput.get('low'))}, "
+            f"{fmt_frac_pct(tput.get('high'))}]",
+        ),
+        ("A/A noise", fmt_frac_pct(noise.get("aa"), signed=False), aa_text),
         (
             "Criteria passed",
             f"{len(rows) - len(failed)} / {len(rows)}",
@@ -104,6 +194,9 @@ def banner_context(c: dict) -> dict[str, Any]:
     banner = {
         "why": why,
         "reasons": [_reason(r) for r in sorted(failed, key=lambda r: not r.get("critical"))],
+        "primary": [_ttt_metric(c), _speedup_metric(c)]
+        if c.get("confidence_intervals") or c.get("measurements")
+        else [],
         "headline": _headline(c, rows, failed),
         "created": fmt_created(c.get("created")),
         "device": str(env.get("device") or NA),
@@ -127,7 +220,7 @@ def banner_context(c: dict) -> dict[str, Any]:
     return {
         **banner,
         "status": str(verdict.get("status", NA)),
-        "css": STATUS_CLASS.get(verdict.get("status"), "none"),
+        "css": _status_css(verdict.get("status")),
         "decision": str(verdict.get("decision", NA)),
         "scenario": str(verdict.get("scenario", NA)),
         "exit_code": str(verdict.get("exit_code", NA)),
@@ -166,6 +259,7 @@ def _criterion_row(r: dict, tests: Any) -> dict[str, Any]:
         "passed": bool(r.get("passed")),
         "critical": bool(r.get("critical")),
         "detail": str(r.get("detail", "")),
+        "summary": _summary(r),
         "test_id": nodeid,
         "test_outcome": outcome,
         "test_css": TEST_CSS.get(outcome, "muted"),
@@ -175,7 +269,7 @@ def _criterion_row(r: dict, tests: Any) -> dict[str, Any]:
 def criteria_context(c: dict) -> dict[str, Any]:
     tests = c.get("tests")
     rows = [_criterion_row(r, tests) for r in as_list(c.get("criteria")) if isinstance(r, dict)]
-    level = get_path(c, "confidence_intervals", "speedup", "level")
+    level = estimate(c, "time_to_target").get("level") or estimate(c, "speedup").get("level")
     if not is_num(level):
         level = get_path(c, "config", "measurement", "confidence")
     summary, other_tests = None, []
@@ -198,9 +292,94 @@ def criteria_context(c: dict) -> dict[str, Any]:
     }
 
 
+def _learning_row(d: dict) -> dict[str, str]:
+    return {
+        "initial": fmt_loss(d.get("initial_loss")),
+        "final": fmt_loss(d.get("final_loss")),
+        "drop": fmt(d.get("drop"), ".4f"),
+        "context": fmt_frac_pct(d.get("context_learned"), signed=False),
+    }
+
+
+def learning_context(c: dict) -> dict[str, Any] | None:
+    """Did the baseline learn? Its worst seed's loss drop and context learned, between the
+    unigram loss (token frequencies alone) and the Bayes floor (the best any model can do)."""
+    learn, bench = measurement(c, "learning"), as_dict(c.get("bench"))
+    unigram = learn.get("unigram_loss") if is_num(learn.get("unigram_loss")) else None
+    floor = learn.get("bayes_floor") if is_num(learn.get("bayes_floor")) else None
+    unigram = unigram if unigram is not None else reference(c, "unigram_loss")
+    floor = floor if floor is not None else reference(c, "bayes_floor")
+    if not learn and not is_num(unigram) and not is_num(floor):
+        return None
+    crit = as_dict(get_path(c, "config", "criteria"))
+    needs = (
+        f"needs a drop >= {fmt(crit.get('min_loss_drop'), '.2f')} nats and context learned >= "
+        f"{fmt_frac_pct(crit.get('min_context_learned'), signed=False)}"
+    )
+    row = _learning_row(learn)
+    rows = [
+        ("Initial validation loss", row["initial"]),
+        ("Final validation loss", row["final"]),
+        ("Drop in loss (nats)", row["drop"]),
+        ("Unigram loss (token frequencies alone)", fmt_loss(unigram)),
+        ("Bayes floor (the best possible)", fmt_loss(floor)),
+        ("Context learned", row["context"]),
+    ]
+    per_seed = [
+        {"seed": str(d.get("seed", NA)), **_learning_row(d)}
+        for d in as_list(learn.get("per_seed"))
+        if isinstance(d, dict)
+    ]
+    params = [
+        f"{k.replace('_', ' ')} {bench[k]}"
+        for k in ("num_topics", "topic_boost", "branching", "zipf_exponent")
+        if bench.get(k) is not None
+    ]
+    return {
+        "rows": rows,
+        "needs": needs,
+        "per_seed": per_seed,
+        "bench": str(bench.get("description") or ""),
+        "bench_params": ", ".join(params),
+        "measured": bool(learn),
+    }
+
+
+def equivalence_context(c: dict) -> dict[str, Any] | None:
+    """The loss match as an equivalence test (TOST): the paired delta's CI inside +-margin."""
+    e = estimate(c, "loss_delta")
+    if not e:
+        return None
+    margin = e.get("margin")
+    if not is_num(margin):
+        margin = get_path(c, "config", "criteria", "max_loss_delta")
+    equivalent = e.get("equivalent", get_path(c, "comparison", "loss_equivalent"))
+    spread = e.get("baseline_spread")
+    n = e.get("n", NA)
+    rows = [
+        ("Loss delta (optimized - baseline), mean", fmt_loss_delta(e.get("point"))),
+        (
+            f"{_level(e)}% CI ({n} pair{'' if n == 1 else 's'})",
+            f"[{fmt_loss_delta(e.get('low'))}, {fmt_loss_delta(e.get('high'))}]",
+        ),
+        ("Equivalence margin", f"±{fmt(margin, '.4f')}"),
+        (
+            "Equivalent (CI inside the margin)",
+            ("yes" if equivalent else "NO") if isinstance(equivalent, bool) else NA,
+        ),
+        (
+            "Baseline seed-to-seed spread (stdev)",
+            fmt(spread, ".4f") if is_num(spread) else f"{NA} (needs 2 or more baseline seeds)",
+        ),
+    ]
+    return {"rows": rows, "chart": equivalence_chart(c)}
+
+
 def charts_context(c: dict) -> dict[str, Any]:
     ablation_off = not get_path(c, "config", "measurement", "ablation")
     return {
+        "curve": curve_chart(c),
+        "positions": position_chart(c),
         "loss": loss_chart(c),
         "step_times": step_time_chart(c),
         "speedup": speedup_chart(c),
@@ -241,6 +420,7 @@ def epoch_tables(c: dict) -> list[dict[str, Any]]:
                 "total_time": fmt_seconds(res.get("total_time_s")),
                 "setup_time": fmt_seconds(res.get("setup_time_s")),
                 "val_loss": fmt_loss(res.get("val_loss")),
+                "initial_val_loss": fmt_loss(res.get("initial_val_loss")),
                 "peak_memory": fmt(res.get("peak_memory_mb"), ".1f", " MiB"),
                 "divergence": res.get("divergence") if res.get("diverged") else None,
             }
@@ -271,24 +451,47 @@ COMPARISON_ROWS: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
 )
 
 
+def _median_ttt(pairs: list[dict], arm: str) -> float | None:
+    """Median time to target over pairs; a pair that never reached it counts as infinite."""
+    values = [p.get(f"{arm}_s") for p in pairs]
+    if not values:
+        return None
+    mid = statistics.median(v if is_num(v) else math.inf for v in values)
+    return mid if math.isfinite(mid) else math.inf
+
+
+def _ttt_row(c: dict) -> tuple[str, str, str, str] | None:
+    pairs = ttt_pairs(c)
+    if not pairs:
+        return None
+    base, opt = _median_ttt(pairs, "baseline"), _median_ttt(pairs, "optimized")
+
+    def show(x):
+        return "not reached" if x == math.inf else fmt(x)
+
+    return ("Time to target (s)", show(base), show(opt), _change(base, opt))
+
+
 def comparison_table(c: dict) -> dict[str, Any] | None:
     b, o = c.get("baseline"), c.get("optimized")
     if not isinstance(b, dict) or not isinstance(o, dict):
         return None
-    rows = []
+    ttt = _ttt_row(c)
+    rows = [ttt] if ttt else []
     for label, key, show, rule in COMPARISON_ROWS:
         base, opt = b.get(key), o.get(key)
         if rule == "delta":
             change = fmt_loss_delta(_delta(base, opt))
-        elif rule == "comparison":  # the judged paired median, as in the console table
+        elif rule == "comparison":  # the judged paired mean, as in the console table
             change = fmt_loss_delta(get_path(c, "comparison", "loss_delta"))
         else:
             change = _change(base, opt, lower_is_better=rule == "lower")
         rows.append((label, show(base), show(opt), change))
     return {
         "rows": rows,
-        "note": f"medians over {b.get('runs', NA)} interleaved pairs; times are end-to-end "
-        "(setup included); improvement = absolute (relative), positive is better",
+        "note": f"medians over {b.get('runs', NA)} interleaved runs; times are end-to-end "
+        "(setup included); the validation loss change is the paired mean delta; "
+        "improvement = absolute (relative), positive is better",
     }
 
 
@@ -309,7 +512,8 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
         ("Training seed (config)", training.get("seed")),
         ("Data seed", data.get("seed")),
         ("Parameters", fmt_int(c.get("num_parameters"))),
-        ("Entropy floor (nats)", fmt_loss(c.get("entropy_floor"))),
+        ("Bayes floor (nats)", fmt_loss(reference(c, "bayes_floor"))),
+        ("Unigram loss (nats)", fmt_loss(reference(c, "unigram_loss"))),
         ("Schema version", c.get("schema_version")),
         ("Created", fmt_created(c.get("created"))),
     ]
@@ -342,7 +546,9 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
         "rows": [(k, NA if v is None or v == "" else str(v)) for k, v in rows],
         "command": str(c.get("command") or NA),
         "config_path": str(c.get("config_path") or NA),
-        "config_yaml": yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True, width=100)
+        "config_yaml": yaml.dump(
+            cfg, Dumper=SAFE_DUMPER, sort_keys=False, allow_unicode=True, width=100
+        )
         if cfg
         else NA,
         "links": list(links.items()),
@@ -351,20 +557,25 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
 
 
 def _history_point(c: dict, current: bool, source: Any) -> dict[str, Any]:
-    ci = as_dict(c.get("confidence_intervals"))
-    speedup = get_path(c, "comparison", "speedup_percent")
+    ttt, speed, loss = (estimate(c, k) for k in ("time_to_target", "speedup", "loss_delta"))
     status = get_path(c, "verdict", "status")
+    e2e = get_path(c, "comparison", "speedup_percent")
+    at_quality = get_path(c, "comparison", "time_to_target_speedup_percent")
     return {
         "created": fmt_created(c.get("created")),
         "config": str(c.get("config_name", NA)),
+        "schema": str(c.get("schema_version", NA)),
         "status": str(status) if status else "no verdict",
-        "css": STATUS_CLASS.get(status, "none"),
-        "speedup": speedup if is_num(speedup) else to_percent(get_path(ci, "speedup", "median")),
-        "speedup_low": to_percent(get_path(ci, "speedup", "low")),
-        "speedup_high": to_percent(get_path(ci, "speedup", "high")),
+        "css": _status_css(status),
+        "ttt": at_quality if is_num(at_quality) else to_percent(ttt.get("point")),
+        "ttt_low": to_percent(ttt.get("low")),
+        "ttt_high": to_percent(ttt.get("high")),
+        "speedup": e2e if is_num(e2e) else to_percent(speed.get("point")),
+        "speedup_low": to_percent(speed.get("low")),
+        "speedup_high": to_percent(speed.get("high")),
         "loss_delta": get_path(c, "comparison", "loss_delta"),
-        "loss_delta_low": get_path(ci, "loss_delta", "low"),
-        "loss_delta_high": get_path(ci, "loss_delta", "high"),
+        "loss_delta_low": loss.get("low"),
+        "loss_delta_high": loss.get("high"),
         "aa": to_percent(get_path(c, "noise", "aa")),
         "current": current,
         "source": str(source) if source else None,
@@ -383,6 +594,7 @@ def history_context(c: dict, history: Sequence[dict] | None) -> dict[str, Any] |
     rows = [
         {
             **p,
+            "ttt_text": fmt_pct(p["ttt"]),
             "speedup_text": fmt_pct(p["speedup"]),
             "loss_text": fmt_loss_delta(p["loss_delta"]),
             "aa_text": fmt_pct(p["aa"], signed=False),
@@ -443,6 +655,8 @@ def build_context(
         "css": Markup(_css()),  # our own stylesheet, shipped in the package
         "banner": banner,
         "criteria": criteria_context(c),
+        "learning": learning_context(c),
+        "equivalence": equivalence_context(c),
         "charts": charts_context(c),
         "epoch_tables": epoch_tables(c),
         "comparison": comparison_table(c),

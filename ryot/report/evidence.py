@@ -17,9 +17,32 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def _arm_step_median(c: dict, arm: str) -> float | None:
-    runs = [r for r in result_runs(c) if r.get("arm") == arm]
-    return _median([t for r in runs for t in as_list(r["result"].get("step_times"))])
+def _step_times_at(c: dict, arm: str, tokens: int) -> list[float]:
+    """The arm's step times (all its runs) of steps that fed exactly `tokens` tokens."""
+    return [
+        t
+        for r in result_runs(c)
+        if r.get("arm") == arm
+        # strict=False: a malformed file with lists of unequal length renders, never crashes
+        for t, k in zip(
+            as_list(r["result"].get("step_times")),
+            as_list(r["result"].get("step_tokens")),
+            strict=False,
+        )
+        if is_num(t) and k == tokens
+    ]
+
+
+def _full_tokens(c: dict) -> int | None:
+    """Tokens of one full-length step: what every baseline step feeds."""
+    tokens = [
+        k
+        for r in result_runs(c)
+        if r.get("arm") == "baseline"
+        for k in as_list(r["result"].get("step_tokens"))
+        if is_num(k)
+    ]
+    return int(max(tokens)) if tokens else None
 
 
 def _short(values: Any) -> str:
@@ -33,11 +56,15 @@ Rows = list[tuple[str, str]]
 
 def _compression_rows(m: dict) -> Rows:
     rows = []
-    if "flops_per_step" in m or "baseline_flops_per_step" in m:
-        arm, base = m.pop("flops_per_step", None), m.pop("baseline_flops_per_step", None)
-        rows.append(("FLOPs per step", f"{fmt_int(arm)} vs baseline {fmt_int(base)}"))
+    # The reference is the arm without this optimization (schema 1.0: the baseline).
+    old = "baseline_flops_per_step" in m
+    ref_name = "baseline" if old else "reference"
+    if "flops_per_step" in m or "reference_flops_per_step" in m or old:
+        arm = m.pop("flops_per_step", None)
+        ref = m.pop("reference_flops_per_step", m.pop("baseline_flops_per_step", None))
+        rows.append(("FLOPs per step", f"{fmt_int(arm)} vs {ref_name} {fmt_int(ref)}"))
     if "flops_ratio" in m:
-        rows.append(("FLOPs ratio (arm / baseline)", fmt(m.pop("flops_ratio"), ".4f")))
+        rows.append((f"FLOPs ratio (arm / {ref_name})", fmt(m.pop("flops_ratio"), ".4f")))
     if "kept_fraction_per_layer" in m:
         kept = as_dict(m.pop("kept_fraction_per_layer"))
         text = ", ".join(f"layer {k}: {fmt(v, '.4f')}" for k, v in kept.items())
@@ -99,17 +126,30 @@ def _compile_rows(c: dict, arm: str, m: dict) -> Rows:
         return rows
     secs = m.pop("compile_seconds")
     rows.append(("Compile time", fmt_seconds(secs)))
-    # Compiling pays for itself after compile_seconds / (time saved per step) steps.
-    base, opt = _arm_step_median(c, "baseline"), _arm_step_median(c, arm)
-    if not is_num(secs) or base is None or opt is None:
+    # Compiling pays for itself after compile_seconds / (time saved per step) steps. Only steps
+    # of equal length compare: a length warmup makes the arm's early steps shorter (and cheaper)
+    # for reasons that have nothing to do with compiling.
+    full = _full_tokens(c)
+    base_steps = _step_times_at(c, "baseline", full) if full else []
+    arm_steps = _step_times_at(c, arm, full) if full else []
+    base, opt = _median(base_steps), _median(arm_steps)
+    if not is_num(secs):
         pays = NA
+    elif base is None:
+        pays = f"{NA}: no full-length baseline step to compare with"
+    elif opt is None:
+        pays = f"{NA}: no step of the {arm} arm ran at full length ({fmt_int(full)} tokens)"
     elif base - opt > 0:
         pays = (
             f"after {fmt_int(math.ceil(secs / (base - opt)))} steps ({fmt_seconds(secs)} / "
-            f"({fmt_ms(base)} - {fmt_ms(opt)}) saved per step, median step times)"
+            f"({fmt_ms(base)} - {fmt_ms(opt)}) saved per step; medians of "
+            f"{len(base_steps)} baseline and {len(arm_steps)} {arm} full-length steps)"
         )
     else:
-        pays = f"never at this step time (median step {fmt_ms(opt)} vs baseline {fmt_ms(base)})"
+        pays = (
+            f"never at this step time (median full-length step {fmt_ms(opt)} vs baseline "
+            f"{fmt_ms(base)})"
+        )
     rows.append(("Compiling pays for itself", pays))
     return rows
 

@@ -47,6 +47,30 @@ def last_run(comparison: dict, arm: str) -> dict | None:
     return found[-1] if found else None
 
 
+def pair_runs(comparison: dict, arm: str) -> list[dict]:
+    """The arm's runs with a result that belong to a baseline/optimized pair (not A/A, ablation)."""
+    return [r for r in result_runs(comparison) if r.get("arm") == arm and r.get("role") == "pair"]
+
+
+def last_pair_run(comparison: dict, arm: str) -> dict | None:
+    """The arm's last paired run, else its last run of any role."""
+    runs = pair_runs(comparison, arm)
+    return runs[-1] if runs else last_run(comparison, arm)
+
+
+def measurement(comparison: dict, key: str) -> dict:
+    """One entry of "measurements" (schema 2.0), {} when absent."""
+    return as_dict(get_path(comparison, "measurements", key))
+
+
+def estimate(comparison: dict, key: str) -> dict:
+    """An Estimate dict: from "measurements" (which carries pairs, margin, ...), else from
+    "confidence_intervals"; {} when neither has it (older or single-arm runs)."""
+    return measurement(comparison, key) or as_dict(
+        get_path(comparison, "confidence_intervals", key)
+    )
+
+
 def arm_names(comparison: dict) -> list[str]:
-    arms = {r.get("arm") for r in as_list(comparison.get("runs")) if isinstance(r, dict)}
-    return sorted((a for a in arms if isinstance(a, str)), key=arm_sort_key)
+    runs = [r for r in as_list(comparison.get("runs")) if isinstance(r, dict)]
+    return sorted({r["arm"] for r in runs if isinstance(r.get("arm"), str)}, key=arm_sort_key)

@@ -57,10 +57,17 @@ def render_report(
     return str(_environment().get_template("report.html.j2").render(**context))
 
 
+# Keys schema 2.0 added: an older comparison.json (schema 1.0) lacks them and still renders,
+# with n/a where they would be (the report of an old run, or an old run in the history).
+ADDED_IN_2_0 = frozenset(
+    {"bayes_floor", "unigram_loss", "bench", "measurements", "confidence_intervals", "noise"}
+)
+
+
 def _required_keys() -> list[str]:
     from ryot.report.comparison import load_schema
 
-    return list(load_schema().get("required", []))
+    return [k for k in load_schema().get("required", []) if k not in ADDED_IN_2_0]
 
 
 def read_comparison(path: Path) -> dict[str, Any]:

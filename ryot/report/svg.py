@@ -117,6 +117,12 @@ class Frame:
         return self.py + (1.0 - (v - self.y0) / ((self.y1 - self.y0) or 1.0)) * self.ph
 
 
+def titled(element: str, title: str) -> str:
+    """A self-closing element from `tag`, with a tooltip: <circle ...><title>..</title></circle>."""
+    name = element[1 : element.index(" ")]
+    return element[:-2] + ">" + tag("title", title) + f"</{name}>"
+
+
 def line(x1: float, y1: float, x2: float, y2: float, color: str, **attrs: Any) -> str:
     return tag("line", x1=x1, y1=y1, x2=x2, y2=y2, stroke=color, **attrs)
 
@@ -174,7 +180,7 @@ def x_axis(
 
 
 def legend(x: float, y: float, items: Sequence[tuple[str, str, str]]) -> list[str]:
-    """(label, color, style), left to right; style: line, dash, faint, dot (hollow) or box."""
+    """(label, color, style), left to right; style: line, dash, dotted, faint, dot (hollow), box."""
     out = []
     for label, color, style in items:
         if style == "box":
@@ -192,7 +198,7 @@ def legend(x: float, y: float, items: Sequence[tuple[str, str, str]]) -> list[st
                     color,
                     stroke_width="1.5" if faint else "2.5",
                     stroke_opacity="0.35" if faint else None,
-                    stroke_dasharray="5 4" if style == "dash" else None,
+                    stroke_dasharray={"dash": "5 4", "dotted": "2 3"}.get(style),
                 )
             )
         out.append(text(x + 24, y, label))

@@ -13,7 +13,7 @@ import torch
 
 from ryot.config import load_config
 from ryot.model import ScaledTransformerModel, lm_loss
-from ryot.train import Trainer, batch_indices
+from ryot.train import Trainer, batch_indices, curve_steps, learning_rate
 from tests.conftest import CONFIGS
 
 
@@ -29,25 +29,40 @@ def config():
     return replace(smoke, model=model, training=training, data=data)
 
 
+def evaluate(model, data) -> float:
+    model.eval()
+    with torch.no_grad():
+        loss = float(lm_loss(model(data[:, :-1]), data[:, 1:]))
+    model.train()
+    return loss
+
+
 def bare_loop(config, train, val) -> float:
-    """What any hand-written loop must do: init, AdamW, clipped steps, one validation pass."""
+    """What any hand-written loop must do for the protocol: init, AdamW with the learning-rate
+    schedule, clipped steps, the validation curve off the clock, and the final validation."""
     t = config.training
     torch.manual_seed(t.seed)
     model = ScaledTransformerModel(config.model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay
     )
+    curve_val = val[: config.measurement.curve_samples]
+    curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
+    evaluate(model, val)
+    evaluate(model, curve_val)
     model.train()
     for step in range(config.total_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, t)
         batch = train[batch_indices(step, 0, t.batch_size, 1, len(train), t.seed)]
         loss = lm_loss(model(batch[:, :-1]), batch[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    model.eval()
-    with torch.no_grad():
-        return float(lm_loss(model(val[:, :-1]), val[:, 1:]))
+        if step + 1 in curve_at:
+            evaluate(model, curve_val)
+    return evaluate(model, val)
 
 
 @pytest.mark.benchmark(group="trainer overhead")

@@ -1,0 +1,444 @@
+"""Measurements: everything the criteria judge, computed from the runs of one Stage 3a job.
+
+A speedup is only real at equal quality. So besides the end-to-end speedup, the runs give a
+target loss every baseline seed reaches inside its budget (the worst baseline's final curve
+point plus a configured slack), each arm's time to that target on its own training clock, an
+equivalence test (TOST) of the validation losses, and how much the baseline learned at all.
+A/A noise comes from a real A/A: the "aa" run repeats pair 0's baseline with the same seed.
+
+A broken run (crash, NaN, no training time) is a measurement too: it becomes a divergence
+entry, which the judge turns into DEBUG. Nothing here raises on a bad run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from ryot import stats
+from ryot.config import Config
+from ryot.protocol import NARROW_ENCODINGS
+from ryot.stats import Estimate
+from ryot.train import ArmResult
+
+if TYPE_CHECKING:
+    from ryot.protocol import RunRecord
+
+
+def _num(x: float | None) -> float | None:
+    """JSON-ready number: NaN, infinities and None become None."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _json(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, (tuple, list)):
+        return [_json(v) for v in value]
+    return value
+
+
+class _Fields:
+    """to_dict(): the fields by name, JSON-ready; the names are comparison.json's keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Target(_Fields):
+    loss: float | None  # worst_baseline_final + slack; None when no baseline finished
+    worst_baseline_final: float | None  # highest final curve loss over the baseline pair seeds
+    slack: float
+
+
+@dataclass(frozen=True)
+class TargetPair(_Fields):
+    repeat: int
+    seed: int
+    baseline_s: float  # math.inf (None in JSON): never reached the target
+    optimized_s: float
+
+
+@dataclass(frozen=True)
+class TimeToTarget:
+    estimate: Estimate  # speedup at equal quality, 1 - TTT_opt/TTT_base
+    pairs: tuple[TargetPair, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.estimate.to_dict(), "pairs": _json(self.pairs)}
+
+
+@dataclass(frozen=True)
+class LossDelta:
+    estimate: Estimate  # optimized - baseline validation loss
+    margin: float  # criteria.max_loss_delta
+    equivalent: bool  # TOST: the CI lies inside +-margin
+    baseline_spread: float | None  # sample stdev of the baseline pair seeds' val loss
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.estimate.to_dict(),
+            "margin": self.margin,
+            "equivalent": self.equivalent,
+            "baseline_spread": _num(self.baseline_spread),
+        }
+
+
+@dataclass(frozen=True)
+class SeedLearning(_Fields):
+    """How much one baseline seed learned: its loss drop and its share of the learnable gap."""
+
+    seed: int
+    initial_loss: float | None  # full validation set, before the first step
+    final_loss: float | None  # full validation set, final model
+    drop: float | None
+    unigram_loss: float | None  # what token frequencies alone buy
+    bayes_floor: float | None  # the exact Bayes-optimal loss
+    context_learned: float | None  # (unigram - final) / (unigram - floor)
+
+
+@dataclass(frozen=True)
+class Learning:
+    worst: SeedLearning | None  # the seed with the lowest context learned (unknown counts lowest)
+    per_seed: tuple[SeedLearning, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        worst = (self.worst or SeedLearning(0, None, None, None, None, None, None)).to_dict()
+        del worst["seed"]  # the worst seed's numbers; which seed it is, per_seed says
+        return {**worst, "per_seed": _json(self.per_seed)}
+
+
+@dataclass(frozen=True)
+class Memory(_Fields):
+    baseline: float | None  # peak MiB over the arm's runs
+    optimized: float | None
+    optimized_rss: float | None
+    method: str
+
+
+@dataclass(frozen=True)
+class Encoding(_Fields):
+    problems: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True)
+class Noise(_Fields):
+    aa: float | None  # |1 - T_aa/T_base0|, end to end
+    detail: str
+    baseline_s: float | None  # pair 0's baseline, end to end
+    aa_s: float | None  # the A/A run, end to end
+
+
+@dataclass(frozen=True)
+class Measurements(_Fields):
+    target: Target
+    time_to_target: TimeToTarget
+    speedup: Estimate  # end to end, equal steps
+    throughput: Estimate
+    loss_delta: LossDelta
+    learning: Learning
+    divergence: tuple[str, ...]
+    memory: Memory
+    encoding: Encoding
+    no_effect: tuple[str, ...]
+    noise: Noise
+
+
+def throughput(r: ArmResult) -> float:
+    """Tokens actually fed per second of training steps."""
+    return sum(r.step_tokens) / r.train_time_s if r.train_time_s > 0 else 0.0
+
+
+def measure(config: Config, records: list[RunRecord], artifact_problems: list[str]) -> Measurements:
+    """Everything the criteria judge (see ryot.criteria.judge), from the runs of one job."""
+    level = config.measurement.confidence
+    divergence = [p for rec in records if (p := run_problem(rec) or _not_falling(rec))]
+    pairs = [(b, o) for b, o in _pairs(records) if not (run_problem(b) or run_problem(o))]
+    base = [b.result for b, _ in pairs]
+    opt = [o.result for _, o in pairs]
+
+    def estimate(fn: Callable[..., Estimate], what: str, b: list, o: list) -> Estimate:
+        if not b:
+            return Estimate.empty(level)
+        try:
+            return fn(b, o, level)
+        except ValueError as exc:  # degenerate input from a run: DEBUG, never a crash
+            divergence.append(f"{what} not estimable: {exc}")
+            return Estimate.empty(level, f"not estimable: {exc}")
+
+    speedup = estimate(
+        stats.speedup_estimate,
+        "end-to-end speedup",
+        [r.total_time_s for r in base],
+        [r.total_time_s for r in opt],
+    )
+    tput = estimate(
+        stats.improvement_estimate,
+        "throughput",
+        [throughput(r) for r in base],
+        [throughput(r) for r in opt],
+    )
+    delta = estimate(
+        stats.difference_estimate,
+        "validation loss delta",
+        [r.val_loss for r in base],
+        [r.val_loss for r in opt],
+    )
+    spread = [r.result.val_loss for r in _baselines(records) if not run_problem(r)]
+    loss = LossDelta(
+        delta,
+        config.criteria.max_loss_delta,
+        delta.n > 0 and stats.tost_equivalent(delta, config.criteria.max_loss_delta),
+        statistics.stdev(spread) if len(spread) >= 2 else None,
+    )
+
+    target = _target(config, records, divergence)
+    ttt_pairs: list[TargetPair] = []
+    if target.loss is not None:
+        for b, o in pairs:
+            tb, to = (_ttt(rec.result, target.loss) for rec in (b, o))
+            if math.isinf(tb):  # the target is built so that this cannot happen: say so loudly
+                divergence.append(f"{b.job.label} never reached the target {target.loss:.4f}")
+                continue
+            ttt_pairs.append(TargetPair(b.job.repeat, _seed(b), tb, to))
+    ttt = estimate(
+        stats.time_to_target_estimate,
+        "time-to-target speedup",
+        [p.baseline_s for p in ttt_pairs],
+        [p.optimized_s for p in ttt_pairs],
+    )
+    if target.loss is None:
+        ttt = Estimate.empty(level, "no target: no baseline pair run finished with a curve")
+
+    return Measurements(
+        target=target,
+        time_to_target=TimeToTarget(ttt, tuple(ttt_pairs)),
+        speedup=speedup,
+        throughput=tput,
+        loss_delta=loss,
+        learning=_learning(records),
+        divergence=tuple(divergence),
+        memory=_memory(records),
+        encoding=_encoding(records, artifact_problems),
+        no_effect=_no_effect(records),
+        noise=_noise(records),
+    )
+
+
+def run_problem(rec: RunRecord) -> str | None:
+    """Why this run cannot be measured (crash, divergence, NaN, no training time), else None."""
+    r, label = rec.result, rec.job.label
+    if r is None:
+        return f"{label} crashed: {rec.error}"
+    if r.diverged:
+        return f"{label} diverged: {r.divergence}"
+    if _num(r.val_loss) is None:
+        return f"{label}: validation loss is {r.val_loss} (NaN, infinite or missing)"
+    if not (r.train_time_s > 0 and math.isfinite(r.total_time_s)):
+        return f"{label}: training time is {r.train_time_s} s; nothing measurable was trained"
+    if sum(r.step_tokens) <= 0:
+        return f"{label}: no tokens were fed to the model"
+    return None
+
+
+def _not_falling(rec: RunRecord) -> str | None:
+    """A measurable run whose training loss did not fall: a critical note, but its numbers stand."""
+    e = rec.result.epochs
+    if len(e) < 2:
+        return None
+    first, last = _num(e[0].mean_loss), _num(e[-1].mean_loss)  # None: NaN, stored as null
+    if first is not None and last is not None and last < first:
+        return None
+    shown = ("n/a" if x is None else f"{x:.4f}" for x in (first, last))
+    return f"{rec.job.label}: loss did not fall ({' -> '.join(shown)})"
+
+
+def _seed(rec: RunRecord) -> int:
+    return rec.job.config.training.seed
+
+
+def _pairs(records: list[RunRecord]) -> list[tuple[RunRecord, RunRecord]]:
+    """(baseline, optimized) records of each repeat that has both; the A/A run is never in one."""
+    by_repeat: dict[int, dict[str, RunRecord]] = {}
+    for rec in records:
+        if rec.job.role == "pair":
+            by_repeat.setdefault(rec.job.repeat, {})[rec.job.arm] = rec
+    return [
+        (arms["baseline"], arms["optimized"])
+        for _, arms in sorted(by_repeat.items())
+        if "baseline" in arms and "optimized" in arms
+    ]
+
+
+def _baselines(records: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if r.job.role == "pair" and r.job.arm == "baseline"]
+
+
+def _point(p: Any, key: str) -> Any:
+    return p[key] if isinstance(p, dict) else getattr(p, key)
+
+
+def _final_curve_loss(r: ArmResult) -> float | None:
+    return _num(_point(r.curve[-1], "val_loss")) if r.curve else None
+
+
+def _ttt(r: ArmResult, target: float) -> float:
+    clock = [_point(p, "clock_s") for p in r.curve]
+    return stats.time_to_target(clock, [_point(p, "val_loss") for p in r.curve], target)
+
+
+def _target(config: Config, records: list[RunRecord], divergence: list[str]) -> Target:
+    """The worst usable baseline seed's final curve loss plus the slack: every baseline reaches it.
+
+    Why the slack: an arm whose loss is equivalent but a little noisier would otherwise miss
+    the target by chance. Equivalence itself is the loss_match criterion's job.
+    """
+    finals = []
+    for rec in _baselines(records):
+        if run_problem(rec):
+            continue  # already a divergence entry
+        final = _final_curve_loss(rec.result)
+        if final is None:
+            divergence.append(f"{rec.job.label}: its loss curve has no final finite point")
+        else:
+            finals.append(final)
+    slack = config.criteria.target_slack
+    worst = max(finals, default=None)
+    return Target(None if worst is None else worst + slack, worst, slack)
+
+
+def _learning(records: list[RunRecord]) -> Learning:
+    per_seed = []
+    for rec in _baselines(records):
+        r = rec.result
+        if r is None:
+            continue
+        initial, final = _num(r.initial_val_loss), _num(r.val_loss)
+        unigram, floor = _num(r.unigram_loss), _num(r.bayes_floor)
+        drop = initial - final if initial is not None and final is not None else None
+        learned = None
+        if None not in (final, unigram, floor) and unigram > floor:
+            learned = (unigram - final) / (unigram - floor)
+        per_seed.append(SeedLearning(_seed(rec), initial, final, drop, unigram, floor, learned))
+    # An unknown share counts as the lowest: a baseline that cannot show learning did not learn.
+    worst = min(
+        per_seed,
+        default=None,
+        key=lambda s: -math.inf if s.context_learned is None else s.context_learned,
+    )
+    return Learning(worst, tuple(per_seed))
+
+
+def _memory(records: list[RunRecord]) -> Memory:
+    def peak(arm: str) -> float | None:
+        values = [
+            rec.result.peak_memory_mb
+            for rec in records
+            if rec.job.arm == arm and rec.result is not None
+        ]
+        return max(values) if values else None
+
+    methods = {rec.result.memory_method for rec in records if rec.result is not None}
+    rss = [
+        rec.result.peak_rss_mb
+        for rec in records
+        if rec.job.arm == "optimized"
+        and rec.result is not None
+        and rec.result.peak_rss_mb is not None
+    ]
+    return Memory(
+        peak("baseline"),
+        peak("optimized"),
+        max(rss) if rss else None,
+        ", ".join(sorted(methods)) or "n/a",
+    )
+
+
+def _encoding(records: list[RunRecord], artifact_problems: list[str]) -> Encoding:
+    problems = list(artifact_problems)
+    narrow = [rec for rec in records if rec.encoding in NARROW_ENCODINGS]
+    for rec in narrow:
+        if rec.exit_code != 0 and "UnicodeEncodeError" in rec.stderr_tail:
+            problems.append(f"{rec.job.label} crashed on its {rec.encoding} console")
+    used = sorted({rec.encoding for rec in narrow})
+    summary = (
+        f"{len(narrow)} run(s) printed through {'/'.join(used)} consoles without error; "
+        "artifacts read back as strict UTF-8."
+        if narrow
+        else "runs were in-process; artifacts read back as strict UTF-8."
+    )
+    return Encoding(tuple(problems), summary)
+
+
+def _no_effect(records: list[RunRecord]) -> tuple[str, ...]:
+    """Every finding of enabled optimizations, and any non-baseline arm with nothing enabled."""
+    found = []
+    for rec in records:
+        if rec.result is None or rec.job.arm == "baseline":
+            continue
+        enabled = [e for e in rec.result.evidence if e["enabled"]]
+        if not enabled:
+            found.append(f"{rec.job.label}: no optimization enabled in a non-baseline arm")
+        for e in enabled:
+            for f in e["findings"]:
+                found.append(f"{rec.job.label}: {e['name']} {f['kind']}: {f['detail']}")
+    return tuple(dict.fromkeys(found))
+
+
+def _noise(records: list[RunRecord]) -> Noise:
+    """A real A/A: the "aa" run against pair 0's baseline, same seed, end to end."""
+    aa = next((r for r in records if r.job.role == "aa"), None)
+    base0 = next((r for r in _baselines(records) if r.job.repeat == 0), None)
+    if aa is None or base0 is None:
+        return Noise(
+            None, "no A/A run: the plan needs pair 1's baseline and its 'aa' repeat.", None, None
+        )
+    problem = run_problem(aa) or run_problem(base0)
+    if problem:
+        return Noise(None, f"not measurable: {problem}", None, None)
+    tb, ta = base0.result.total_time_s, aa.result.total_time_s
+    return Noise(
+        stats.aa_noise(tb, ta),
+        f"|1 - T_aa/T_base| end to end: {base0.job.label} and its A/A repeat {aa.job.label} "
+        f"(seed {_seed(base0)}; {tb:.2f} s vs {ta:.2f} s): what pure noise looks like as a "
+        "speedup.",
+        tb,
+        ta,
+    )
+
+
+def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:
+    """The seed plan's per-arm fields, medians over repeats where there are several."""
+    results = [r for r in results if r is not None]
+    if not results:
+        return None
+
+    def med(values) -> float | None:
+        finite = [v for v in values if _num(v) is not None]  # a NaN would poison the median
+        return statistics.median(finite) if finite else None
+
+    return {
+        "total_time": med(r.total_time_s for r in results),
+        "avg_epoch_time": med(r.train_time_s / max(1, len(r.epochs)) for r in results),
+        "final_loss": med(r.final_loss for r in results),
+        "val_loss": med(r.val_loss for r in results),
+        "losses": [e.mean_loss for e in results[0].epochs],
+        "throughput": med(throughput(r) for r in results),
+        "samples_per_s": med(
+            sum(e.samples for e in r.epochs) / r.train_time_s if r.train_time_s else 0.0
+            for r in results
+        ),
+        "setup_time": med(r.setup_time_s for r in results),
+        "peak_memory_mb": max(r.peak_memory_mb for r in results),
+        "peak_rss_mb": max(
+            (r.peak_rss_mb for r in results if r.peak_rss_mb is not None), default=None
+        ),
+        "runs": len(results),
+    }
