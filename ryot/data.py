@@ -98,7 +98,6 @@ class TopicChainSource:
     def bayes_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, L-1) float64: log p(x_t | x_<t) of the Bayes-optimal predictor, t = 1 .. L-1."""
         N, L = tokens.shape
-        M = self.num_topics
         log_probs = self.probs.log()  # (M, V, K)
         # log p(z | x_0), unnormalized: uniform topic prior times pi_z(x_0)
         log_post = self.stationary[:, tokens[:, 0]].log().T  # (N, M)

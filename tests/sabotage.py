@@ -171,3 +171,58 @@ def make_noisy_baseline_stack():
 
 memory_stack = _optimized_only(lambda device: [HoldsMemory(device, 300)])
 emoji_stack = _optimized_only(lambda device: [PrintsEmoji(device)])
+
+
+# Shortcuts that buy speed by learning less. Each is stacked on the real optimized arm; none is
+# an optimization, and the judge must never call one GO.
+
+
+class HalfBatch(Optimization):
+    """Feeds half the samples of every step: fewer samples per step."""
+
+    name = "half_batch"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        half = max(1, inputs.shape[0] // 2)
+        return inputs[:half], targets[:half]
+
+
+class FreezeHalf(Optimization):
+    """Freezes the token embedding and the first half of the blocks: frozen parameters."""
+
+    name = "freeze_half"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def prepare_model(self, model):
+        inner = getattr(model, "_orig_mod", model)
+        frozen = [inner.token_embedding, *inner.blocks[: len(inner.blocks) // 2]]
+        for module in frozen:
+            module.requires_grad_(False)
+        return model
+
+
+class ShortContext(Optimization):
+    """Trains on the first quarter of every sequence only: context that never reaches full
+    length (evaluation is still at full length)."""
+
+    name = "short_context"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        length = max(1, inputs.shape[1] // 4)
+        return inputs[:, :length], targets[:, :length]
+
+
+half_batch_stack = _optimized_only(lambda device: [HalfBatch(device)])
+freeze_half_stack = _optimized_only(lambda device: [FreezeHalf(device)])
+short_context_stack = _optimized_only(lambda device: [ShortContext(device)])

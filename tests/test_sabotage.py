@@ -84,3 +84,16 @@ def test_aa_run_with_lenient_criteria_is_still_caught(smoke_config, tmp_path):
     """Even where any speed would pass, an arm with nothing enabled is a critical failure."""
     verdict, failed = judge(smoke_config, sabotage.aa_stack, tmp_path)
     assert verdict == DEBUG and "optimizations_effective" in failed
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [sabotage.half_batch_stack, sabotage.freeze_half_stack, sabotage.short_context_stack],
+    ids=["fewer samples per step", "frozen parameters", "context never at full length"],
+)
+def test_shortcuts_that_learn_less_are_never_go(smoke_config, tmp_path, factory):
+    """Stacked on the real optimized arm, each is faster per step and learns less: it never
+    reaches the loss every baseline seed reaches, so its time to target is infinite."""
+    verdict, failed = judge(smoke_config, factory, tmp_path)
+    assert verdict != GO
+    assert "time_to_target" in failed
