@@ -113,13 +113,6 @@ def test_train_and_val_are_different_draws():
     assert not (train[:, None, :] == val[None, :, :]).all(dim=2).any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known defect: a popular token can draw itself as a successor and then repeats with "
-    "probability up to 0.96; in the smoke language one token holds 72% of topic 1's stationary "
-    "mass, so runs of 33 identical tokens occur in both splits",
-)
 def test_smoke_val_shares_no_sequence_with_train(smoke_config):
     d, m = smoke_config.data, smoke_config.model
     train, val, _ = make_splits(d, m.max_seq_len, m.vocab_size)
@@ -394,13 +387,6 @@ def test_slow_mixing_chain_raises_runtime_error():
     torch.testing.assert_close(pi, torch.tensor([10 / 11, 1 / 11], dtype=torch.float64))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="known bug: plain power iteration does not converge on a nearly periodic chain "
-    "(topic 0 bounces 1 <-> 2 with probability 20/21, eigenvalue -0.9978), though every "
-    "argument is in DataConfig's accepted range",
-)
 def test_stationary_of_a_nearly_periodic_config_valid_chain():
     source = build_source(4, 2, 0.0, seed=18, num_topics=2, topic_boost=20.0)
     for z in range(2):
