@@ -58,7 +58,7 @@ def run_job(job: dict) -> int:
         on_step=lambda step, total, loss: emit("step", step=step, total=total, loss=loss),
     )
     resume = Path(job["resume"]) if job.get("resume") else None
-    result = trainer.run(resume=resume)
+    result = trainer.run(resume=resume, stop_after_epoch=job.get("stop_after_epoch"))
     write_json_atomic(result.to_dict(), Path(job["result"]))
     emit("done", diverged=result.diverged)
     return 0

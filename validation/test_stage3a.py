@@ -28,8 +28,8 @@ def test_training_step_time(benchmark, stage3a, arm):
     benchmark.extra_info["arm"] = arm
     benchmark.pedantic(
         lambda: fed.append(trainer.train_step(last, trained, optimizer)[2]),
-        rounds=5,
-        warmup_rounds=2,
+        rounds=3,
+        warmup_rounds=1,
     )
     benchmark.extra_info["tokens_per_step"] = fed[-1]
     # the group's name is a claim: every measured step fed the full-length batch
