@@ -21,7 +21,8 @@ from ryot.model import ScaledTransformerModel, lm_loss
 from ryot.optim.base import Optimization
 from ryot.optim.probe import StepProbe
 
-EVAL_BATCH_SIZE = 16
+EVAL_BATCH_SIZE = 32
+PROBE_ROWS = 4
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
+        timing_only: bool = False,
     ):
         self.config = config
         self.arm = arm
@@ -157,13 +159,17 @@ class Trainer:
         self.checkpoint_every = checkpoint_every or 1  # epochs between checkpoints
         self.on_epoch = on_epoch
         self.on_step = on_step
+        # A run that exists only for its clock (the A/A run) skips every validation pass.
+        self.timing_only = timing_only
         if config.training.threads:
             torch.set_num_threads(config.training.threads)
         m, d = config.model, config.data
         self.train_data, self.val_data, self.source = make_splits(d, m.max_seq_len, m.vocab_size)
         self.reference = reference_losses(self.source, self.val_data)
         self.curve_data = self.val_data[: config.measurement.curve_samples]
-        self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
+        self.curve_at = set()
+        if not timing_only:
+            self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
 
     def build(self) -> tuple[ScaledTransformerModel, torch.nn.Module, torch.optim.Optimizer]:
         """The model (seeded init), the module to train, and its optimizer."""
@@ -200,7 +206,7 @@ class Trainer:
         first_epoch = 0
         if resume is not None:
             first_epoch = self._restore(resume, model, optimizer, result)
-        else:
+        elif not self.timing_only:
             result.initial_val_loss, _ = self.evaluate(model)
             self._curve_point(model, result)
 
@@ -224,7 +230,7 @@ class Trainer:
         finally:
             for opt in self.stack:
                 opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
-        if not result.diverged:
+        if not (result.diverged or self.timing_only):
             evaluated = time.perf_counter()
             result.val_loss, result.val_loss_per_position = self.evaluate(model)
             result.eval_time_s += time.perf_counter() - evaluated
@@ -240,7 +246,8 @@ class Trainer:
             return
         t = self.config.training
         first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
-        first = first.to(self.device)
+        # A few rows suffice: kernels, dtypes and FLOP ratios do not depend on the batch size.
+        first = first[:PROBE_ROWS].to(self.device)
         run_facts = {
             "step_tokens": result.step_tokens,
             "full_step_tokens": t.batch_size * t.grad_accumulation * self.config.model.max_seq_len,

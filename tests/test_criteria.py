@@ -343,6 +343,21 @@ def test_aa_noise_comes_from_the_aa_run_and_not_the_number_of_pairs(n_pairs):
     assert "measurement_reliable" not in failed
 
 
+def test_a_shortened_aa_run_is_compared_with_the_same_prefix_of_its_baseline():
+    # The plan stops the A/A run early: its time must be set against the baseline's setup plus
+    # the same number of steps, not the baseline's whole run (which would read as a speedup).
+    pairs = good_pairs()
+    base0 = pairs[0][0]
+    aa = arm(time_s=base0.total_time_s)
+    keep = len(aa.step_times) * 3 // 10
+    aa.step_times = aa.step_times[:keep]
+    aa.train_time_s = sum(aa.step_times)
+    m = measure(CONFIG, records(pairs, aa=aa), [])
+    prefix = base0.setup_time_s + sum(base0.step_times[:keep])
+    assert m.noise.baseline_s == pytest.approx(prefix)
+    assert m.noise.aa == pytest.approx(0.0, abs=1e-12)
+
+
 def test_noisy_aa_fails_measurement_reliable():
     v, failed, rows = verdict_of(records(good_pairs(), aa=arm(time_s=120)))
     assert (v, failed) == (INVESTIGATE, {"measurement_reliable"})
