@@ -239,8 +239,7 @@ def run_problem(rec: RunRecord) -> str | None:
         return f"{label} crashed: {rec.error}"
     if r.diverged:
         return f"{label} diverged: {r.divergence}"
-    # the A/A run is timed only (no validation passes): it has no loss to check
-    if rec.job.role != "aa" and _num(r.val_loss) is None:
+    if _num(r.val_loss) is None:
         return f"{label}: validation loss is {r.val_loss} (NaN, infinite or missing)"
     if not (r.train_time_s > 0 and math.isfinite(r.total_time_s)):
         return f"{label}: training time is {r.train_time_s} s; nothing measurable was trained"

@@ -149,7 +149,6 @@ class Trainer:
         checkpoint_every: int | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
-        timing_only: bool = False,
     ):
         self.config = config
         self.arm = arm
@@ -159,17 +158,13 @@ class Trainer:
         self.checkpoint_every = checkpoint_every or 1  # epochs between checkpoints
         self.on_epoch = on_epoch
         self.on_step = on_step
-        # A run that exists only for its clock (the A/A run) skips every validation pass.
-        self.timing_only = timing_only
         if config.training.threads:
             torch.set_num_threads(config.training.threads)
         m, d = config.model, config.data
         self.train_data, self.val_data, self.source = make_splits(d, m.max_seq_len, m.vocab_size)
         self.reference = reference_losses(self.source, self.val_data)
         self.curve_data = self.val_data[: config.measurement.curve_samples]
-        self.curve_at = set()
-        if not timing_only:
-            self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
+        self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
 
     def build(self) -> tuple[ScaledTransformerModel, torch.nn.Module, torch.optim.Optimizer]:
         """The model (seeded init), the module to train, and its optimizer."""
@@ -206,7 +201,7 @@ class Trainer:
         first_epoch = 0
         if resume is not None:
             first_epoch = self._restore(resume, model, optimizer, result)
-        elif not self.timing_only:
+        else:
             result.initial_val_loss, _ = self.evaluate(model)
             self._curve_point(model, result)
 
@@ -230,7 +225,7 @@ class Trainer:
         finally:
             for opt in self.stack:
                 opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
-        if not (result.diverged or self.timing_only):
+        if not result.diverged:
             evaluated = time.perf_counter()
             result.val_loss, result.val_loss_per_position = self.evaluate(model)
             result.eval_time_s += time.perf_counter() - evaluated

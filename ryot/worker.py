@@ -56,7 +56,6 @@ def run_job(job: dict) -> int:
         checkpoint_every=job.get("checkpoint_every"),
         on_epoch=on_epoch,
         on_step=lambda step, total, loss: emit("step", step=step, total=total, loss=loss),
-        timing_only=bool(job.get("timing_only")),
     )
     resume = Path(job["resume"]) if job.get("resume") else None
     result = trainer.run(resume=resume, stop_after_epoch=job.get("stop_after_epoch"))
