@@ -75,23 +75,10 @@ def _floor_lines(f: svg.Frame, comparison: dict, what: str) -> list[str]:
         value = reference(comparison, key)
         if not is_num(value):
             continue
-        y = f.y(value)
-        out.append(
-            svg.line(
-                f.px,
-                y,
-                f.px + f.pw,
-                y,
-                color,
-                stroke_width="1.5",
-                stroke_dasharray=dash,
-                class_=key,
-                data_value=f"{value:.6g}",
-            )
-        )
-        out.append(
-            svg.text(f.px + f.pw - 4, y - 6, f"{label} {what} {fmt_loss(value)}", color, "end")
-        )
+        out += _level_line(
+            f, value, f"{label} {what} {fmt_loss(value)}", color, dash,
+            class_=key, data_value=f"{value:.6g}",
+        )  # fmt: skip
     return out
 
 
@@ -99,6 +86,15 @@ def reference(comparison: dict, key: str) -> Any:
     """A bench reference loss (bayes_floor, unigram_loss): top level, else from "bench"."""
     value = comparison.get(key)
     return value if is_num(value) else get_path(comparison, "bench", key)
+
+
+def _level_line(f, value: float, text: str, color: str, dash: str, **attrs) -> list:
+    """A labelled horizontal line across the plot at loss `value` (a reference or the target)."""
+    y = f.y(value)
+    line = svg.line(
+        f.px, y, f.px + f.pw, y, color, stroke_width="1.5", stroke_dasharray=dash, **attrs
+    )
+    return [line, svg.text(f.px + f.pw - 4, y - 6, text, color, "end")]
 
 
 def loss_chart(comparison: dict) -> Markup | None:
@@ -236,21 +232,10 @@ def curve_chart(comparison: dict) -> Markup | None:
                 )
             out += [svg.circle(x, y, 2.2, color, fill_opacity="0.8") for x, y in pts]
     if is_num(target):
-        y = f.y(target)
-        out.append(
-            svg.line(
-                f.px,
-                y,
-                f.px + f.pw,
-                y,
-                RED,
-                stroke_width="1.5",
-                stroke_dasharray="6 4",
-                class_="target",
-                data_loss=f"{target:.6g}",
-            )
-        )
-        out.append(svg.text(f.px + f.pw - 4, y - 6, f"target {fmt_loss(target)}", RED, "end"))
+        out += _level_line(
+            f, target, f"target {fmt_loss(target)}", RED, "6 4",
+            class_="target", data_loss=f"{target:.6g}",
+        )  # fmt: skip
     for arm, pair, seconds in marks:
         x, y, color = f.x(seconds), f.y(target), ARM_COLORS[arm]
         out.append(svg.line(x, y, x, base, color, stroke_dasharray="2 3", stroke_width="1.2"))
