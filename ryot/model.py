@@ -54,6 +54,22 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
 
+    def forward_cached(
+        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int, mask
+    ) -> torch.Tensor:
+        """Attend from T new tokens to the cache slots [0, start + T), writing theirs first."""
+        B, T, C = x.shape
+        hs = C // self.num_heads
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = q.view(B, T, self.num_heads, hs).transpose(1, 2)  # (B, nh, T, hs)
+        keys[:, :, start : start + T] = k.view(B, T, self.num_heads, hs).transpose(1, 2)
+        values[:, :, start : start + T] = v.view(B, T, self.num_heads, hs).transpose(1, 2)
+        # mask (B or 1, 1, T, start + T): causal, padding excluded; same softmax(qk/sqrt(hs))v.
+        y = F.scaled_dot_product_attention(
+            q, keys[:, :, : start + T], values[:, :, : start + T], attn_mask=mask
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
 
 class FeedForward(nn.Module):
     def __init__(self, config: ModelConfig):
@@ -77,6 +93,31 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
         return x + self.ff(self.ln2(x))
+
+    def forward_cached(self, x, keys, values, start: int, mask) -> torch.Tensor:
+        x = x + self.attn.forward_cached(self.ln1(x), keys, values, start, mask)
+        return x + self.ff(self.ln2(x))
+
+
+class KVCache:
+    """Every layer's keys and values for the tokens fed so far: incremental decoding.
+
+    Slots [0, length) are filled; `key_mask` (B, capacity) says which slots hold real tokens
+    (False for left padding), so rows of different lengths decode together.
+    """
+
+    def __init__(self, config: ModelConfig, batch: int, capacity: int, device=None, dtype=None):
+        hs = config.embed_dim // config.num_heads
+        shape = (batch, config.num_heads, capacity, hs)  # (B, nh, capacity, hs)
+        self.keys = [
+            torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)
+        ]
+        self.values = [
+            torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)
+        ]
+        self.key_mask = torch.ones(batch, capacity, dtype=torch.bool, device=device)
+        self.capacity = capacity
+        self.length = 0
 
 
 def sinusoidal_positions(max_len: int, dim: int) -> torch.Tensor:
@@ -142,6 +183,50 @@ class ScaledTransformerModel(nn.Module):
                 x = dropper(block, x, i)
             else:
                 x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+    def new_cache(self, batch: int, capacity: int | None = None) -> KVCache:
+        """An empty KV cache for `batch` rows of up to `capacity` (default max_seq_len) slots."""
+        weight = self.lm_head.weight
+        capacity = self.config.max_seq_len if capacity is None else capacity
+        return KVCache(self.config, batch, capacity, weight.device, weight.dtype)
+
+    def forward_cached(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache,
+        positions: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Token ids (B, T) after the cache's tokens -> logits (B, T or 1, vocab); fills the cache.
+
+        Equals forward() on the whole sequence so far (eval mode, no token dropping), computing
+        only the T new positions. `positions` (B, T) are each token's own position, which differs
+        from its cache slot in a left-padded row; the default is the slot.
+        """
+        assert not self.training, "forward_cached is for inference: call model.eval() first"
+        B, T = idx.shape
+        start, end = cache.length, cache.length + T
+        assert end <= cache.capacity, f"KV cache holds {cache.capacity} slots, {end} needed"
+        slots = torch.arange(start, end, device=idx.device)
+        if positions is None:
+            positions = slots.expand(B, T)
+        assert int(positions.max()) < self.config.max_seq_len, (
+            f"position {int(positions.max())} is past max_seq_len {self.config.max_seq_len}"
+        )
+        tokens = self.token_embedding(idx) * math.sqrt(self.config.embed_dim)  # as in forward
+        x = tokens + self.positions[positions]  # (B, T, C)
+        keys = torch.arange(end, device=idx.device)
+        causal = keys[None, :] <= slots[:, None]  # (T, end)
+        # A padding slot is never attended to, except by itself: a query with no key at all
+        # would make softmax NaN, and NaN * 0 still poisons the rows that skip it.
+        own = keys[None, :] == slots[:, None]
+        mask = ((causal & cache.key_mask[:, None, :end]) | own).unsqueeze(1)  # (B, 1, T, end)
+        for i, block in enumerate(self.blocks):
+            x = block.forward_cached(x, cache.keys[i], cache.values[i], start, mask)
+        cache.length = end
+        if last_only:
+            x = x[:, -1:]
         return self.lm_head(self.ln_f(x))
 
     def count_parameters(self) -> int:

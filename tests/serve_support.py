@@ -1,0 +1,46 @@
+"""A servable run folder in milliseconds: a seeded smoke-sized model, no training.
+
+The serve tests need a checkpoint and a comparison.json of the shape `ryot stage3a` writes;
+what the weights learned does not matter to them, so none of them pays for a training run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ryot.checkpoint import save_checkpoint
+from ryot.config import Config, load_config
+from ryot.model import ScaledTransformerModel
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+
+
+def smoke_model(seed: int = 0) -> tuple[Config, ScaledTransformerModel]:
+    config = load_config(SMOKE)
+    torch.manual_seed(seed)
+    return config, ScaledTransformerModel(config.model).eval()
+
+
+def make_run_dir(folder: Path, status: str = "GO", arm: str = "optimized") -> Path:
+    """folder/comparison.json with `status` and folder/checkpoints/ARM.pt; returns folder."""
+    config, model = smoke_model()
+    folder.mkdir(parents=True, exist_ok=True)
+    comparison = {
+        "verdict": {"status": status},
+        "comparison": {"speedup_percent": 31.5, "time_to_target_speedup_percent": 27.0},
+    }
+    (folder / "comparison.json").write_text(json.dumps(comparison), encoding="utf-8")
+    state = {
+        "arm": arm,
+        "model": model.state_dict(),
+        "optimizer": {},
+        "rng": {"torch": torch.get_rng_state()},
+        "config": config.to_dict(),
+        "epoch": 0,
+        "step": 0,
+    }
+    save_checkpoint(state, folder / "checkpoints" / f"{arm}.pt")
+    return folder
