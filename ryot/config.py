@@ -130,6 +130,24 @@ class MeasurementConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """Stage 3b: the server's batching under `pytest serving/`, the load, and its criteria."""
+
+    max_batch: int = _checked(32, (lambda v: 1 <= v <= 1024, "must be in [1, 1024]"))
+    max_wait_ms: float = _checked(5.0, (lambda v: 0 <= v <= 10000, "must be in [0, 10000]"))
+    prompt_len: int = _checked(16, _positive())  # tokens per prompt under load
+    max_new_tokens: int = _checked(32, _positive())  # per request under load
+    concurrency: int = _checked(32, _positive())  # clients at once in the load phase
+    requests: int = _checked(128, _positive())  # requests in the concurrent load phase
+    sequential_requests: int = _checked(16, _positive())  # one at a time: the batching baseline
+    time_limit_s: float = _checked(120.0, _positive())  # per load phase
+    max_p50_latency_ms: float = _checked(2000.0, _positive())  # under concurrent load
+    max_p99_latency_ms: float = _checked(5000.0, _positive())
+    min_tokens_per_s: float = _checked(100.0, _positive())  # generated, under concurrent load
+    min_batching_gain: float = _checked(4.0, _positive())  # concurrent / sequential tokens/s
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "stage3a"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -138,6 +156,7 @@ class Config:
     optimizations: OptimizationsConfig = field(default_factory=OptimizationsConfig)
     criteria: CriteriaConfig = field(default_factory=CriteriaConfig)
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
 
     @property
     def total_steps(self) -> int:
