@@ -1,0 +1,1 @@
+"""Stage 3b: serve a GO run's checkpoint over HTTP."""

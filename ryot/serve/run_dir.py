@@ -1,0 +1,114 @@
+"""Load what `ryot serve` serves: a run folder's verdict (the gate) and one arm's checkpoint.
+
+Every problem is a ServeError with one line naming the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ryot.checkpoint import CheckpointError, load_checkpoint
+from ryot.config import Config, ConfigError, config_from_dict
+from ryot.model import ScaledTransformerModel
+
+SERVE_ARMS = ("optimized", "baseline")
+
+
+class ServeError(ValueError):
+    """The run folder cannot be served: one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    status: str  # GO, INVESTIGATE, DEBUG, ...
+    speedup_percent: float | None  # end to end, equal steps
+    time_to_target_speedup_percent: float | None  # at equal quality
+
+
+@dataclass
+class ServedModel:
+    model: ScaledTransformerModel
+    config: Config
+    arm: str
+    checkpoint: Path
+    sha256: str
+    num_parameters: int
+    device: torch.device
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def read_verdict(run_dir: Path) -> RunVerdict:
+    """The run's verdict and speedups from RUN_DIR/comparison.json."""
+    path = run_dir / "comparison.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ServeError(f"{path}: not found (is {run_dir} a `ryot stage3a` run folder?)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ServeError(f"{path}: not readable JSON ({type(exc).__name__})") from None
+    verdict = data.get("verdict") if isinstance(data, dict) else None
+    status = verdict.get("status") if isinstance(verdict, dict) else None
+    if not isinstance(status, str):
+        raise ServeError(f"{path}: no verdict.status (not a Stage 3a comparison)")
+    comparison = data.get("comparison")
+    comparison = comparison if isinstance(comparison, dict) else {}
+    return RunVerdict(
+        status,
+        _finite_or_none(comparison.get("speedup_percent")),
+        _finite_or_none(comparison.get("time_to_target_speedup_percent")),
+    )
+
+
+def gate(verdict: RunVerdict, run_dir: Path, allow_no_go: bool) -> None:
+    """Refuse a run whose verdict is not GO, unless told to serve it anyway."""
+    if verdict.status != "GO" and not allow_no_go:
+        raise ServeError(
+            f"{run_dir}: verdict is {verdict.status}, not GO: refusing to serve it "
+            "(--allow-no-go serves it anyway)"
+        )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(run_dir: Path, arm: str, device: torch.device) -> ServedModel:
+    """RUN_DIR/checkpoints/ARM.pt rebuilt from its own config snapshot, in eval mode."""
+    path = run_dir / "checkpoints" / f"{arm}.pt"
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        config = config_from_dict(state["config"], f"{path} (config snapshot)")
+    except ConfigError as exc:
+        raise ServeError(str(exc)) from None
+    model = ScaledTransformerModel(config.model)
+    weights = state["model"]
+    if not isinstance(weights, dict):
+        raise ServeError(f"{path}: model weights are not a state dict")
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        # torch's first line is a generic heading; the second names the first bad key.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:200]
+        raise ServeError(f"{path}: weights do not fit the snapshot's model ({detail})") from None
+    model.to(device).eval()
+    return ServedModel(model, config, arm, path, sha256_of(path), model.count_parameters(), device)
