@@ -1,0 +1,148 @@
+"""The app in-process (FastAPI's TestClient): /infer, every bad input, /health, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import pytest
+import torch
+
+from ryot.serve.app import create_app
+from ryot.serve.bad_input import bad_requests
+from ryot.serve.batcher import Batcher
+from ryot.serve.generate import Row, generate
+from ryot.serve.run_dir import load_model, read_verdict
+from ryot.serve.schemas import Limits
+from tests.serve_support import make_run_dir
+
+MAX_BATCH = 4
+
+with warnings.catch_warnings():
+    # Starlette's TestClient asks for its httpx fork; the httpx installed here works with it.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def served(run_dir):
+    return load_model(run_dir, "optimized", torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def client(run_dir, served):
+    app = create_app(served, read_verdict(run_dir), max_batch=MAX_BATCH, max_wait_ms=1)
+    with TestClient(app) as test_client:  # runs the lifespan: the batcher is up
+        yield test_client
+
+
+def test_infer_answers_completions_logprobs_and_timing(client, served):
+    answer = client.post("/infer", json={"prompts": [[1, 2, 3], [4]], "max_new_tokens": 5})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [len(c) for c in body["completions"]] == [5, 5]
+    assert all(0 <= t < served.config.model.vocab_size for c in body["completions"] for t in c)
+    assert all(lp <= 0 for row in body["logprobs"] for lp in row)
+    alone = generate(served.model, [Row((4,), 5)]).rows[0]
+    assert body["completions"][1] == alone.tokens
+    timing = body["timing"]
+    assert timing["batch_rows"] >= 2 and timing["new_tokens"] == 10 and timing["total_ms"] > 0
+
+
+def test_seeded_sampling_repeats_and_greedy_is_the_default(client):
+    body = {"prompts": [[5, 6]], "max_new_tokens": 12, "temperature": 1.0, "seed": 3}
+    first = client.post("/infer", json=body).json()["completions"]
+    assert client.post("/infer", json=body).json()["completions"] == first
+    greedy = {"prompts": [[5, 6]], "max_new_tokens": 12}
+    assert client.post("/infer", json=greedy).json() != first
+
+
+BAD = bad_requests(Limits(vocab_size=64, max_seq_len=32, max_prompts=MAX_BATCH))
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_every_bad_input_class_is_422_naming_the_field(client, case):
+    body, field = BAD[case]
+    answer = client.post("/infer", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["error"].startswith(f"{field}: ")
+    # and the server keeps serving
+    assert client.post("/infer", json={"prompts": [[1]], "max_new_tokens": 1}).status_code == 200
+
+
+def test_form_encoded_json_from_curl_is_still_json(client):
+    answer = client.post("/infer", content='{"prompts": [[1, 2]], "max_new_tokens": 2}',
+                         headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+
+def test_health_names_model_checkpoint_verdict_and_device(client, served, run_dir):
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["parameters"] == served.num_parameters == served.model.count_parameters()
+    assert health["checkpoint"]["sha256"] == served.sha256 and len(served.sha256) == 64
+    assert health["checkpoint"]["path"] == str(run_dir / "checkpoints" / "optimized.pt")
+    assert health["run"]["verdict"] == "GO" and health["run"]["speedup_percent"] == 31.5
+    assert health["run"]["serving_without_go"] is False
+    assert health["device"] == "cpu" and health["uptime_s"] >= 0
+    assert health["model"]["vocab_size"] == 64
+
+
+def test_metrics_are_prometheus_text_counting_requests_batches_and_tokens(client):
+    client.post("/infer", json={"prompts": [[1, 2]], "max_new_tokens": 3})
+    client.post("/infer", content="{")
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    names = ("ryot_requests_total", "ryot_request_latency_seconds_bucket", "ryot_batch_size_bucket",
+             "ryot_tokens_generated_total", "ryot_queue_depth")  # fmt: skip
+    for name in names:
+        assert f"\n{name}" in text, name
+    assert 'ryot_requests_total{endpoint="/infer",status="422"}' in text
+    assert 'ryot_requests_total{endpoint="/infer",status="200"}' in text
+
+
+def test_unknown_paths_share_one_metrics_label(client):
+    assert client.get("/nope/123").status_code == 404
+    assert 'endpoint="other",status="404"' in client.get("/metrics").text
+    assert "/nope/123" not in client.get("/metrics").text
+
+
+def test_draining_refuses_new_requests_with_503(run_dir, served):
+    app = create_app(served, read_verdict(run_dir), max_batch=MAX_BATCH)
+    with TestClient(app) as client:
+        app.state.start_draining()
+        answer = client.post("/infer", json={"prompts": [[1]], "max_new_tokens": 1})
+        assert answer.status_code == 503 and answer.json()["field"] == "server"
+        assert client.get("/health").json()["status"] == "draining"
+
+
+def test_batcher_decodes_concurrent_requests_together_and_splits_at_max_batch(served):
+    seen: list[int] = []
+
+    def decode(rows):
+        seen.append(len(rows))
+        return generate(served.model, rows)
+
+    async def main():
+        batcher = Batcher(decode, max_batch=4, max_wait_s=0.5)
+        batcher.start()
+        try:
+            jobs = [[Row((i + 1,), 3)] for i in range(3)] + [[Row((9,), 3), Row((8, 7), 2)]]
+            return await asyncio.gather(*(batcher.submit(rows) for rows in jobs))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(main())
+    # 3 single rows fill 3 of 4 slots; the 2-row request does not fit and waits for the next.
+    assert seen == [3, 2]
+    assert [r.batch_rows for r in results] == [3, 3, 3, 2]
+    last = results[3].batch.rows[results[3].first : results[3].first + 2]
+    assert [len(r.tokens) for r in last] == [3, 2]
+    assert last[0].tokens == generate(served.model, [Row((9,), 3)]).rows[0].tokens
