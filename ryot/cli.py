@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--history", type=Path, action="append", default=[], metavar="RUN_DIR",
         help="an earlier run folder for the history trend (repeatable; siblings are found too)",
     )  # fmt: skip
+    serve = sub.add_parser("serve", help="serve a GO run's checkpoint over HTTP (Stage 3b)")
+    from ryot.serve.command import add_arguments  # the server's own dependencies load lazily
+
+    add_arguments(serve)
     return parser
 
 
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     console.heading(f"RYOT STAGE 3a: {config.name} ({args.config})")
     console.line(f"Device: {device}   Output: {out}")
     print_architecture(console, config, ScaledTransformerModel(config.model).count_parameters())
-    runner = SubprocessRunner(device, out, stack_factory=args.stack, console=console)
+    runner = make_runner(device, out, args.stack, console)
     command = " ".join(["ryot", *(args.argv or [])])
     try:
         outcome = run_stage3a(
@@ -151,6 +155,11 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     console.line()
     console.line(f"Artifacts: {out / 'comparison.json'}, {out / 'checkpoints'}, {log_path}")
     return outcome.exit_code
+
+
+def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRunner:
+    """Every run in a fresh worker process (tests swap this for an in-process runner)."""
+    return SubprocessRunner(device, out, stack_factory=stack, console=console)
 
 
 def check_resumable(path: Path, saved_arm, saved: Config, arm: str, config: Config) -> None:
@@ -189,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = sys.argv[1:] if argv is None else argv
+        if args.command == "serve":
+            from ryot.serve.command import run as serve
+
+            return serve(args)
         return report(args) if args.command == "report" else run(args)
     except (UsageError, ConfigError) as exc:
         message = f"ryot: error: {exc}"

@@ -1,17 +1,104 @@
-"""Shared fixtures for the library's tests."""
+"""Shared fixtures for the library's tests.
+
+The real command with real worker processes costs about 40 s a job on this machine (each worker
+pays the torch import), so one such job, `go_run`, is shared by the CLI and report tests. Tests
+of the command's own logic (plan, judge, exit codes, files) run their jobs in process instead
+(`in_process`, `judged_runs`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ryot import cli
 from ryot.config import Config, load_config
+from ryot.protocol import InProcessRunner
+from ryot.worker import load_stack_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+SMOKE = str(CONFIGS / "smoke.yaml")
 
 
 @pytest.fixture(scope="session")
 def smoke_config() -> Config:
     return load_config(CONFIGS / "smoke.yaml")
+
+
+def run_ryot(*args: str, encoding: str = "utf-8") -> subprocess.CompletedProcess:
+    """`python -m ryot ARGS` on a console of `encoding`."""
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    return subprocess.run(
+        [sys.executable, "-m", "ryot", *args], capture_output=True, env=env, cwd=ROOT, timeout=600
+    )
+
+
+@pytest.fixture(scope="session")
+def go_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The full default job on the smoke config (3 pairs and the A/A run) through the real
+    command and real worker processes, on a cp1252 console."""
+    out = tmp_path_factory.mktemp("go") / "run"
+    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), encoding="cp1252")
+    return proc, out
+
+
+def in_process_runner(device, out, stack: str, console) -> InProcessRunner:
+    return InProcessRunner(device, stack_factory=load_stack_factory(stack))
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """`ryot stage3a` runs its jobs in this process: the real worker path is `go_run`'s."""
+    monkeypatch.setattr(cli, "make_runner", in_process_runner)
+
+
+def smoke_variant(folder: Path, name: str, edit) -> Path:
+    """The smoke config with `edit(dict)` applied, written to FOLDER/NAME.yaml."""
+    data = yaml.safe_load((CONFIGS / "smoke.yaml").read_text(encoding="utf-8"))
+    edit(data)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _investigate(cfg: dict) -> None:
+    cfg["criteria"]["min_speedup_percent"] = 99.0  # no smoke arm is 99% faster
+
+
+def _debug(cfg: dict) -> None:
+    opt = cfg["optimizations"]  # an "optimized" arm with nothing enabled is a critical failure
+    opt["semantic_compressor"]["ratio"] = 0.0
+    opt["kernel_optimizer"]["level"] = 0
+    opt["inference_scaling"]["warmup_steps"] = 0
+
+
+@dataclass(frozen=True)
+class JudgedRun:
+    exit_code: int
+    stdout: str
+    out: Path
+
+
+@pytest.fixture(scope="session")
+def judged_runs(tmp_path_factory) -> dict[str, JudgedRun]:
+    """An INVESTIGATE and a DEBUG run of `ryot stage3a`, jobs in process, report written."""
+    base = tmp_path_factory.mktemp("judged")
+    runs = {}
+    for status, edit in (("INVESTIGATE", _investigate), ("DEBUG", _debug)):
+        config = smoke_variant(base, status.lower(), edit)
+        out = base / status.lower()
+        stdout = io.StringIO()
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+            mp.setattr(cli, "make_runner", in_process_runner)
+            code = cli.main(["stage3a", "--config", str(config), "--out", str(out)])
+        runs[status] = JudgedRun(code, stdout.getvalue(), out)
+    return runs

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import subprocess
 import sys
 
 import jsonschema
@@ -12,28 +11,11 @@ import pytest
 
 from ryot import cli
 from ryot.report.comparison import load_schema
-from tests.conftest import CONFIGS, ROOT
-
-SMOKE = str(CONFIGS / "smoke.yaml")
+from tests.conftest import SMOKE
 
 
-def run_ryot(*args: str, encoding: str = "utf-8") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONIOENCODING": encoding}
-    return subprocess.run(
-        [sys.executable, "-m", "ryot", *args], capture_output=True, env=env, cwd=ROOT, timeout=600
-    )
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """The full default job (baseline and optimized, 2 pairs) on a cp1252 console."""
-    out = tmp_path_factory.mktemp("smoke") / "run"
-    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), encoding="cp1252")
-    return proc, out
-
-
-def test_full_run_is_go_and_writes_every_artifact(smoke_run):
-    proc, out = smoke_run
+def test_full_run_is_go_and_writes_every_artifact(go_run):
+    proc, out = go_run
     stdout = proc.stdout.decode("cp1252")  # strict: every byte must be valid cp1252
     assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
     assert "PHASE 3 STAGE 3a: GO" in stdout and "PROCEED TO STAGE 3b" in stdout
@@ -44,8 +26,8 @@ def test_full_run_is_go_and_writes_every_artifact(smoke_run):
     assert "RESULTS COMPARISON" in (out / "monitor.log").read_text(encoding="utf-8")
 
 
-def test_comparison_json_validates_against_its_schema(smoke_run):
-    _, out = smoke_run
+def test_comparison_json_validates_against_its_schema(go_run):
+    _, out = go_run
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     jsonschema.validate(data, load_schema())
     assert data["verdict"]["status"] == "GO"
@@ -64,26 +46,29 @@ def test_comparison_json_validates_against_its_schema(smoke_run):
         assert encodings == {"cp1252", "ascii"}, arm
 
 
-@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
-def test_narrow_console_encoding_gets_ascii_fallbacks(smoke_run, tmp_path, encoding):
-    if encoding == "cp1252":
-        proc, out = smoke_run
-    else:
-        out = tmp_path / "run"
-        proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), "--arms", "baseline",
-                        encoding=encoding)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr.decode(encoding, "replace")
-    stdout = proc.stdout.decode(encoding)
+def test_cp1252_console_gets_ascii_fallbacks(go_run):
+    proc, out = go_run  # the real command, workers included, on a cp1252 console
+    assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
+    stdout = proc.stdout.decode("cp1252")
     assert "[OK]" in stdout and "Epoch | Loss" in stdout and "\u2713" not in stdout
-    assert "Traceback" not in proc.stderr.decode(encoding, "replace")
+    assert "Traceback" not in proc.stderr.decode("cp1252", "replace")
     # The log keeps the real symbols: it is UTF-8 whatever the console is.
     assert "\u2713" in (out / "monitor.log").read_text(encoding="utf-8")
 
 
-def test_utf8_console_gets_the_real_symbols(tmp_path):
-    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline")
-    assert proc.returncode == 0
-    assert "Epoch \u2502 Loss" in proc.stdout.decode("utf-8")
+@pytest.mark.parametrize(
+    "encoding, expected, absent",
+    [("ascii", "Epoch | Loss", "\u2502"), ("utf-8", "Epoch \u2502 Loss", "Epoch | Loss")],
+)
+def test_console_output_fits_its_encoding(tmp_path, monkeypatch, in_process, encoding, expected,
+                                          absent):  # fmt: skip
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding, errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+    args = ["--out", str(tmp_path), "--arms", "baseline", "--repeats", "1"]
+    assert cli.main(["stage3a", "--config", SMOKE, *args]) == 0
+    text = raw.getvalue().decode(encoding)  # strict: every byte is valid in the console's encoding
+    assert expected in text and absent not in text
 
 
 def _one_line_error(capsys) -> str:
@@ -136,7 +121,7 @@ def test_usage_errors_are_exit_2(argv, capsys):
     _one_line_error(capsys)
 
 
-def test_divergence_is_exit_3_debug(tmp_path, capsys):
+def test_divergence_is_exit_3_debug(tmp_path, capsys, in_process):
     args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--repeats", "1",
             "--stack", "tests.sabotage:nan_stack"]  # fmt: skip
     assert cli.main(args) == 3
@@ -153,17 +138,16 @@ def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
     assert "encoding_safety" in failed and data["verdict"]["status"] == "DEBUG"
 
 
-def test_investigate_is_exit_1(tmp_path, capsys):
-    strict = tmp_path / "strict.yaml"
-    text = (CONFIGS / "smoke.yaml").read_text(encoding="utf-8")
-    strict.write_text(text.replace("min_speedup_percent: -500.0", "min_speedup_percent: 99.0"),
-                      encoding="utf-8")  # fmt: skip
-    args = ["stage3a", "--config", str(strict), "--out", str(tmp_path / "o"), "--repeats", "2"]
-    assert cli.main(args) == 1
-    assert "INVESTIGATE & RETRY" in capsys.readouterr().out
+@pytest.mark.parametrize(
+    "status, code, decision", [("INVESTIGATE", 1, "INVESTIGATE & RETRY"), ("DEBUG", 3, "DEBUG")]
+)
+def test_verdict_sets_the_exit_code(judged_runs, status, code, decision):
+    run = judged_runs[status]
+    assert run.exit_code == code, run.stdout[-3000:]
+    assert f"PHASE 3 STAGE 3a: {status}" in run.stdout and decision in run.stdout
 
 
-def test_resume_continues_the_run(tmp_path, capsys):
+def test_resume_continues_the_run(tmp_path, capsys, in_process):
     first = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline"]
     assert cli.main(first) == 0
     checkpoint = tmp_path / "checkpoints" / "baseline.pt"
@@ -171,7 +155,7 @@ def test_resume_continues_the_run(tmp_path, capsys):
     assert "Resumed from step" in capsys.readouterr().out
 
 
-def test_resume_of_another_arm_is_exit_2_before_training(tmp_path, capsys):
+def test_resume_of_another_arm_is_exit_2_before_training(tmp_path, capsys, in_process):
     first = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--arms", "baseline"]
     assert cli.main(first) == 0
     checkpoint = tmp_path / "checkpoints" / "baseline.pt"

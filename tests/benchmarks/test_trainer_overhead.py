@@ -69,12 +69,12 @@ def bare_loop(config, train, val) -> float:
 def test_bare_training_loop(benchmark, config):
     trainer = Trainer(config)  # only for the same data tensors
     benchmark.pedantic(
-        bare_loop, args=(config, trainer.train_data, trainer.val_data), rounds=5, warmup_rounds=1
+        bare_loop, args=(config, trainer.train_data, trainer.val_data), rounds=3, warmup_rounds=1
     )
 
 
 @pytest.mark.benchmark(group="trainer overhead")
 def test_trainer_run(benchmark, config):
     trainer = Trainer(config)
-    result = benchmark.pedantic(trainer.run, rounds=5, warmup_rounds=1)
+    result = benchmark.pedantic(trainer.run, rounds=3, warmup_rounds=1)
     assert len(result.step_times) == config.total_steps
