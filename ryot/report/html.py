@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from ryot.report.comparison import write_text_atomic
 from ryot.report.context import DEFAULT_LINKS, build_context
+from ryot.report.stage3b import read_stage3b, stage3b_context
 
 REPORT_NAME = "report.html"
 COMPARISON_NAME = "comparison.json"
@@ -48,12 +49,16 @@ def _environment() -> Environment:
 
 
 def render_report(
-    comparison: dict, history: list[dict] | None = None, links: dict[str, str] | None = None
+    comparison: dict,
+    history: list[dict] | None = None,
+    links: dict[str, str] | None = None,
+    stage3b: dict | None = None,
 ) -> str:
     """The report's HTML for one comparison.json (and earlier runs' comparisons, if any)."""
     if not isinstance(comparison, dict):
         raise ReportError("comparison must be a JSON object")
     context = build_context(comparison, history, links)
+    context["stage3b"] = stage3b_context(stage3b)  # Stage 3b section, when `pytest serving/` ran
     return str(_environment().get_template("report.html.j2").render(**context))
 
 
@@ -132,7 +137,7 @@ def render_run_dir(run_dir: Path, history_dirs: list[Path] | None = None) -> Pat
     run_dir = Path(run_dir)
     comparison = read_comparison(run_dir / COMPARISON_NAME)
     history = find_history(run_dir, history_dirs or [])
-    html = render_report(comparison, history, _run_links(run_dir))
+    html = render_report(comparison, history, _run_links(run_dir), read_stage3b(run_dir))
     out = run_dir / REPORT_NAME
     write_text_atomic(html, out)
     return out
