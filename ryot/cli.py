@@ -1,13 +1,19 @@
 """`ryot stage3a ...`: train the Stage 3a arms, judge them, print the seed plan's tables.
 `ryot report RUN_DIR`: render a run folder's HTML report again, without training.
 
-Exit codes: 0 GO (or a single arm trained fine), 1 INVESTIGATE, 2 usage or config error,
-3 DEBUG (crash, divergence, an optimization with no effect).
+Exit codes: 0 GO (or a single arm trained fine), 1 INVESTIGATE, 2 usage or config error
+(found before anything is written: a bad flag or config, a --stack that cannot build a stack, a
+model that cannot fit, a checkpoint of another arm or config, an --out in use by another run),
+3 DEBUG (a crash, a divergence, an optimization with no effect, a full disk), 130 interrupted
+(Ctrl-C or SIGTERM: workers are stopped first).
+
+A run is written into a staging folder and moved into --out whole: see ryot.rundir.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from dataclasses import replace
@@ -15,14 +21,16 @@ from pathlib import Path
 
 from ryot.checkpoint import CheckpointError, load_checkpoint
 from ryot.config import Config, ConfigError, config_from_dict, load_config
-from ryot.console import FAIL, Console, to_encoding
-from ryot.model import ScaledTransformerModel
+from ryot.console import FAIL, WARN, Console, to_encoding
 from ryot.optim import ARMS as OPTIM_ARMS
 from ryot.protocol import SubprocessRunner
-from ryot.stage3a import ensure_run_dir, run_stage3a
+from ryot.rundir import RunDirError, RunFolder, describe_os_error
+from ryot.sizing import ModelTooLarge, check_fits
+from ryot.stack_spec import StackSpecError, check_stack_factory
+from ryot.stage3a import run_stage3a
 from ryot.train import resolve_device
 
-EXIT_USAGE, EXIT_CRASH = 2, 3
+EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 2, 3, 130
 ARMS = tuple(OPTIM_ARMS)
 
 
@@ -72,7 +80,8 @@ def report(args: argparse.Namespace) -> int:
     from ryot.report.html import ReportError, render_run_dir
 
     try:
-        path = render_run_dir(args.run_dir, args.history)
+        warn = lambda text: print(to_encoding(f"{WARN} {text}", sys.stdout.encoding))  # noqa: E731
+        path = render_run_dir(args.run_dir, args.history, warn=warn)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     print(to_encoding(f"Report: {path}", getattr(sys.stdout, "encoding", None)))
@@ -90,15 +99,6 @@ def parse_arms(text: str) -> list[str]:
     return arms
 
 
-def prepare_out_dir(out: Path) -> Path:
-    """Create DIR and DIR/checkpoints, and prove they are writable, before any training."""
-    try:
-        ensure_run_dir(out)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
-    return out
-
-
 def print_architecture(console: Console, config: Config, num_parameters: int) -> None:
     m = config.model
     console.line("MODEL ARCHITECTURE:")
@@ -114,6 +114,7 @@ def print_architecture(console: Console, config: Config, num_parameters: int) ->
 
 
 def run(args: argparse.Namespace, console_stream=None) -> int:
+    """Check everything that can be checked, then train into a staged run folder."""
     config = load_config(args.config)
     arms = parse_arms(args.arms)
     try:
@@ -123,22 +124,58 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise UsageError(f"--repeats: must be >= 1, got {args.repeats}")
     if args.resume is not None:
-        if not args.resume.is_file():
-            raise UsageError(f"--resume {args.resume}: checkpoint not found")
-        if len(arms) != 1:
-            raise UsageError("--resume continues one arm: give exactly one in --arms")
-        state = load_or_usage_error(args.resume)
-        snapshot = config_from_dict(state["config"], str(args.resume))
-        check_resumable(args.resume, state.get("arm"), snapshot, arms[0], config)
-        # Continue with the checkpoint's own seed: a later pair's checkpoint has seed + repeat.
-        config = replace(config, training=replace(config.training, seed=snapshot.training.seed))
-    out = prepare_out_dir(args.out)
-    log_path = out / "monitor.log"
-    log_path.write_text("", encoding="utf-8")
-    console = Console(console_stream, log_path=log_path)
+        config = resumable_config(args.resume, arms, config)
+    try:
+        num_parameters = check_fits(config, str(args.config), device)
+        check_stack_factory(args.stack, config, arms, device)
+    except (ModelTooLarge, StackSpecError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        folder = RunFolder(args.out)
+        folder.acquire()
+    except RunDirError as exc:
+        raise UsageError(str(exc)) from None
+    previous = install_sigterm_as_interrupt()
+    try:
+        return train_into(folder, args, config, arms, device, num_parameters, console_stream)
+    finally:
+        folder.release()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def install_sigterm_as_interrupt():
+    """SIGTERM takes Ctrl-C's path (workers stopped, run set aside, exit 130); returns the
+    handler it replaced, or None where signals cannot be set (not the main thread)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None
+
+
+def resumable_config(path: Path, arms: list[str], config: Config) -> Config:
+    if not path.is_file():
+        raise UsageError(f"--resume {path}: checkpoint not found")
+    if len(arms) != 1:
+        raise UsageError("--resume continues one arm: give exactly one in --arms")
+    state = load_or_usage_error(path)
+    snapshot = config_from_dict(state["config"], str(path))
+    check_resumable(path, state.get("arm"), snapshot, arms[0], config)
+    # Continue with the checkpoint's own seed: a later pair's checkpoint has seed + repeat.
+    return replace(config, training=replace(config.training, seed=snapshot.training.seed))
+
+
+def train_into(folder: RunFolder, args, config, arms, device, num_parameters, stream) -> int:
+    """Train in the staging folder; publish it as --out only if it may replace what is there."""
+    out = folder.staging
+    console = Console(stream, log_path=out / "monitor.log")
     console.heading(f"RYOT STAGE 3a: {config.name} ({args.config})")
-    console.line(f"Device: {device}   Output: {out}")
-    print_architecture(console, config, ScaledTransformerModel(config.model).count_parameters())
+    console.line(f"Device: {device}   Output: {folder.final}")
+    print_architecture(console, config, num_parameters)
     runner = make_runner(device, out, args.stack, console)
     command = " ".join(["ryot", *(args.argv or [])])
     try:
@@ -146,15 +183,50 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
             config, str(args.config), out, device, arms, runner, console,
             repeats=1 if args.resume else args.repeats, command=command, resume=args.resume,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        console.line(f"{FAIL} INTERRUPTED: the run stopped before its verdict.")
+        return set_aside(folder, console, EXIT_INTERRUPTED)
+    except OSError as exc:
+        console.line(f"{FAIL} {os_error_line(exc)}")
+        return set_aside(folder, console, EXIT_CRASH)
     except Exception as exc:
-        with log_path.open("a", encoding="utf-8") as log:
+        with (out / "monitor.log").open("a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
-        console.line(f"{FAIL} CRASH: {type(exc).__name__}: {exc} (traceback in {log_path})")
-        return EXIT_CRASH
-    render_report_if_available(out, console)
+        console.line(f"{FAIL} CRASH: {type(exc).__name__}: {exc}")
+        return set_aside(folder, console, EXIT_CRASH)
+    failed = [r for r in outcome.records if r.result is None]
+    if failed and folder.holds_complete_run():
+        console.line(
+            f"{FAIL} {len(failed)} run(s) failed (no result): {folder.final} keeps its earlier "
+            "complete run."
+        )
+        return set_aside(folder, console, outcome.exit_code)
+    console.log_path = folder.publish() / "monitor.log"
+    render_report_if_available(folder.final, console)
     console.line()
-    console.line(f"Artifacts: {out / 'comparison.json'}, {out / 'checkpoints'}, {log_path}")
+    final = folder.final
+    console.line(f"Artifacts: {final / 'comparison.json'}, {final / 'checkpoints'}, "
+                 f"{console.log_path}")  # fmt: skip
     return outcome.exit_code
+
+
+def set_aside(folder: RunFolder, console: Console, code: int) -> int:
+    """Keep the failed run's files beside --out, which stays exactly as it was."""
+    try:
+        kept = folder.set_aside()
+    except OSError as exc:
+        console.line(f"{FAIL} {os_error_line(exc)}")
+        return code
+    console.log_path = kept / "monitor.log"
+    if (kept / "comparison.json").is_file():
+        render_report_if_available(kept, console)
+    console.line(f"{folder.final} is unchanged; this run's files are in {kept}")
+    return code
+
+
+def os_error_line(exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return f"{describe_os_error(exc)}{where}"
 
 
 def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRunner:
@@ -187,10 +259,14 @@ def load_or_usage_error(path: Path) -> dict:
 def render_report_if_available(out: Path, console: Console) -> None:
     """The HTML report, when the report package is installed in this build."""
     try:
-        from ryot.report.html import render_run_dir
+        from ryot.report.html import ReportError, render_run_dir
     except ImportError:
         return
-    path = render_run_dir(out)
+    try:
+        path = render_run_dir(out, warn=lambda text: console.line(f"{WARN} {text}"))
+    except (ReportError, OSError) as exc:
+        console.line(f"{WARN} no report: {exc}")
+        return
     console.line(f"Report: {path}")
 
 
@@ -209,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ryot: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

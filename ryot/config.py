@@ -234,6 +234,20 @@ def _check_consistency(cfg: Config, source: str) -> None:
             f"{source}: optimizations.inference_scaling.min_seq_len = {scaling.min_seq_len} "
             f"exceeds model.max_seq_len = {m.max_seq_len}"
         )
+    d, t = cfg.data, cfg.training
+    # Rules between sections: each would otherwise pass the loader and fail in every worker
+    # (or, worse, quietly measure something else than the config says).
+    at_most = [
+        ("data.branching", d.branching, "model.vocab_size", m.vocab_size),
+        ("data.num_topics", d.num_topics, "model.vocab_size", m.vocab_size),
+        ("training.batch_size", t.batch_size, "data.num_train_samples", d.num_train_samples),
+        ("training.lr_warmup_steps", t.lr_warmup_steps, "the total steps", cfg.total_steps),
+        ("measurement.curve_samples", cfg.measurement.curve_samples, "data.num_val_samples",
+         d.num_val_samples),
+    ]  # fmt: skip
+    for key, value, limit_name, limit in at_most:
+        if value > limit:
+            raise ConfigError(f"{source}: {key} = {value} exceeds {limit_name} = {limit}")
 
 
 def config_from_dict(data: Any, source: str = "<config>") -> Config:
@@ -255,10 +269,37 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         raise ConfigError(f"{path}:{line} YAML syntax error: {problem}") from None
+    if data is None:
+        # An empty file is a mistake, not a request for every default (the full Stage 3a run).
+        raise ConfigError(f"{path}: the config is empty (no keys); see configs/stage3a.yaml")
     return config_from_dict(data, str(path))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error: YAML keeps the last
+    one silently, so a pasted override would win or lose depending on its position."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise _DuplicateKey(
+                    f"line {line}: duplicate key {key!r} (first at line {seen[key]})"
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)

@@ -73,8 +73,13 @@ class Console:
         self.stream.write(to_encoding(text, self.encoding) + "\n")
         self.stream.flush()
         if self.log_path is not None:
-            with self.log_path.open("a", encoding="utf-8") as log:
-                log.write(text + "\n")
+            try:
+                with self.log_path.open("a", encoding="utf-8") as log:
+                    log.write(text + "\n")
+            except OSError:
+                # A full disk must not turn the message about it into a traceback: the
+                # console still shows every line; the log stops here.
+                self.log_path = None
 
     def rule(self, heavy: bool = True, width: int = 72) -> None:
         self.line((RULE_HEAVY if heavy else RULE_LIGHT) * width)

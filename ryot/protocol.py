@@ -145,6 +145,9 @@ class SubprocessRunner:
             text=True,
             encoding="ascii",
             errors="replace",
+            # Its own session: Ctrl-C reaches the parent alone, which stops the worker itself
+            # (below) and then sets the run aside; a terminal's SIGINT would race with that.
+            start_new_session=True,
         )
         stderr_lines: list[str] = []
         # Both pipes drain in threads, so the timeout below runs from the start: a worker that
@@ -163,6 +166,9 @@ class SubprocessRunner:
             proc.kill()
             code = proc.wait()
             timed_out = True
+        except BaseException:  # Ctrl-C, SIGTERM (see ryot.cli): never leave a worker behind
+            stop(proc)
+            raise
         relay.join(timeout=10)
         drain.join(timeout=10)
         wall = time.perf_counter() - started
@@ -197,6 +203,18 @@ class SubprocessRunner:
             self.console.progress(
                 f"  {job.label}: step {msg['step']}/{msg['total']}  loss {msg['loss']:.4f}"
             )
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; returns once the process is gone."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass

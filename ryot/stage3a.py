@@ -78,14 +78,6 @@ def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
     return table
 
 
-def ensure_run_dir(out: Path) -> None:
-    """Create DIR/checkpoints and prove DIR writable, before any training (OSError if not)."""
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    probe = out / ".write-test"
-    probe.write_text("", encoding="utf-8")
-    probe.unlink()
-
-
 def artifact_problems(out: Path) -> list[str]:
     """Text artifacts written so far that do not read back as strict UTF-8."""
     problems = []

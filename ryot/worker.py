@@ -9,7 +9,6 @@ purpose, so a console that cannot show a symbol is exercised in every run.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,18 +18,14 @@ import torch
 from ryot.config import config_from_dict
 from ryot.console import FAIL, OK, Console
 from ryot.report.comparison import write_json_atomic
+from ryot.rundir import describe_os_error
+from ryot.stack_spec import load_stack_factory
 from ryot.train import Trainer
 
 
 def emit(kind: str, **payload) -> None:
     sys.stdout.write(json.dumps({"kind": kind, **payload}) + "\n")
     sys.stdout.flush()
-
-
-def load_stack_factory(spec: str):
-    """'module:function' -> the callable that builds an arm's optimization stack."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def run_job(job: dict) -> int:
@@ -70,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ryot.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    return run_job(job)
+    try:
+        return run_job(job)
+    except OSError as exc:  # a full disk, say: one line the parent reports, not a traceback
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"worker error: {describe_os_error(exc)}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import yaml
 from ryot import cli
 from ryot.config import Config, load_config
 from ryot.protocol import InProcessRunner
-from ryot.worker import load_stack_factory
+from ryot.stack_spec import load_stack_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

@@ -7,6 +7,8 @@ worker subprocesses in tests/test_cli.py.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 
 import torch
@@ -230,3 +232,67 @@ class ShortContext(Optimization):
 half_batch_stack = _optimized_only(lambda device: [HalfBatch(device)])
 freeze_half_stack = _optimized_only(lambda device: [FreezeHalf(device)])
 short_context_stack = _optimized_only(lambda device: [ShortContext(device)])
+
+
+# Faults for the reliability tests: a worker that hangs, dies, or cannot start training.
+
+
+class Hangs(Optimization):
+    """Sleeps in its first step, far longer than any test waits."""
+
+    name = "hangs"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        time.sleep(600)
+        return inputs, targets
+
+
+class KillsItsProcess(Optimization):
+    """SIGKILLs its own worker in the first step: a worker that dies without a word."""
+
+    name = "kills_its_process"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        os.kill(os.getpid(), signal.SIGKILL)
+        return inputs, targets
+
+
+class FailsToPrepare(Optimization):
+    """Builds fine (the parent's check passes) and raises once training starts."""
+
+    name = "fails_to_prepare"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def prepare_model(self, model):
+        raise RuntimeError("sabotage: cannot prepare the model")
+
+
+hang_stack = _optimized_only(lambda device: [Hangs(device)])
+killed_stack = _optimized_only(lambda device: [KillsItsProcess(device)])
+fails_in_training_stack = _optimized_only(lambda device: [FailsToPrepare(device)])
+
+# --stack factories that are wrong in each way a usage check must catch
+not_a_function = 42
+
+
+def wrong_signature(config):
+    return []
+
+
+def raises_when_built(config, arm, device):
+    raise RuntimeError("sabotage: refuses to build")
+
+
+def returns_a_dict(config, arm, device):
+    return {"optimized": []}

@@ -156,12 +156,42 @@ def test_directory_is_not_readable(tmp_path: Path):
     load_error(tmp_path, "cannot read")
 
 
-def test_empty_file_gives_defaults(tmp_path: Path):
-    assert load_config(write(tmp_path, "")) == Config()
+@pytest.mark.parametrize("text", ["", "# nothing here\n\n", "---\n"])
+def test_empty_or_comment_only_file_is_an_error(tmp_path: Path, text: str):
+    """Not "every default": that is the full 9-minute Stage 3a run, started by a typo."""
+    load_error(write(tmp_path, text), "the config is empty")
 
 
-def test_comment_only_file_gives_defaults(tmp_path: Path):
-    assert load_config(write(tmp_path, "# nothing here\n\n")) == Config()
+@pytest.mark.parametrize(
+    "text, line, key, first",
+    [
+        ("name: a\nname: b\n", 2, "'name'", 1),
+        ("training:\n  learning_rate: 0.1\n  seed: 1\n  learning_rate: 0.2\n", 4,
+         "'learning_rate'", 2),
+        ("model: {vocab_size: 8, vocab_size: 9}\n", 1, "'vocab_size'", 1),
+    ],
+)  # fmt: skip
+def test_duplicate_key_is_an_error(tmp_path: Path, text: str, line: int, key: str, first: int):
+    load_error(write(tmp_path, text), f"line {line}: duplicate key {key} (first at line {first})")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("model:\n  vocab_size: 8\ndata:\n  branching: 9\n",
+         "data.branching = 9 exceeds model.vocab_size = 8"),
+        ("model:\n  vocab_size: 16\ndata:\n  branching: 4\n  num_topics: 17\n",
+         "data.num_topics = 17 exceeds model.vocab_size = 16"),
+        ("data:\n  num_train_samples: 8\ntraining:\n  batch_size: 9\n",
+         "training.batch_size = 9 exceeds data.num_train_samples = 8"),
+        ("training:\n  num_epochs: 2\n  steps_per_epoch: 3\n  lr_warmup_steps: 7\n",
+         "training.lr_warmup_steps = 7 exceeds the total steps = 6"),
+        ("data:\n  num_val_samples: 8\nmeasurement:\n  curve_samples: 9\n",
+         "measurement.curve_samples = 9 exceeds data.num_val_samples = 8"),
+    ],
+)  # fmt: skip
+def test_cross_field_rules_are_checked_at_load_time(tmp_path: Path, text: str, expected: str):
+    load_error(write(tmp_path, "name: x\n" + text), expected)
 
 
 def test_unknown_top_level_key(tmp_path: Path):

@@ -30,6 +30,9 @@ from ryot.report.comparison import SCHEMA_VERSION, load_schema
 from ryot.report.html import ReportError, render_report, render_run_dir
 from tests.conftest import CONFIGS, ROOT
 
+# These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
+pytestmark = pytest.mark.xdist_group("cli_runs")
+
 # A real schema-1.0 run (the example committed before schema 2.0), to prove old runs still render
 EXAMPLE = ROOT / "tests" / "data" / "schema-1.0-comparison.json"
 
@@ -1613,9 +1616,10 @@ def test_render_run_dir_and_history(run_dirs, tmp_path):
     for folder, status in ((first, "GO"), (second, "INVESTIGATE")):
         folder.mkdir()
         shutil.copy(run_dirs[status] / "comparison.json", folder / "comparison.json")
-    lone = tmp_path / "alone" / "run"
-    lone.mkdir(parents=True)
-    shutil.copy(run_dirs["DEBUG"] / "comparison.json", lone / "comparison.json")
+    lone, other = tmp_path / "alone" / "run", tmp_path / "elsewhere" / "run"
+    for folder, status in ((lone, "INVESTIGATE"), (other, "DEBUG")):
+        folder.mkdir(parents=True)
+        shutil.copy(run_dirs[status] / "comparison.json", folder / "comparison.json")
 
     path = render_run_dir(lone)
     assert path == lone / "report.html" and path.is_file()
@@ -1637,6 +1641,13 @@ def test_render_run_dir_and_history(run_dirs, tmp_path):
     path = render_run_dir(lone, history_dirs=[first])
     history = parse(path.read_text(encoding="utf-8")).root.find("section", id="history")
     assert history.find_all("svg") and "1 earlier run(s)" in history.text()
+
+    # A run that measured something else (DEBUG: its optimizations are off) is left out.
+    warnings = []
+    path = render_run_dir(other, history_dirs=[first], warn=warnings.append)
+    history = parse(path.read_text(encoding="utf-8")).root.find("section", id="history")
+    assert "no earlier runs found" in history.text()
+    assert warnings == ["history: left out 1 run(s) of another config"]
 
 
 def test_missing_or_invalid_comparison_is_a_one_line_report_error(tmp_path):

@@ -1,22 +1,27 @@
-"""`pytest validation/` refuses bad options with one usage error before any training."""
+"""`pytest validation/` refuses bad options with one usage error before any training.
+
+The suite is started in process (a nested `pytest.main`): what is tested is its conftest's option
+checks, which end the session before anything is collected or trained.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+import torch
 
 from tests.conftest import ROOT
 
 
-def run_validation(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "validation/", "-p", "no:cacheprovider", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},  # no GPU, even on a machine with one
-    )  # fmt: skip
+@pytest.fixture
+def run_validation(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # no GPU, even with one
+
+    def run(*args: str) -> tuple[int, str]:
+        code = pytest.main(["validation/", "-p", "no:cacheprovider", *args])
+        return code, capsys.readouterr().err
+
+    return run
 
 
 @pytest.mark.parametrize(
@@ -27,19 +32,37 @@ def run_validation(*args: str) -> subprocess.CompletedProcess:
         (["--ryot-repeats", "0"], "--ryot-repeats: must be >= 1"),
     ],
 )
-def test_bad_option_is_a_usage_error_before_training(tmp_path, args, message):
+def test_bad_option_is_a_usage_error_before_training(run_validation, tmp_path, args, message):
     out = tmp_path / "run"
-    proc = run_validation(*args, "--ryot-out", str(out))
-    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (out / "runs").exists()  # nothing trained
+    code, err = run_validation(*args, "--ryot-out", str(out))
+    assert code == pytest.ExitCode.USAGE_ERROR, err
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()  # nothing written, nothing trained
 
 
-def test_unwritable_out_is_a_usage_error(tmp_path):
+def test_unwritable_out_is_a_usage_error(run_validation, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    proc = run_validation("--ryot-out", str(blocker / "run"))
-    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "cannot write there" in proc.stderr
+    code, err = run_validation("--ryot-out", str(blocker / "run"))
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "--ryot-out" in err and "cannot write there" in err
     assert blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_huge_model_is_a_usage_error(run_validation, tmp_path):
+    huge = tmp_path / "huge.yaml"
+    text = (ROOT / "configs" / "smoke.yaml").read_text(encoding="utf-8")
+    huge.write_text(text.replace("embed_dim: 32", "embed_dim: 10000000"), encoding="utf-8")
+    code, err = run_validation("--ryot-config", str(huge), "--ryot-out", str(tmp_path / "run"))
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "training needs at least" in err
+
+
+def test_folder_in_use_is_a_usage_error(run_validation, tmp_path):
+    from ryot.rundir import RunFolder
+
+    with RunFolder(tmp_path / "run"):  # another run holds the lock
+        code, err = run_validation("--ryot-out", str(tmp_path / "run"))
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "--ryot-out" in err and "another ryot run is writing there" in err

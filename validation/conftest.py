@@ -8,6 +8,7 @@ statistics, the HTML report is rendered, and the terminal summary ends with the 
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,33 +17,45 @@ import pytest
 import torch
 
 from ryot.config import Config, ConfigError, load_config
-from ryot.console import Console
+from ryot.console import FAIL, WARN, Console
 from ryot.protocol import SubprocessRunner
 from ryot.report.comparison import write_json_atomic
-from ryot.stage3a import Outcome, ensure_run_dir, print_verdict, run_stage3a
+from ryot.rundir import RunDirError, RunFolder, remove_tree
+from ryot.sizing import ModelTooLarge, check_fits
+from ryot.stage3a import Outcome, print_verdict, run_stage3a
 
 
 @dataclass
 class Session:
     config: Config
     config_path: str
-    out: Path
+    folder: RunFolder
     device: torch.device
     repeats: int | None
     history: list[Path]
     outcome: Outcome | None = None
     error: str | None = None
     test_outcomes: dict[str, str] = field(default_factory=dict)
+    published: Path | None = None
+    set_aside: Path | None = None
+
+    @property
+    def out(self) -> Path:
+        """Where this session writes: the staging folder until the run is published."""
+        return self.folder.staging
 
 
 SESSION_KEY = pytest.StashKey[Session]()
 
 
-def _writable(out: Path) -> None:
+def _staged(out: Path) -> RunFolder:
+    """The run folder, locked, with a fresh staging folder (see ryot.rundir)."""
+    folder = RunFolder(out)
     try:
-        ensure_run_dir(out)
-    except OSError as exc:
-        raise pytest.UsageError(f"--ryot-out {out}: cannot write there ({exc.strerror})") from None
+        folder.acquire()
+    except RunDirError as exc:
+        raise pytest.UsageError(str(exc).replace("--out", "--ryot-out", 1)) from None
+    return folder
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,11 +71,27 @@ def pytest_configure(config: pytest.Config) -> None:
     repeats = config.getoption("--ryot-repeats")
     if repeats is not None and repeats < 1:
         raise pytest.UsageError(f"--ryot-repeats: must be >= 1, got {repeats}")
-    out = Path(config.getoption("--ryot-out"))
-    _writable(out)
     device = torch.device("cuda" if config.getoption("--gpu") else "cpu")
+    try:
+        check_fits(cfg, path, device)
+    except ModelTooLarge as exc:
+        raise pytest.UsageError(str(exc)) from None
+    folder = _staged(Path(config.getoption("--ryot-out")))
     history = [Path(p) for p in config.getoption("--ryot-history")]
-    config.stash[SESSION_KEY] = Session(cfg, path, out, device, repeats, history)
+    config.stash[SESSION_KEY] = Session(cfg, path, folder, device, repeats, history)
+    _sigterm_as_interrupt()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM ends the session as Ctrl-C does: workers stopped, the run set aside."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        pass
 
 
 def _validation_selected(config: pytest.Config) -> bool:
@@ -111,17 +140,55 @@ _outcomes: dict[str, str] = {}
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION_KEY, None)
-    if state is None or state.outcome is None:
+    if state is None:
         return
+    try:
+        state.published = _finish(session, state, exitstatus)
+    finally:
+        state.folder.release()
+
+
+def _finish(session: pytest.Session, state: Session, exitstatus: int) -> Path | None:
+    """Publish a complete run as --ryot-out; set a failed or interrupted one aside."""
+    folder = state.folder
+    log = Console(sys.stdout, log_path=state.out / "monitor.log")
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        if state.outcome is None and not (state.out / "runs").exists():
+            remove_tree(folder.staging)  # interrupted before any training: nothing to keep
+            return None
+        log.line(f"{FAIL} INTERRUPTED: the run stopped before its verdict.")
+        state.set_aside = folder.set_aside()
+        return None
+    if state.outcome is None:
+        if (state.out / "runs").exists():  # the protocol crashed part-way: keep what it wrote
+            state.set_aside = folder.set_aside()
+        else:  # nothing ran (deselected, collect-only)
+            remove_tree(folder.staging)
+        return None
     comparison = state.outcome.comparison
     comparison["tests"] = dict(_outcomes)
     comparison["benchmarks"] = _benchmark_stats(session.config)
     write_json_atomic(comparison, state.out / "comparison.json")
+    failed = [r for r in state.outcome.records if r.result is None]
+    if failed and folder.holds_complete_run():
+        log.line(f"{FAIL} {len(failed)} run(s) failed: {folder.final} keeps its earlier run.")
+        state.set_aside = folder.set_aside()
+        _render(state.set_aside, state.history, log)
+        return None
+    final = folder.publish()
+    _render(final, state.history, log)
+    return final
+
+
+def _render(run_dir: Path, history: list[Path], console: Console) -> None:
     try:
-        from ryot.report.html import render_run_dir
+        from ryot.report.html import ReportError, render_run_dir
     except ImportError:
         return
-    render_run_dir(state.out, state.history)
+    try:
+        render_run_dir(run_dir, history, warn=lambda text: console.line(f"{WARN} {text}"))
+    except (ReportError, OSError) as exc:
+        console.line(f"{WARN} no report: {exc}")
 
 
 def _benchmark_stats(config: pytest.Config) -> list[dict] | None:
@@ -146,4 +213,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     console = Console(terminalreporter._tw._file)
     print_verdict(console, state.outcome.comparison)
-    console.line(f"Run folder: {state.out}   Report: {state.out / 'report.html'}")
+    where = state.published or state.set_aside
+    if where is not None:
+        console.line(f"Run folder: {where}   Report: {where / 'report.html'}")
+    if state.set_aside is not None:
+        console.line(f"{state.folder.final} is unchanged; this run's files are in {where}")

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ryot.report.comparison import write_text_atomic
-from ryot.report.context import DEFAULT_LINKS, build_context
+from ryot.report.comparison import SCHEMA_VERSION, write_text_atomic
+from ryot.report.context import DEFAULT_LINKS, build_context, history_context
 from ryot.report.stage3b import read_stage3b, stage3b_context
 
 REPORT_NAME = "report.html"
 COMPARISON_NAME = "comparison.json"
+READABLE_SCHEMAS = ("1.0", SCHEMA_VERSION)
 
 
 class ReportError(ValueError):
@@ -90,22 +91,43 @@ def read_comparison(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ReportError(f"{path}: not a comparison (expected a JSON object)")
+    version = data.get("schema_version")
+    if version not in READABLE_SCHEMAS:
+        raise ReportError(
+            f"{path}: schema_version {version!r} is not one this ryot reads "
+            f"({', '.join(READABLE_SCHEMAS)}); a newer ryot wrote it?"
+        )
     missing = [k for k in _required_keys() if k not in data]
     if missing:
         raise ReportError(f"{path}: not a comparison (missing {', '.join(missing)})")
     return data
 
 
-def find_history(run_dir: Path, extra: Sequence[Path] = ()) -> list[dict[str, Any]]:
-    """Other runs' comparisons: sibling folders of run_dir and `extra`, sorted by created."""
+def find_history(
+    run_dir: Path,
+    extra: Sequence[Path] = (),
+    current: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Earlier runs of the same config as `current`: sibling folders of run_dir (hidden ones,
+    such as a set-aside failed run, excepted) and `extra`, oldest first.
+
+    A neighbour that cannot be read, or whose data the history cannot use, is skipped with a
+    warning: it is not this run's problem. Runs that measured something else (another model,
+    data, training, optimizations or measurement section; criteria may differ) are left out, and
+    counted in a warning: their speedups answer another question.
+    """
     here = run_dir.resolve()
     candidates: list[Path] = []
     try:
-        candidates = sorted(p for p in here.parent.iterdir() if p.is_dir())
+        candidates = sorted(
+            p for p in here.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
     except OSError:
         pass
     candidates += [Path(p) for p in extra]
     found: dict[Path, dict[str, Any]] = {}
+    other_configs = 0
     for folder in candidates:
         path = folder / COMPARISON_NAME
         key = folder.resolve()
@@ -113,12 +135,39 @@ def find_history(run_dir: Path, extra: Sequence[Path] = ()) -> list[dict[str, An
             continue
         try:
             data = read_comparison(path)
-        except ReportError:
-            continue  # an unreadable neighbour is not this run's problem
+            if current is not None:
+                history_context(current, [data])  # the history's own use of it, on its own
+        except ReportError as exc:
+            _warn(warn, f"history: skipped {exc}")
+            continue
+        except Exception as exc:  # malformed fields: any error of the history's code
+            _warn(warn, f"history: skipped {path}: malformed ({type(exc).__name__}: {exc})")
+            continue
+        if current is not None and measured_setup(data) != measured_setup(current):
+            other_configs += 1
+            continue
         data = dict(data)
         data["_source"] = os.path.relpath(path, here)
         found[key] = data
+    if other_configs:
+        _warn(warn, f"history: left out {other_configs} run(s) of another config")
     return sorted(found.values(), key=lambda d: str(d.get("created") or ""))
+
+
+# The config sections that decide what a run measures; criteria only judge it, serving is Stage 3b.
+MEASURED_SECTIONS = ("model", "data", "training", "optimizations", "measurement")
+
+
+def measured_setup(comparison: dict[str, Any]) -> Any:
+    config = comparison.get("config")
+    if not isinstance(config, dict):
+        return None
+    return {k: config.get(k) for k in MEASURED_SECTIONS}
+
+
+def _warn(warn: Callable[[str], None] | None, text: str) -> None:
+    if warn is not None:
+        warn(text.replace("\n", " "))
 
 
 def _run_links(run_dir: Path) -> dict[str, str]:
@@ -132,11 +181,15 @@ def _run_links(run_dir: Path) -> dict[str, str]:
     return links
 
 
-def render_run_dir(run_dir: Path, history_dirs: list[Path] | None = None) -> Path:
+def render_run_dir(
+    run_dir: Path,
+    history_dirs: list[Path] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Render run_dir/report.html from run_dir/comparison.json; returns the report's path."""
     run_dir = Path(run_dir)
     comparison = read_comparison(run_dir / COMPARISON_NAME)
-    history = find_history(run_dir, history_dirs or [])
+    history = find_history(run_dir, history_dirs or [], comparison, warn)
     html = render_report(comparison, history, _run_links(run_dir), read_stage3b(run_dir))
     out = run_dir / REPORT_NAME
     write_text_atomic(html, out)

@@ -57,6 +57,9 @@ def document(width: int, height: int, title: str, children: Iterable[str], css: 
     return Markup(head + body + "</svg>")
 
 
+AXIS_LIMIT = 1e300
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
     """Round tick values covering [lo, hi]; a degenerate range is widened around its value.
 
@@ -64,6 +67,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
     """
     if not (math.isfinite(lo) and math.isfinite(hi)):
         lo, hi = 0.0, 1.0
+    # Near float's limits (a step time of 1e308) hi - lo and 10**k overflow: clamp the axis.
+    lo, hi = max(lo, -AXIS_LIMIT), min(hi, AXIS_LIMIT)
     if hi < lo:
         lo, hi = hi, lo
     if hi - lo < 1e-12:
