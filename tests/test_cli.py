@@ -13,6 +13,9 @@ from ryot import cli
 from ryot.report.comparison import load_schema
 from tests.conftest import SMOKE
 
+# These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
+pytestmark = pytest.mark.xdist_group("cli_runs")
+
 
 def test_full_run_is_go_and_writes_every_artifact(go_run):
     proc, out = go_run
