@@ -303,6 +303,20 @@ def test_full_disk_while_writing_the_verdict_keeps_the_earlier_run(
     assert snapshot(folder) == before
 
 
+def test_disk_already_full_is_exit_2_before_training(tmp_path, capsys, monkeypatch):
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "checkpoints":  # the staging folder's first write
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert cli.main(["stage3a", "--config", SMOKE, "--out", str(tmp_path / "run")]) == 2
+    err = one_line_error(capsys)
+    assert "--out" in err and "cannot write there (no space left on device)" in err
+
+
 def test_full_disk_while_saving_a_checkpoint_names_the_path(tmp_path, monkeypatch):
     monkeypatch.setattr("ryot.checkpoint.os.fsync", enospc)
     target = tmp_path / "checkpoints" / "baseline.pt"
@@ -359,6 +373,7 @@ def test_bad_sibling_report_data_is_skipped_with_a_warning(earlier, tmp_path, ca
     assert "left out 1 run(s) of another config" in out
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "../huge/comparison.json" in page and "crashes" not in page
+    assert "</html>" in html.render_report(huge)  # its own charts clamp too
 
 
 def test_unknown_schema_version_is_exit_2(earlier, capsys):

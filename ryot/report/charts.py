@@ -342,7 +342,8 @@ def step_time_chart(comparison: dict) -> Markup | None:
     data = []
     for arm in arm_names(comparison):
         runs = [r for r in result_runs(comparison) if r.get("arm") == arm]
-        ms = [1000.0 * t for r in runs for t in as_list(r["result"].get("step_times")) if is_num(t)]
+        seconds = [t for r in runs for t in as_list(r["result"].get("step_times")) if is_num(t)]
+        ms = [v for v in (1000.0 * t for t in seconds) if is_num(v)]  # 1e308 s is inf ms
         if ms:
             data.append((arm, ms))
     if not data:

@@ -140,8 +140,10 @@ def _compile_rows(c: dict, arm: str, m: dict) -> Rows:
     elif opt is None:
         pays = f"{NA}: no step of the {arm} arm ran at full length ({fmt_int(full)} tokens)"
     elif base - opt > 0:
+        steps = secs / (base - opt)  # may overflow to inf for absurd inputs: then n/a
         pays = (
-            f"after {fmt_int(math.ceil(secs / (base - opt)))} steps ({fmt_seconds(secs)} / "
+            f"after {fmt_int(math.ceil(steps) if is_num(steps) else None)} steps "
+            f"({fmt_seconds(secs)} / "
             f"({fmt_ms(base)} - {fmt_ms(opt)}) saved per step; medians of "
             f"{len(base_steps)} baseline and {len(arm_steps)} {arm} full-length steps)"
         )

@@ -100,7 +100,9 @@ def tick_format(ticks: Sequence[float]) -> Callable[[float], str]:
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """Powers of ten covering [lo, hi] (both > 0)."""
+    """Powers of ten covering [lo, hi] (both > 0), clamped to [1/AXIS_LIMIT, AXIS_LIMIT]."""
+    lo = min(max(lo, 1.0 / AXIS_LIMIT), AXIS_LIMIT) if math.isfinite(lo) else 1.0
+    hi = min(max(hi, lo), AXIS_LIMIT) if math.isfinite(hi) else AXIS_LIMIT
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     return [10.0**e for e in range(first, max(last, first + 1) + 1)]
 
