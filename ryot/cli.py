@@ -13,6 +13,7 @@ A run is written into a staging folder and moved into --out whole: see ryot.rund
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -201,7 +202,11 @@ def train_into(folder: RunFolder, args, config, arms, device, num_parameters, st
             "complete run."
         )
         return set_aside(folder, console, outcome.exit_code)
-    console.log_path = folder.publish() / "monitor.log"
+    try:
+        console.log_path = folder.publish() / "monitor.log"
+    except OSError as exc:
+        console.line(f"{FAIL} cannot move the run into place: {os_error_line(exc)}")
+        return set_aside(folder, console, EXIT_CRASH)
     render_report_if_available(folder.final, console)
     console.line()
     final = folder.final
@@ -286,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ryot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: still one line and a documented code
+        if os.environ.get("RYOT_TRACEBACK"):
+            raise
+        message = " ".join(f"ryot: internal error: {type(exc).__name__}: {exc}".split())
+        message += " (RYOT_TRACEBACK=1 shows where)"
+        print(to_encoding(message, getattr(sys.stderr, "encoding", None)), file=sys.stderr)
+        return EXIT_CRASH
 
 
 if __name__ == "__main__":

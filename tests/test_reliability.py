@@ -383,3 +383,28 @@ def test_unknown_schema_version_is_exit_2(earlier, capsys):
     (folder / "comparison.json").write_text(json.dumps(data), encoding="utf-8")
     assert cli.main(["report", str(folder)]) == 2
     assert "schema_version '9.0' is not one this ryot reads" in one_line_error(capsys)
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3(monkeypatch, capsys, tmp_path):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("sabotage:\nan internal bug")
+
+    monkeypatch.setattr(cli, "check_fits", broken)
+    assert cli.main(["stage3a", "--config", SMOKE, "--out", str(tmp_path / "o")]) == 3
+    err = one_line_error(capsys)
+    assert "internal error: ZeroDivisionError: sabotage: an internal bug" in err
+
+
+def test_a_run_that_cannot_be_moved_into_place_is_set_aside(earlier, capsys, in_process,
+                                                            monkeypatch):  # fmt: skip
+    folder, before = earlier
+
+    def publish(self):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(self.final))
+
+    monkeypatch.setattr(RunFolder, "publish", publish)
+    args = ["stage3a", "--config", SMOKE, "--out", str(folder), "--arms", "baseline",
+            "--repeats", "1"]  # fmt: skip
+    assert cli.main(args) == 3
+    assert "cannot move the run into place" in capsys.readouterr().out
+    assert snapshot(folder) == before
