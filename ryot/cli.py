@@ -25,7 +25,7 @@ from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
 from ryot.optim import ARMS as OPTIM_ARMS
 from ryot.protocol import SubprocessRunner
-from ryot.rundir import RunDirError, RunFolder, describe_os_error
+from ryot.rundir import RunDirError, RunFolder, interrupt_on_sigterm, os_error_line
 from ryot.sizing import ModelTooLarge, check_fits
 from ryot.stack_spec import StackSpecError, check_stack_factory
 from ryot.stage3a import run_stage3a
@@ -136,26 +136,13 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
         folder.acquire()
     except RunDirError as exc:
         raise UsageError(str(exc)) from None
-    previous = install_sigterm_as_interrupt()
+    previous = interrupt_on_sigterm()
     try:
         return train_into(folder, args, config, arms, device, num_parameters, console_stream)
     finally:
         folder.release()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def install_sigterm_as_interrupt():
-    """SIGTERM takes Ctrl-C's path (workers stopped, run set aside, exit 130); returns the
-    handler it replaced, or None where signals cannot be set (not the main thread)."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        return signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:
-        return None
 
 
 def resumable_config(path: Path, arms: list[str], config: Config) -> Config:
@@ -196,7 +183,7 @@ def train_into(folder: RunFolder, args, config, arms, device, num_parameters, st
         console.line(f"{FAIL} CRASH: {type(exc).__name__}: {exc}")
         return set_aside(folder, console, EXIT_CRASH)
     failed = [r for r in outcome.records if r.result is None]
-    if failed and folder.holds_complete_run():
+    if folder.keeps_earlier_run(bool(failed)):
         console.line(
             f"{FAIL} {len(failed)} run(s) failed (no result): {folder.final} keeps its earlier "
             "complete run."
@@ -229,11 +216,6 @@ def set_aside(folder: RunFolder, console: Console, code: int) -> int:
     return code
 
 
-def os_error_line(exc: OSError) -> str:
-    where = f" writing {exc.filename}" if exc.filename else ""
-    return f"{describe_os_error(exc)}{where}"
-
-
 def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRunner:
     """Every run in a fresh worker process (tests swap this for an in-process runner)."""
     return SubprocessRunner(device, out, stack_factory=stack, console=console)
@@ -262,17 +244,11 @@ def load_or_usage_error(path: Path) -> dict:
 
 
 def render_report_if_available(out: Path, console: Console) -> None:
-    """The HTML report, when the report package is installed in this build."""
-    try:
-        from ryot.report.html import ReportError, render_run_dir
-    except ImportError:
-        return
-    try:
-        path = render_run_dir(out, warn=lambda text: console.line(f"{WARN} {text}"))
-    except (ReportError, OSError) as exc:
-        console.line(f"{WARN} no report: {exc}")
-        return
-    console.line(f"Report: {path}")
+    from ryot.report.html import render_run_dir_or_warn
+
+    path = render_run_dir_or_warn(out, console.line)
+    if path is not None:
+        console.line(f"Report: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 from pathlib import Path
 
 try:
@@ -121,8 +122,9 @@ class RunFolder:
             else:
                 self.previous.rename(self.final)
 
-    def holds_complete_run(self) -> bool:
-        return self.final.is_dir() and is_complete_run(self.final)
+    def keeps_earlier_run(self, any_job_failed: bool) -> bool:
+        """A run with a failed job never replaces a complete earlier run (it is set aside)."""
+        return any_job_failed and self.final.is_dir() and is_complete_run(self.final)
 
     def publish(self) -> Path:
         """Move the staging folder into place whole; returns DIR."""
@@ -158,3 +160,22 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
     return exc.strerror or str(exc)
+
+
+def os_error_line(exc: OSError) -> str:
+    """'no space left on device writing PATH': the phrase, and the file when there is one."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return f"{describe_os_error(exc)}{where}"
+
+
+def interrupt_on_sigterm():
+    """SIGTERM takes Ctrl-C's path (workers stopped, run set aside); returns the handler it
+    replaced, or None where signals cannot be set (not the main thread)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None

@@ -18,7 +18,7 @@ import torch
 from ryot.config import config_from_dict
 from ryot.console import FAIL, OK, Console
 from ryot.report.comparison import write_json_atomic
-from ryot.rundir import describe_os_error
+from ryot.rundir import os_error_line
 from ryot.stack_spec import load_stack_factory
 from ryot.train import Trainer
 
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_job(job)
     except OSError as exc:  # a full disk, say: one line the parent reports, not a traceback
-        where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"worker error: {describe_os_error(exc)}{where}", file=sys.stderr)
+        print(f"worker error: {os_error_line(exc)}", file=sys.stderr)
         return 1
 
 

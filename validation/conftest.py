@@ -8,7 +8,6 @@ statistics, the HTML report is rendered, and the terminal summary ends with the 
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,11 @@ import pytest
 import torch
 
 from ryot.config import Config, ConfigError, load_config
-from ryot.console import FAIL, WARN, Console
+from ryot.console import FAIL, Console
 from ryot.protocol import SubprocessRunner
 from ryot.report.comparison import write_json_atomic
-from ryot.rundir import RunDirError, RunFolder, remove_tree
+from ryot.report.html import render_run_dir_or_warn
+from ryot.rundir import RunDirError, RunFolder, interrupt_on_sigterm, remove_tree
 from ryot.sizing import ModelTooLarge, check_fits
 from ryot.stage3a import Outcome, print_verdict, run_stage3a
 
@@ -79,19 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = _staged(Path(config.getoption("--ryot-out")))
     history = [Path(p) for p in config.getoption("--ryot-history")]
     config.stash[SESSION_KEY] = Session(cfg, path, folder, device, repeats, history)
-    _sigterm_as_interrupt()
-
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM ends the session as Ctrl-C does: workers stopped, the run set aside."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        pass
+    interrupt_on_sigterm()  # the session ends as on Ctrl-C: workers stopped, run set aside
 
 
 def _validation_selected(config: pytest.Config) -> bool:
@@ -170,25 +158,14 @@ def _finish(session: pytest.Session, state: Session, exitstatus: int) -> Path | 
     comparison["benchmarks"] = _benchmark_stats(session.config)
     write_json_atomic(comparison, state.out / "comparison.json")
     failed = [r for r in state.outcome.records if r.result is None]
-    if failed and folder.holds_complete_run():
+    if folder.keeps_earlier_run(bool(failed)):
         log.line(f"{FAIL} {len(failed)} run(s) failed: {folder.final} keeps its earlier run.")
         state.set_aside = folder.set_aside()
-        _render(state.set_aside, state.history, log)
+        render_run_dir_or_warn(state.set_aside, log.line, state.history)
         return None
     final = folder.publish()
-    _render(final, state.history, log)
+    render_run_dir_or_warn(final, log.line, state.history)
     return final
-
-
-def _render(run_dir: Path, history: list[Path], console: Console) -> None:
-    try:
-        from ryot.report.html import ReportError, render_run_dir
-    except ImportError:
-        return
-    try:
-        render_run_dir(run_dir, history, warn=lambda text: console.line(f"{WARN} {text}"))
-    except (ReportError, OSError) as exc:
-        console.line(f"{WARN} no report: {exc}")
 
 
 def _benchmark_stats(config: pytest.Config) -> list[dict] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from ryot.console import WARN
 from ryot.report.comparison import SCHEMA_VERSION, write_text_atomic
 from ryot.report.context import DEFAULT_LINKS, build_context, history_context
 from ryot.report.stage3b import read_stage3b, stage3b_context
@@ -196,4 +197,23 @@ def render_run_dir(
     return out
 
 
-__all__ = ["ReportError", "build_context", "read_comparison", "render_report", "render_run_dir"]
+def render_run_dir_or_warn(
+    run_dir: Path, line: Callable[[str], None], history_dirs: list[Path] | None = None
+) -> Path | None:
+    """render_run_dir after a run: a report that cannot be written is a warning through
+    `line` (the run's console), never a crash of the run it reports on."""
+    try:
+        return render_run_dir(run_dir, history_dirs, warn=lambda text: line(f"{WARN} {text}"))
+    except (ReportError, OSError) as exc:
+        line(f"{WARN} no report: {exc}")
+        return None
+
+
+__all__ = [
+    "ReportError",
+    "build_context",
+    "read_comparison",
+    "render_report",
+    "render_run_dir",
+    "render_run_dir_or_warn",
+]
