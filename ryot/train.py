@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,23 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"--device: expected cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def _mean_and_per_position(losses: torch.Tensor) -> tuple[float, list[float]]:
+    per_position = losses.mean(dim=0)
+    return float(per_position.mean()), per_position.tolist()
+
+
+@contextmanager
+def exact_fp32_matmuls() -> Iterator[None]:
+    """TF32 off for the block: an evaluation means the same in both arms, whatever the
+    kernel optimization switched on for training (on CPU the switches change nothing)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def learning_rate(step: int, training) -> float:
@@ -202,8 +219,11 @@ class Trainer:
         if resume is not None:
             first_epoch = self._restore(resume, model, optimizer, result)
         else:
-            result.initial_val_loss, _ = self.evaluate(model)
-            self._curve_point(model, result)
+            evaluated = time.perf_counter()
+            losses = self.token_losses(model)
+            result.initial_val_loss = float(losses.mean())
+            self._add_curve_point(result, losses)  # step 0, from the same evaluation
+            result.eval_time_s += time.perf_counter() - evaluated
 
         try:
             for epoch in range(first_epoch, t.num_epochs):
@@ -227,7 +247,11 @@ class Trainer:
                 opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
         if not result.diverged:
             evaluated = time.perf_counter()
-            result.val_loss, result.val_loss_per_position = self.evaluate(model)
+            losses = self.token_losses(model)
+            result.val_loss, result.val_loss_per_position = _mean_and_per_position(losses)
+            done = len(result.step_times) == self.config.total_steps
+            if done and not (result.curve and result.curve[-1]["step"] == len(result.step_times)):
+                self._add_curve_point(result, losses)  # the last step's point, left to this one
             result.eval_time_s += time.perf_counter() - evaluated
         result.peak_rss_mb = memory.rss_peak_mib()
         result.peak_memory_mb = memory.peak_mib()
@@ -259,10 +283,15 @@ class Trainer:
     def _curve_point(self, model, result: ArmResult) -> None:
         """One point of the validation curve, measured off the training clock."""
         began = time.perf_counter()
-        loss, _ = self.evaluate(model, self.curve_data)
+        self._add_curve_point(result, self.token_losses(model, self.curve_data))
+        result.eval_time_s += time.perf_counter() - began
+
+    def _add_curve_point(self, result: ArmResult, losses: torch.Tensor) -> None:
+        """The curve point at this step: the mean loss of the first curve_samples rows. A full
+        evaluation's rows include them, so the first and last points reuse that evaluation."""
+        loss = float(losses[: len(self.curve_data)].mean())
         step = len(result.step_times)
         result.curve.append({"step": step, "clock_s": result.total_time_s, "val_loss": loss})
-        result.eval_time_s += time.perf_counter() - began
 
     def _train_epoch(self, epoch, trained, optimizer, result: ArmResult) -> EpochMetrics:
         t = self.config.training
@@ -291,7 +320,8 @@ class Trainer:
                 break
             if self.on_step:
                 self.on_step(step + 1, self.config.total_steps, loss)
-            if step + 1 in self.curve_at:
+            # The last step's point comes from the final full evaluation (see run).
+            if step + 1 in self.curve_at and step + 1 < self.config.total_steps:
                 self._curve_point(getattr(trained, "_orig_mod", trained), result)
         return EpochMetrics(
             epoch=epoch + 1,
@@ -342,26 +372,32 @@ class Trainer:
             stack.enter_context(opt.autocast())
         return stack
 
-    @torch.no_grad()
     def evaluate(
         self, model: ScaledTransformerModel, data: torch.Tensor | None = None
     ) -> tuple[float, list[float]]:
-        """Validation loss at full length, eval mode, fp32, on the uncompiled model: the mean
-        over every token, and the mean at each position."""
+        """Validation loss (see token_losses): the mean over every token, and at each position."""
+        return _mean_and_per_position(self.token_losses(model, data))
+
+    @torch.no_grad()
+    def token_losses(
+        self, model: ScaledTransformerModel, data: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Each token's validation loss (rows, T) in float64: full length, eval mode, fp32
+        matmuls (TF32 off, whatever the stack switched on), on the uncompiled model."""
         data = self.val_data if data is None else data
         was_training = model.training
         model.eval()
-        per_position = torch.zeros(data.shape[1] - 1, dtype=torch.float64)
-        for chunk in data.split(EVAL_BATCH_SIZE):
-            chunk = chunk.to(self.device)
-            logits = model(chunk[:, :-1]).float()  # (B, T, V)
-            losses = torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), chunk[:, 1:], reduction="none"
-            )  # (B, T)
-            per_position += losses.sum(dim=0).double().cpu()
+        rows = []
+        with exact_fp32_matmuls():
+            for chunk in data.split(EVAL_BATCH_SIZE):
+                chunk = chunk.to(self.device)
+                logits = model(chunk[:, :-1]).float()  # (B, T, V)
+                losses = torch.nn.functional.cross_entropy(
+                    logits.transpose(1, 2), chunk[:, 1:], reduction="none"
+                )  # (B, T)
+                rows.append(losses.double().cpu())
         model.train(was_training)
-        per_position /= data.shape[0]
-        return float(per_position.mean()), per_position.tolist()
+        return torch.cat(rows)
 
     def _save(self, model, optimizer, result: ArmResult, epoch: int) -> None:
         state = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -86,6 +87,40 @@ def test_curve_is_measured_off_the_clock_at_every_planned_step(smoke_config):
         assert point["clock_s"] == pytest.approx(expected)
     assert result.curve[-1]["val_loss"] < result.curve[0]["val_loss"]
     assert result.eval_time_s > 0
+
+
+def test_curve_ends_reuse_the_full_evaluations_exactly(smoke_config):
+    """The first and last curve points come from the full evaluations' first curve_samples rows:
+    the same number as evaluating those rows alone, up to float rounding."""
+    config = replace(smoke_config, measurement=replace(smoke_config.measurement, curve_samples=8))
+    trainer = Trainer(config)
+    model, _, _ = trainer.build()
+    full = trainer.token_losses(model)
+    alone, _ = trainer.evaluate(model, trainer.curve_data)
+    assert full.shape == (config.data.num_val_samples, config.model.max_seq_len)
+    assert float(full[: len(trainer.curve_data)].mean()) == pytest.approx(alone, abs=1e-6)
+    result = trainer.run()
+    assert result.curve[0]["val_loss"] == pytest.approx(alone, abs=1e-6)  # same seeded init
+    assert result.curve[0]["val_loss"] != pytest.approx(result.initial_val_loss, abs=1e-9)
+
+
+def test_evaluation_is_exact_fp32_whatever_the_stack_switched_on(smoke_config):
+    trainer = Trainer(smoke_config)
+    model, _, _ = trainer.build()
+    seen = []
+    model.register_forward_hook(
+        lambda *_: seen.append(
+            (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        )
+    )
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        trainer.evaluate(model)
+        assert seen and set(seen) == {(False, False)}
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def test_curve_steps_are_even_and_include_both_ends():
