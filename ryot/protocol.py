@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ryot.child import stop
 from ryot.config import Config
 from ryot.console import Console
 from ryot.optim import build_stack
@@ -203,18 +204,6 @@ class SubprocessRunner:
             self.console.progress(
                 f"  {job.label}: step {msg['step']}/{msg['total']}  loss {msg['loss']:.4f}"
             )
-
-
-def stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace_s`; returns once the process is gone."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass

@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from ryot.child import stop
+
 _URL = re.compile(r"Listening on (http://\S+)")
 
 
@@ -105,14 +107,8 @@ class ServerProcess:
 
     def stop(self) -> int | None:
         """Terminate gracefully, kill after stop_timeout_s; the exit code."""
-        if self.proc is None:
-            return self.returncode
-        self.terminate()
-        try:
-            self.returncode = self.proc.wait(self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.returncode = self.proc.wait()
+        if self.proc is not None:
+            self.returncode = stop(self.proc, self.stop_timeout_s)
         return self.returncode
 
     def tail(self, lines: int = 5) -> str:
