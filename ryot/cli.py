@@ -151,7 +151,7 @@ def resumable_config(path: Path, arms: list[str], config: Config) -> Config:
     if len(arms) != 1:
         raise UsageError("--resume continues one arm: give exactly one in --arms")
     state = load_or_usage_error(path)
-    snapshot = config_from_dict(state["config"], str(path))
+    snapshot = config_from_dict(state["config"], str(path), snapshot=True)
     check_resumable(path, state.get("arm"), snapshot, arms[0], config)
     # Continue with the checkpoint's own seed: a later pair's checkpoint has seed + repeat.
     return replace(config, training=replace(config.training, seed=snapshot.training.seed))

@@ -116,7 +116,16 @@ class CriteriaConfig:
     max_noise_percent: float = _checked(10.0, _positive())
     min_loss_drop: float = _checked(0.5, _non_negative())  # baseline_learned: nats
     min_context_learned: float = _checked(0.1, (lambda v: 0 <= v <= 1, "must be in [0, 1]"))
-    target_slack: float = _checked(0.025, _non_negative())  # nats above the worst baseline
+
+
+# Keys a config may no longer set, and why. A user's YAML that sets one is an error naming it;
+# a run's own config snapshot (an old checkpoint, an old comparison.json) drops it, so old runs
+# still load and render.
+RETIRED_KEYS = {
+    "criteria.target_slack": "retired with schema 3.0: each pair is now judged at its matched "
+    "loss (the worse of its two final losses), so there is no target to give slack to; quality "
+    "is criteria.max_loss_delta alone",
+}
 
 
 @dataclass(frozen=True)
@@ -124,9 +133,13 @@ class MeasurementConfig:
     repeats: int = _checked(3, _positive())
     ablation: bool = True
     confidence: float = _checked(0.95, (lambda v: 0 < v < 1, "must be in (0, 1)"))
-    curve_points: int = _checked(10, (lambda v: v >= 2, "must be >= 2"))
+    curve_points: int = _checked(10, (lambda v: v >= 2, "must be >= 2"))  # denser near the end
     curve_samples: int = _checked(32, _positive())  # first N validation rows, for the curve
     worker_timeout_s: float = _checked(3600.0, _positive())
+
+
+MIN_BODY_BYTES, MAX_BODY_BYTES = 1024, 1 << 30  # serving.max_body_bytes, ryot serve's flag
+_BODY_BYTES_RANGE = f"must be in [{MIN_BODY_BYTES}, {MAX_BODY_BYTES}]"
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,11 @@ class ServingConfig:
     max_p99_latency_ms: float = _checked(5000.0, _positive())
     min_tokens_per_s: float = _checked(100.0, _positive())  # generated, under concurrent load
     min_batching_gain: float = _checked(4.0, _positive())  # concurrent / sequential tokens/s
+    # `ryot serve` answers a larger request body 413 before reading it (1 MiB; 32 prompts of
+    # 127 ids take about 25 kB). The run's snapshot gives the default of --max-body-bytes.
+    max_body_bytes: int = _checked(
+        1 << 20, (lambda v: MIN_BODY_BYTES <= v <= MAX_BODY_BYTES, _BODY_BYTES_RANGE)
+    )
 
 
 @dataclass(frozen=True)
@@ -191,12 +209,17 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, path: str, source: str) -> Any:
+def _build(cls: type, data: Any, path: str, source: str, snapshot: bool = False) -> Any:
     where = f"{source}: {path}" if path else source
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    retired = [k for k in data if _join(path, k) in RETIRED_KEYS and k not in fields]
+    if retired and not snapshot:
+        key = _join(path, retired[0])
+        raise ConfigError(f"{source}: {key} is {RETIRED_KEYS[key]}; remove it")
+    data = {k: v for k, v in data.items() if k not in retired}
     for key in data:
         if key not in fields:
             known = ", ".join(fields)
@@ -207,7 +230,7 @@ def _build(cls: type, data: Any, path: str, source: str) -> Any:
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
             # An empty section (every key commented out) means "all defaults".
-            kwargs[name] = _build(tp, {} if value is None else value, key_path, source)
+            kwargs[name] = _build(tp, {} if value is None else value, key_path, source, snapshot)
             continue
         value = _coerce(value, tp, f"{source}: {key_path}")
         check = fields[name].metadata.get("check")
@@ -250,9 +273,10 @@ def _check_consistency(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: {key} = {value} exceeds {limit_name} = {limit}")
 
 
-def config_from_dict(data: Any, source: str = "<config>") -> Config:
-    """Build a Config from a parsed mapping; missing keys take the defaults above."""
-    cfg = _build(Config, {} if data is None else data, "", source)
+def config_from_dict(data: Any, source: str = "<config>", snapshot: bool = False) -> Config:
+    """Build a Config from a parsed mapping; missing keys take the defaults above. A
+    `snapshot` (a run's own record of its config) may hold retired keys: they are dropped."""
+    cfg = _build(Config, {} if data is None else data, "", source, snapshot)
     _check_consistency(cfg, source)
     return cfg
 

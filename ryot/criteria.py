@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from ryot import stats
 from ryot.config import CriteriaConfig
 from ryot.metrics import Measurements
 from ryot.stats import Estimate
@@ -160,20 +159,17 @@ def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
 
 
 def _time_to_target(m: Measurements, c: CriteriaConfig) -> Reading:
-    t, e = m.target, m.time_to_target.estimate
-    if t.loss is None:
+    e = m.time_to_target.estimate
+    if e.n == 0:
         return Reading(None, False, f"{e.method}.")
-
-    def secs(x: float) -> str:
-        return "never" if math.isinf(x) else f"{x:.2f} s"
-
-    times = ", ".join(
-        f"{secs(p.baseline_s)} / {secs(p.optimized_s)}" for p in m.time_to_target.pairs
+    times = "; ".join(
+        f"seed {p.seed}: L* {p.loss:.4f} in {p.baseline_s:.2f} s / {p.optimized_s:.2f} s"
+        for p in m.time_to_target.pairs
     )
     detail = (
-        f"1 - TTT_opt/TTT_base over {e.n} pairs, {e.method}; target loss {t.loss:.4f} = worst "
-        f"baseline final {t.worst_baseline_final:.4f} + slack {t.slack:g}; time to target "
-        f"(baseline / optimized): {times or 'none'}."
+        f"1 - T_opt(L*)/T_base(L*) over {e.n} pairs, {e.method}; L* is each pair's worse final "
+        f"validation loss, reached by both arms; time to L* (baseline / optimized) on each "
+        f"arm's own clock, setup included, machine stalls off: {times}."
     )
     return _ratio_reading(e, c.min_speedup_percent, detail)
 
@@ -182,17 +178,19 @@ def _loss_match(m: Measurements, c: CriteriaConfig) -> Reading:
     d, e = m.loss_delta, m.loss_delta.estimate
     if e.n == 0:
         return Reading(None, False, f"no validation loss pair: {e.method}.")
-    equivalent = stats.tost_equivalent(e, c.max_loss_delta)
     spread = (
         f"{d.baseline_spread:.4f}" if d.baseline_spread is not None else "n/a (fewer than 2 seeds)"
     )
+    equivalence = "equivalent (TOST)" if d.equivalent else "equivalence (TOST) not shown"
     detail = (
-        f"optimized - baseline validation loss over {e.n} pairs, {e.method}; "
-        f"baseline seed-to-seed spread (stdev) {spread}."
+        f"optimized - baseline validation loss over {e.n} pairs, {e.method}; non-inferior "
+        f"when the CI's upper bound is below +{c.max_loss_delta:g}, so a stack that learns "
+        f"more passes; within +/-{c.max_loss_delta:g}: {equivalence}; baseline seed-to-seed "
+        f"spread (stdev) {spread}."
     )
-    if not equivalent and abs(e.point) < c.max_loss_delta:
-        detail += " The point is inside the margin, the CI is not: equivalence is not shown."
-    return Reading(e.point, equivalent, detail, (e.low, e.high), e.level)
+    if not d.non_inferior and e.point < c.max_loss_delta:
+        detail += " The point is inside the margin, the CI is not: non-inferiority is not shown."
+    return Reading(e.point, d.non_inferior, detail, (e.low, e.high), e.level)
 
 
 def _speedup(m: Measurements, c: CriteriaConfig) -> Reading:
@@ -200,7 +198,8 @@ def _speedup(m: Measurements, c: CriteriaConfig) -> Reading:
     return _ratio_reading(
         e,
         c.min_speedup_percent,
-        f"1 - T_opt/T_base end to end (equal steps) over {e.n} interleaved pairs, {e.method}.",
+        f"1 - T_opt/T_base end to end (equal steps, machine stalls off the clock) over {e.n} "
+        f"interleaved pairs, {e.method}.",
     )
 
 
@@ -253,10 +252,10 @@ ALL = (
               lambda c: f"loss drop >= {c.min_loss_drop:g} nats and context learned >= "
                         f"{100 * c.min_context_learned:g}%, every baseline seed",
               _baseline_learned),
-    Criterion("time_to_target", "Speedup at equal quality (time to target)", False, "%",
+    Criterion("time_to_target", "Speedup at equal quality (time to matched loss)", False, "%",
               lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%", _time_to_target),
-    Criterion("loss_match", "Validation loss equivalent (TOST)", False, "",
-              lambda c: f"CI inside +/-{c.max_loss_delta:g}", _loss_match),
+    Criterion("loss_match", "Validation loss non-inferior", False, "",
+              lambda c: f"CI upper bound < +{c.max_loss_delta:g}", _loss_match),
     Criterion("speedup", "Speedup (end-to-end time)", False, "%",
               lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%", _speedup),
     Criterion("throughput", "Throughput improvement (tokens/s)", False, "%",
@@ -270,7 +269,7 @@ ALL = (
               lambda c: "every run survives a narrow console; UTF-8 files", _encoding),
     Criterion("optimizations_effective", "Optimizations effective", True, " findings",
               lambda c: "no NoEffect finding", _effective),
-    Criterion("measurement_reliable", "Measurement reliable (A/A noise)", False, "%",
+    Criterion("measurement_reliable", "Measurement reliable (A/A noise, per step)", False, "%",
               lambda c: f"<= {c.max_noise_percent:g}%", _noise),
 )  # fmt: skip
 

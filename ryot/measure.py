@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import threading
 import time
@@ -148,3 +149,113 @@ class PeakMemory:
             return 0.0
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+# --- machine stalls -------------------------------------------------------------------------
+
+_PROC_STAT = Path("/proc/stat")
+
+
+def _steal_s() -> float | None:
+    """Time the hypervisor took from this machine's CPUs, in seconds per CPU (/proc/stat)."""
+    try:
+        with _PROC_STAT.open(encoding="ascii") as f:
+            fields = f.readline().split()
+        steal_ticks = int(fields[8])  # cpu user nice system idle iowait irq softirq steal
+    except (OSError, ValueError, IndexError):
+        return None
+    cpus = os.cpu_count() or 1
+    return steal_ticks / os.sysconf("SC_CLK_TCK") / cpus
+
+
+class StallMonitor:
+    """Wall time during which this process was held off the CPU by the machine: a stall.
+
+    A heartbeat thread wakes every `tick_s`. When it wakes `min_gap_s` or more late, the gap
+    is a stall only if the whole process used less than `max_cpu_share` of the gap in CPU time
+    (`time.process_time`, every thread): it was stopped (SIGSTOP), or every thread of it was
+    preempted, or the machine itself was paused. What the stack does itself never looks like
+    that: while it sleeps or waits on I/O or a lock the heartbeat keeps ticking (those waits
+    release the GIL), and while it computes, compiles or collects garbage with the GIL held,
+    the process is using the CPU. Steal time from /proc/stat (the hypervisor's share) counts
+    too, per CPU; a stall seen both ways is counted once (the larger of the two).
+
+    The rule is fixed before any outcome is seen and is the same for every arm. One case it
+    would misread: a C extension that blocks in a system call while holding the GIL (its wait
+    would be discounted). Partial contention (a neighbour taking one of two cores) is not a
+    stall here: the process keeps running, slower, as on a slower machine; pairing and
+    alternating order are what cancel that.
+    """
+
+    def __init__(self, tick_s: float = 0.01, min_gap_s: float = 0.05, max_cpu_share: float = 0.1):
+        self.tick_s, self.min_gap_s, self.max_cpu_share = tick_s, min_gap_s, max_cpu_share
+        self._lock = threading.Lock()
+        self._stalls: list[tuple[float, float]] = []  # (start, end) on perf_counter's clock
+        self._last_wall = time.perf_counter()
+        self._last_cpu = time.process_time()
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="ryot-stall-monitor")
+
+    def __enter__(self) -> StallMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop_event.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop_event.wait(self.tick_s):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Close the interval since the last beat: a stall if it was long and CPU-idle."""
+        with self._lock:
+            wall, cpu = time.perf_counter(), time.process_time()
+            gap = wall - self._last_wall
+            if gap >= self.min_gap_s and (cpu - self._last_cpu) < self.max_cpu_share * gap:
+                self._stalls.append((self._last_wall, wall))
+            self._last_wall, self._last_cpu = wall, cpu
+
+    def mark(self) -> tuple[float, float | None]:
+        """A point to measure stalls from: (perf_counter, steal seconds per CPU)."""
+        return time.perf_counter(), _steal_s()
+
+    def stalled_since(self, mark: tuple[float, float | None]) -> float:
+        """Seconds of stall between `mark` and now (at most the time elapsed)."""
+        self._settle()  # the heartbeat may not have woken yet after a stall just ended
+        began, steal0 = mark
+        end = time.perf_counter()
+        with self._lock:
+            gaps = sum(max(0.0, min(b, end) - max(a, began)) for a, b in self._stalls)
+        steal1 = _steal_s()
+        stolen = steal1 - steal0 if steal0 is not None and steal1 is not None else 0.0
+        return min(end - began, max(gaps, stolen))
+
+    @property
+    def stalls(self) -> list[tuple[float, float]]:
+        with self._lock:
+            return list(self._stalls)
+
+
+def run_queue_wait_s() -> float | None:
+    """Seconds this process's threads spent runnable but waiting for a CPU, summed over the
+    threads (/proc/self/task/*/schedstat): reported beside the stalls, never discounted, since
+    the stack's own threads competing with each other show up here too."""
+    total = 0
+    try:
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text(encoding="ascii").split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that ended meanwhile
+    except OSError:
+        return None
+    return total / 1e9
+
+
+def involuntary_switches() -> int | None:
+    """Times this process was preempted (getrusage ru_nivcsw), reported beside the stalls."""
+    if resource is None:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw

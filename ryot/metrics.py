@@ -1,10 +1,13 @@
 """Measurements: everything the criteria judge, computed from the runs of one Stage 3a job.
 
-A speedup is only real at equal quality. So besides the end-to-end speedup, the runs give a
-target loss every baseline seed reaches inside its budget (the worst baseline's final curve
-point plus a configured slack), each arm's time to that target on its own training clock, an
-equivalence test (TOST) of the validation losses, and how much the baseline learned at all.
-A/A noise comes from a real A/A: the "aa" run repeats pair 0's baseline with the same seed.
+A speedup is only real at equal quality. So besides the end-to-end speedup, each pair is
+judged at its matched loss L*, the worse of its two arms' final validation losses (the same
+rows): both arms reach L* by construction, and each arm's time to L* on its own training clock
+gives the speedup at equal quality. Quality itself is one number, `criteria.max_loss_delta`:
+the validation loss must be non-inferior (equivalence, TOST, is shown beside it). How much the
+baseline learned at all decides whether any loss comparison means something. A/A noise comes
+from a real A/A: the "aa" run repeats pair 0's baseline with the same seed, compared step by
+step. Every clock here is the stack's own: the machine's stalls are taken off it and reported.
 
 A broken run (crash, NaN, no training time) is a measurement too: it becomes a divergence
 entry, which the judge turns into DEBUG. Nothing here raises on a bad run.
@@ -51,24 +54,22 @@ class _Fields:
 
 
 @dataclass(frozen=True)
-class Target(_Fields):
-    loss: float | None  # worst_baseline_final + slack; None when no baseline finished
-    worst_baseline_final: float | None  # highest final curve loss over the baseline pair seeds
-    slack: float
+class MatchedPair(_Fields):
+    """One pair judged at its matched loss: the worse of its two arms' final losses."""
 
-
-@dataclass(frozen=True)
-class TargetPair(_Fields):
     repeat: int
     seed: int
-    baseline_s: float  # math.inf (None in JSON): never reached the target
+    loss: float  # L*
+    baseline_final: float
+    optimized_final: float
+    baseline_s: float  # the arm's time to L* on its own clock, setup included, stalls off
     optimized_s: float
 
 
 @dataclass(frozen=True)
 class TimeToTarget:
-    estimate: Estimate  # speedup at equal quality, 1 - TTT_opt/TTT_base
-    pairs: tuple[TargetPair, ...]
+    estimate: Estimate  # speedup at equal quality, 1 - T_opt(L*)/T_base(L*)
+    pairs: tuple[MatchedPair, ...]
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.estimate.to_dict(), "pairs": _json(self.pairs)}
@@ -78,13 +79,15 @@ class TimeToTarget:
 class LossDelta:
     estimate: Estimate  # optimized - baseline validation loss
     margin: float  # criteria.max_loss_delta
-    equivalent: bool  # TOST: the CI lies inside +-margin
+    non_inferior: bool  # the CI's upper bound lies below +margin: the criterion
+    equivalent: bool  # TOST: the CI lies inside +-margin; shown beside it
     baseline_spread: float | None  # sample stdev of the baseline pair seeds' val loss
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.estimate.to_dict(),
             "margin": self.margin,
+            "non_inferior": self.non_inferior,
             "equivalent": self.equivalent,
             "baseline_spread": _num(self.baseline_spread),
         }
@@ -130,15 +133,53 @@ class Encoding(_Fields):
 
 @dataclass(frozen=True)
 class Noise(_Fields):
-    aa: float | None  # |1 - T_aa/T_base0|, end to end
+    aa: float | None  # |1 - median step-time ratio|, A/A run against pair 0's baseline
     detail: str
-    baseline_s: float | None  # pair 0's baseline, end to end
+    baseline_s: float | None  # pair 0's baseline over the same steps, setup included
     aa_s: float | None  # the A/A run, end to end
+    steps: int = 0  # steps compared
+    end_to_end: float | None = None  # |1 - T_aa/T_base| over the same steps: one draw, shown
+
+
+@dataclass(frozen=True)
+class RunStalls(_Fields):
+    label: str
+    arm: str
+    role: str
+    stall_s: float  # taken off this run's clock
+    stalled_steps: int
+    largest_s: float
+    run_queue_wait_s: float | None  # reported only
+    involuntary_switches: int | None  # reported only
+
+
+@dataclass(frozen=True)
+class Stalls:
+    """Every machine stall of the job, run by run: what was taken off each clock."""
+
+    runs: tuple[RunStalls, ...]
+    rule: str
+
+    @property
+    def total_s(self) -> float:
+        return sum(r.stall_s for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total_s": self.total_s, "rule": self.rule, "runs": _json(self.runs)}
+
+
+STALL_RULE = (
+    "a stall is wall time during which the worker process was held off the CPU (its heartbeat "
+    "woke >= 50 ms late while the process used < 10% of that time in CPU: stopped, preempted "
+    "as a whole, or the machine paused), or the hypervisor's steal time, whichever is larger; "
+    "it is taken off that run's clock, the same rule for every arm, fixed before any outcome. "
+    "Whatever the stack does (computing, compiling, sleeping, I/O, locks, garbage collection) "
+    "stays on the clock."
+)
 
 
 @dataclass(frozen=True)
 class Measurements(_Fields):
-    target: Target
     time_to_target: TimeToTarget
     speedup: Estimate  # end to end, equal steps
     throughput: Estimate
@@ -149,11 +190,13 @@ class Measurements(_Fields):
     encoding: Encoding
     no_effect: tuple[str, ...]
     noise: Noise
+    stalls: Stalls
 
 
 def throughput(r: ArmResult) -> float:
-    """Tokens actually fed per second of training steps."""
-    return sum(r.step_tokens) / r.train_time_s if r.train_time_s > 0 else 0.0
+    """Tokens actually fed per second of training steps (the stack's own step time)."""
+    busy = sum(r.step_clock)
+    return sum(r.step_tokens) / busy if busy > 0 else 0.0
 
 
 def measure(config: Config, records: list[RunRecord], artifact_problems: list[str]) -> Measurements:
@@ -176,8 +219,8 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
     speedup = estimate(
         stats.speedup_estimate,
         "end-to-end speedup",
-        [r.total_time_s for r in base],
-        [r.total_time_s for r in opt],
+        [r.clock_s for r in base],
+        [r.clock_s for r in opt],
     )
     tput = estimate(
         stats.improvement_estimate,
@@ -192,34 +235,25 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         [r.val_loss for r in opt],
     )
     spread = [r.result.val_loss for r in _baselines(records) if not run_problem(r)]
+    margin = config.criteria.max_loss_delta
     loss = LossDelta(
         delta,
-        config.criteria.max_loss_delta,
-        delta.n > 0 and stats.tost_equivalent(delta, config.criteria.max_loss_delta),
+        margin,
+        delta.n > 0 and stats.non_inferior(delta, margin),
+        delta.n > 0 and stats.tost_equivalent(delta, margin),
         statistics.stdev(spread) if len(spread) >= 2 else None,
     )
 
-    target = _target(config, records, divergence)
-    ttt_pairs: list[TargetPair] = []
-    if target.loss is not None:
-        for b, o in pairs:
-            tb, to = (_ttt(rec.result, target.loss) for rec in (b, o))
-            if math.isinf(tb):  # the target is built so that this cannot happen: say so loudly
-                divergence.append(f"{b.job.label} never reached the target {target.loss:.4f}")
-                continue
-            ttt_pairs.append(TargetPair(b.job.repeat, _seed(b), tb, to))
+    matched = [m for b, o in pairs if (m := _matched(b, o, divergence)) is not None]
     ttt = estimate(
-        stats.time_to_target_estimate,
-        "time-to-target speedup",
-        [p.baseline_s for p in ttt_pairs],
-        [p.optimized_s for p in ttt_pairs],
+        stats.speedup_estimate,
+        "speedup at equal quality",
+        [p.baseline_s for p in matched],
+        [p.optimized_s for p in matched],
     )
-    if target.loss is None:
-        ttt = Estimate.empty(level, "no target: no baseline pair run finished with a curve")
 
     return Measurements(
-        target=target,
-        time_to_target=TimeToTarget(ttt, tuple(ttt_pairs)),
+        time_to_target=TimeToTarget(ttt, tuple(matched)),
         speedup=speedup,
         throughput=tput,
         loss_delta=loss,
@@ -229,6 +263,7 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         encoding=_encoding(records, artifact_problems),
         no_effect=_no_effect(records),
         noise=_noise(records),
+        stalls=_stalls(records),
     )
 
 
@@ -289,29 +324,25 @@ def _final_curve_loss(r: ArmResult) -> float | None:
     return _num(_point(r.curve[-1], "val_loss")) if r.curve else None
 
 
-def _ttt(r: ArmResult, target: float) -> float:
+def _time_to(r: ArmResult, loss: float) -> float:
     clock = [_point(p, "clock_s") for p in r.curve]
-    return stats.time_to_target(clock, [_point(p, "val_loss") for p in r.curve], target)
+    return stats.time_to_loss(clock, [_point(p, "val_loss") for p in r.curve], loss)
 
 
-def _target(config: Config, records: list[RunRecord], divergence: list[str]) -> Target:
-    """The worst usable baseline seed's final curve loss plus the slack: every baseline reaches it.
-
-    Why the slack: an arm whose loss is equivalent but a little noisier would otherwise miss
-    the target by chance. Equivalence itself is the loss_match criterion's job.
-    """
-    finals = []
-    for rec in _baselines(records):
-        if run_problem(rec):
-            continue  # already a divergence entry
+def _matched(b: RunRecord, o: RunRecord, divergence: list[str]) -> MatchedPair | None:
+    """The pair at its matched loss L* = the worse of the two final curve losses (same rows):
+    both arms reach it by construction, so neither time is infinite."""
+    finals = {}
+    for rec in (b, o):
         final = _final_curve_loss(rec.result)
         if final is None:
             divergence.append(f"{rec.job.label}: its loss curve has no final finite point")
-        else:
-            finals.append(final)
-    slack = config.criteria.target_slack
-    worst = max(finals, default=None)
-    return Target(None if worst is None else worst + slack, worst, slack)
+            return None
+        finals[rec.job.arm] = final
+    loss = max(finals.values())
+    tb, to = _time_to(b.result, loss), _time_to(o.result, loss)
+    return MatchedPair(b.job.repeat, _seed(b), loss, finals["baseline"], finals["optimized"],
+                       tb, to)  # fmt: skip
 
 
 def _learning(records: list[RunRecord]) -> Learning:
@@ -393,7 +424,7 @@ def _no_effect(records: list[RunRecord]) -> tuple[str, ...]:
 
 
 def _noise(records: list[RunRecord]) -> Noise:
-    """A real A/A: the "aa" run against pair 0's baseline, same seed, end to end."""
+    """A real A/A: the "aa" run against pair 0's baseline, same seed, step by step."""
     aa = next((r for r in records if r.job.role == "aa"), None)
     base0 = next((r for r in _baselines(records) if r.job.repeat == 0), None)
     if aa is None or base0 is None:
@@ -403,19 +434,37 @@ def _noise(records: list[RunRecord]) -> Noise:
     problem = run_problem(aa) or run_problem(base0)
     if problem:
         return Noise(None, f"not measurable: {problem}", None, None)
-    # The A/A run may stop early (the plan's time budget): compare it with the same prefix of
-    # pair 0's baseline, the same work with the same seed, setup included.
-    steps = len(aa.result.step_times)
-    tb = base0.result.setup_time_s + sum(base0.result.step_times[:steps])
-    ta = aa.result.total_time_s
+    # The A/A run stops early (the plan's time budget): it is compared with the same steps of
+    # pair 0's baseline, the same work with the same seed.
+    a, b = aa.result, base0.result
+    steps = len(a.step_times)
+    tb = b.setup_time_s - b.setup_stall_s + sum(b.step_clock[:steps])
+    ta = a.clock_s
+    noise = stats.aa_noise(b.step_clock[:steps], a.step_clock)
     return Noise(
-        stats.aa_noise(tb, ta),
-        f"|1 - T_aa/T_base| over setup and the first {steps} steps: {base0.job.label} and its "
-        f"A/A repeat {aa.job.label} (seed {_seed(base0)}; {tb:.2f} s vs {ta:.2f} s): what pure "
-        "noise looks like as a speedup.",
+        noise,
+        f"|1 - median step-time ratio| over the first {steps} steps of {base0.job.label} and "
+        f"its A/A repeat {aa.job.label} (seed {_seed(base0)}, identical work): what pure noise "
+        f"looks like as a speedup; end to end the same steps read "
+        f"{100 * stats.aa_noise([tb], [ta]):.1f}% ({tb:.2f} s vs {ta:.2f} s), one draw.",
         tb,
         ta,
+        steps,
+        stats.aa_noise([tb], [ta]),
     )
+
+
+def _stalls(records: list[RunRecord]) -> Stalls:
+    runs = []
+    for rec in records:
+        r = rec.result
+        if r is None:
+            continue
+        stalled = [s for s in (r.setup_stall_s, *r.step_stalls) if s > 0]
+        runs.append(RunStalls(rec.job.label, rec.job.arm, rec.job.role, r.stall_s, len(stalled),
+                              max(stalled, default=0.0), r.run_queue_wait_s,
+                              r.involuntary_switches))  # fmt: skip
+    return Stalls(tuple(runs), STALL_RULE)
 
 
 def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from ryot.optim import build_stack
 from ryot.train import ArmResult, Trainer
 
 ABLATION_ARMS = ("kernel", "compression", "scaling")
-AA_FRACTION = 0.2
+AA_FRACTION = 0.1
 # Workers alternate between these console encodings: each run proves the ASCII fallbacks.
 NARROW_ENCODINGS = ("cp1252", "ascii")
 
@@ -225,7 +225,7 @@ class InProcessRunner:
         trainer = Trainer(
             job.config,
             arm=job.arm,
-            stack=self.stack_factory(job.config, job.arm, self.device),
+            stack=lambda: self.stack_factory(job.config, job.arm, self.device),  # on the clock
             device=self.device,
             checkpoint_path=checkpoint,
             checkpoint_every=job.config.training.num_epochs,

@@ -155,6 +155,11 @@ def build_comparison(
     first = next((r.result for r in records if r.result is not None), None)
     bench = data.bench_reference(config)
     paired = measured is not None and verdict is not None
+    evidence = {
+        arm: last_result(records, arm).evidence
+        for arm in dict.fromkeys(r.job.arm for r in records)
+        if last_result(records, arm) is not None
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "stage": "3a",
@@ -191,14 +196,11 @@ def build_comparison(
                 _pct(measured.time_to_target.estimate.point), measured.loss_delta.estimate.point
             ),
             "exit_code": crit.EXIT_CODES[verdict],
+            "reasons": verdict_reasons(rows, evidence),
         }
         if paired
         else None,
-        "evidence": {
-            arm: last_result(records, arm).evidence
-            for arm in dict.fromkeys(r.job.arm for r in records)
-            if last_result(records, arm) is not None
-        },
+        "evidence": evidence,
         "ablation": ablation_table(records),
         "environment": environment(device),
         "config": config.to_dict(),
@@ -216,6 +218,7 @@ def _comparison(m: Measurements, rows: list[crit.CriterionResult], verdict: str)
         "speedup_percent": _pct(m.speedup.point),
         "throughput_improvement_percent": _pct(m.throughput.point),
         "loss_delta": m.loss_delta.estimate.to_dict()["point"],
+        "loss_non_inferior": m.loss_delta.non_inferior,
         "loss_equivalent": m.loss_delta.equivalent,
         "loss_convergence_match": bool(loss_row and loss_row.passed),
         "all_criteria_met": verdict == crit.GO,
@@ -283,45 +286,56 @@ def headline(m: dict[str, Any]) -> str:
     e, s = m["time_to_target"], m["speedup"]
 
     def ci(est: dict[str, Any]) -> str:
-        # With pairs measured, a missing bound is an unbounded one (n = 1, or a run that never
-        # reached the target); JSON cannot hold the infinity itself.
+        # With pairs measured, a missing bound is an unbounded one (n = 1); JSON cannot hold
+        # the infinity itself.
         lo, hi = (
             _pct_text(est[k]) if est[k] is not None or not est["n"] else inf
             for k, inf in (("low", "-inf"), ("high", "+inf"))
         )
         return f"{100 * est['level']:g}% CI {lo} .. {hi}"
 
-    never = sum(p["optimized_s"] is None for p in e["pairs"])
     point = _pct_text(e["point"]) if e["point"] is not None else "n/a"
-    if e["n"] and never:
-        point = f"-inf ({never} of {e['n']} optimized runs never reached the target)"
     return (
-        f"Speedup at equal quality (time to target): {point} ({ci(e)}); "
+        f"Speedup at equal quality (time to matched loss): {point} ({ci(e)}); "
         f"end to end {_pct_text(s['point'])} ({ci(s)})"
     )
 
 
 def learning_lines(m: dict[str, Any]) -> list[str]:
-    """The baseline's learning, the target and each arm's time to it, for the console."""
-    w, t = m["learning"], m["target"]
+    """The baseline's learning, each pair's matched loss and times, and the stalls."""
+    w = m["learning"]
     lines = [
         f"Baseline learning (worst seed): loss {_fmt(w['initial_loss'], '.4f')} -> "
         f"{_fmt(w['final_loss'], '.4f')} (drop {_fmt(w['drop'], '.3f')} nats), context learned "
         f"{_pct_text(w['context_learned'])} (unigram {_fmt(w['unigram_loss'], '.4f')}, "
         f"Bayes floor {_fmt(w['bayes_floor'], '.4f')})"
     ]
-    if t["loss"] is None:
-        return [*lines, "Target loss: n/a (no baseline finished with a loss curve)"]
-    lines.append(
-        f"Target loss: {t['loss']:.4f} (worst baseline final {t['worst_baseline_final']:.4f} "
-        f"+ slack {t['slack']:g})"
-    )
-    pairs = m["time_to_target"]["pairs"]
-    for arm in ("baseline", "optimized"):
-        times = [p[f"{arm}_s"] for p in pairs]
-        shown = ", ".join("never" if x is None else f"{x:.2f} s" for x in times)
-        lines.append(f"Time to target, {arm}: {shown or 'n/a'}")
+    for p in m["time_to_target"]["pairs"]:
+        lines.append(
+            f"Seed {p['seed']}: matched loss L* {_fmt(p['loss'], '.4f')} (finals "
+            f"{_fmt(p['baseline_final'], '.4f')} / {_fmt(p['optimized_final'], '.4f')}), "
+            f"reached in {_fmt(p['baseline_s'])} s / {_fmt(p['optimized_s'])} s "
+            "(baseline / optimized)"
+        )
+    stalls = m.get("stalls") or {}
+    stalled = [r for r in stalls.get("runs", []) if r["stall_s"] > 0]
+    if stalled:
+        shown = ", ".join(f"{r['label']} {r['stall_s']:.2f} s" for r in stalled)
+        lines.append(f"Machine stalls taken off the clock: {shown}")
+    else:
+        lines.append("Machine stalls taken off the clock: none seen")
     return lines
+
+
+def verdict_reasons(rows: list[crit.CriterionResult], evidence: dict[str, list]) -> list[str]:
+    """Why the verdict is not GO, in words: each failed criterion, then what the optimized arm
+    measured it could not apply (on a CPU without native bf16, the kernel's bf16 autocast)."""
+    reasons = [f"{r.summary}" for r in rows if not r.passed]
+    if reasons:
+        for ev in evidence.get("optimized", []):
+            if ev.get("enabled"):
+                reasons += [f"{ev['name']} skipped {s['what']}: {s['why']}" for s in ev["skipped"]]
+    return reasons
 
 
 def print_comparison(console: Console, c: dict[str, Any]) -> None:
@@ -373,3 +387,5 @@ def print_verdict(console: Console, c: dict[str, Any]) -> None:
     console.heading(
         f"PHASE 3 STAGE 3a: {v['status']} {BAR} {v['decision']} ({v['scenario']} scenario)"
     )
+    for reason in v.get("reasons", []):
+        console.line(f"  why: {reason}")

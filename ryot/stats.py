@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import mean, stdev
+from statistics import mean, median, stdev
 
 from scipy.stats import t as student_t
 
@@ -96,62 +96,48 @@ def difference_estimate(base_values, opt_values, level=0.95) -> Estimate:
     return _estimate(values, mean(values), lo, hi, level, _DIFF_METHOD)
 
 
-def time_to_target(clock_s, losses, target: float) -> float:
-    """First time the loss curve reaches `target` (loss <= target), or math.inf if it never does.
+def time_to_loss(clock_s, losses, loss: float) -> float:
+    """The first time the curve's running minimum reaches `loss`, or math.inf if it never does.
 
-    The crossing is interpolated linearly on the clock between the last point above the target
-    and the first point at or below it. A curve that starts at or below the target reaches it
-    at its first point's time. Points without a finite loss (None, NaN: a diverged evaluation)
-    are skipped: they can neither reach the target nor anchor an interpolation.
+    Monotone on purpose: the best loss so far is what the training has bought by that time,
+    so a curve that dips below `loss` and rises again reached it at the dip, and a noisy
+    evaluation cannot make an arm "lose" time it already spent. The crossing is interpolated
+    linearly on the clock between the last running minimum above `loss` and the first at or
+    below it; a curve that starts at or below `loss` reaches it at its first point's time.
+    Points without a finite loss (None, NaN: a diverged evaluation) are skipped.
     """
-    if not math.isfinite(target):
-        raise ValueError(f"target = {target!r} is not finite")
+    if not math.isfinite(loss):
+        raise ValueError(f"loss = {loss!r} is not finite")
     clock = [float(c) for c in clock_s]
     if len(clock) != len(losses):
         raise ValueError(f"clock_s has {len(clock)} points but losses has {len(losses)}")
     for i, c in enumerate(clock):
         if not math.isfinite(c) or (i and c < clock[i - 1]):
             raise ValueError(f"clock_s[{i}] = {c!r}: the clock must be finite and non-decreasing")
-    points = [
-        (c, float(v))
-        for c, v in zip(clock, losses, strict=True)
-        if v is not None and math.isfinite(v)
-    ]
     prev = None
-    for c, loss in points:
-        if loss <= target:
+    best = math.inf
+    for c, v in zip(clock, losses, strict=True):
+        if v is None or not math.isfinite(v):
+            continue
+        best = min(best, float(v))
+        if best <= loss:
             if prev is None:
                 return c
             c0, l0 = prev
-            return c0 + (l0 - target) / (l0 - loss) * (c - c0)  # l0 > target >= loss
-        prev = (c, loss)
+            return c0 + (l0 - loss) / (l0 - best) * (c - c0)  # l0 > loss >= best
+        prev = (c, best)
     return math.inf
 
 
-def time_to_target_estimate(base_ttt, opt_ttt, level=0.95) -> Estimate:
-    """Speedup at equal quality, 1 - TTT_opt/TTT_base: like speedup_estimate, with infinities.
+def non_inferior(delta: Estimate, margin: float) -> bool:
+    """Non-inferiority: the upper bound of the CI of (optimized - baseline) lies below `margin`.
 
-    An optimized run that never reached the target has an infinite time: its per-pair speedup
-    is -inf, the geometric mean is -inf, and no finite lower bound can be claimed, so the CI low
-    is -inf. The upper bound is then the best pair's own speedup, since no interval exists.
-    The target is set so that every baseline reaches it; an infinite or non-positive baseline
-    time means the caller broke that construction, and raises.
+    A stack that learns more (a negative delta) passes: "without hurting convergence" is
+    one-sided. A missing or unbounded CI is not non-inferiority.
     """
-    base = _positive(base_ttt, "base_ttt")
-    opt = [float(v) for v in opt_ttt]
-    for i, v in enumerate(opt):
-        if math.isnan(v) or v <= 0.0:
-            raise ValueError(f"opt_ttt[{i}] = {v!r} is not positive")
-    _check_lengths(base, opt, "base_ttt", "opt_ttt")
-    values = [1.0 - o / b for b, o in zip(base, opt, strict=True)]
-    never = sum(math.isinf(o) for o in opt)
-    if never:
-        method = f"{_LOG_METHOD}; {never} of {len(opt)} optimized runs never reached the target"
-        return Estimate(
-            -math.inf, -math.inf, max(values), level, len(values), method, tuple(values)
-        )
-    logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
-    return _speedup_from_logs(values, logs, level)
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin!r}")
+    return math.isfinite(delta.high) and delta.high < margin
 
 
 def tost_equivalent(delta: Estimate, margin: float) -> bool:
@@ -166,14 +152,16 @@ def tost_equivalent(delta: Estimate, margin: float) -> bool:
     return math.isfinite(lo) and math.isfinite(hi) and -margin < lo and hi < margin
 
 
-def aa_noise(base_time: float, aa_time: float) -> float:
-    """A/A noise: |1 - T_aa/T_base| for a baseline run repeated with the same seed.
+def aa_noise(base_steps, aa_steps) -> float:
+    """A/A noise: |1 - median_j(t_aa[j] / t_base[j])| over the steps both runs took.
 
-    This is the "speedup" pure noise produces between two identical runs. It is one pair by
-    design, so it does not grow with the number of repeats as a max over many runs would.
+    Two runs of identical work (same seed, same batches), compared step by step: the median
+    ratio is what the machine's noise does to a speedup, and one slow step (a stall, a page
+    fault) cannot move a median. One end-to-end ratio would be one draw of that noise.
     """
-    (b,), (a,) = _paired_positive([base_time], [aa_time], "base_time", "aa_time")
-    return abs(1.0 - a / b)
+    n = min(len(base_steps), len(aa_steps))
+    base, aa = _paired_positive(base_steps[:n], aa_steps[:n], "base_steps", "aa_steps")
+    return abs(1.0 - median([a / b for b, a in zip(base, aa, strict=True)]))
 
 
 def _speedup_from_logs(values, logs, level) -> Estimate:

@@ -45,7 +45,7 @@ def run_job(job: dict) -> int:
     trainer = Trainer(
         config,
         arm=job["arm"],
-        stack=factory(config, job["arm"], device),
+        stack=lambda: factory(config, job["arm"], device),  # built on the arm's clock
         device=device,
         checkpoint_path=Path(job["checkpoint"]) if job.get("checkpoint") else None,
         checkpoint_every=job.get("checkpoint_every"),

@@ -33,32 +33,53 @@ class NoOpKernel(KernelOptimizer):
 
 
 class Slowdown(Optimization):
-    """Makes every step `factor` times slower than it was: the slowdown scales with the
+    """Makes every step `factor` times slower than its own work: the slowdown scales with the
     machine's own speed, so the sabotage is as visible on a busy machine as on a quiet one.
 
-    With `whole_run`, the first step also waits `factor - 1` times the time since the stack was
-    built (model build, optimizer, first evaluation): a machine slow throughout, setup included,
-    whose effect on end-to-end time does not depend on how setup compares with the steps."""
+    Each step starts by sleeping (factor - 1) times the previous step's work: the time since
+    the previous sleep ended, less the evaluations run in between (off the clock, so not work;
+    counted by a hook on the model while it is in eval mode). With `whole_run`, the first step
+    also waits (factor - 1) times the setup (stack and model built, optimizer): a machine slow
+    throughout, setup included, so its effect on end-to-end time does not depend on how setup
+    compares with the steps. `slept` keeps every sleep, so tests can check the factor."""
 
     name = "slowdown"
 
     def __init__(self, device, factor: float, whole_run: bool = False):
         self.factor = factor
-        self._last: float | None = time.perf_counter() if whole_run else None
-        self._slept = 0.0
+        self.whole_run = whole_run
+        self._since: float | None = time.perf_counter() if whole_run else None
+        self._eval_s = 0.0
+        self._eval_began: float | None = None
+        self.slept: list[float] = []
         super().__init__(device)
 
     @property
     def enabled(self) -> bool:
         return True
 
+    def prepare_model(self, model):
+        def before(module, args):
+            if not module.training:
+                self._eval_began = time.perf_counter()
+
+        def after(module, args, out):
+            if self._eval_began is not None:
+                self._eval_s += time.perf_counter() - self._eval_began
+                self._eval_began = None
+
+        inner = getattr(model, "_orig_mod", model)
+        inner.register_forward_pre_hook(before)
+        inner.register_forward_hook(after)
+        return model
+
     def transform_batch(self, step, inputs, targets):
         now = time.perf_counter()
-        if self._last is not None:
-            work = now - self._last - self._slept  # the previous step, without our own sleep
-            self._slept = (self.factor - 1) * max(work, 1e-3)
-            time.sleep(self._slept)
-        self._last = time.perf_counter()
+        if self._since is not None:
+            work = max(now - self._since - self._eval_s, 1e-4)
+            time.sleep((self.factor - 1) * work)
+            self.slept.append((self.factor - 1) * work)
+        self._since, self._eval_s = time.perf_counter(), 0.0
         return inputs, targets
 
 
@@ -158,6 +179,33 @@ class PrintsEmoji(Optimization):
         return model
 
 
+# A real speedup of known size at zero loss cost: the judge's power. The baseline arm is slowed
+# down (whole run, setup included) by 1 / (1 - KNOWN_SPEEDUP); the optimized arm trains the same
+# model with the same math, so it is exactly that much faster and learns exactly the same.
+KNOWN_SPEEDUP = 0.5
+
+
+class Control(Optimization):
+    """Enabled, changes nothing: the optimized arm of `known_speedup_stack`, whose speedup is
+    the baseline's injected slowdown."""
+
+    name = "control"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def prepare_model(self, model):
+        self.evidence.applied.append("nothing: the baseline arm carries the slowdown")
+        return model
+
+
+def known_speedup_stack(config, arm, device):
+    if arm == "baseline":
+        return [Slowdown(device, 1.0 / (1.0 - KNOWN_SPEEDUP), whole_run=True)]
+    return [Control(device)]
+
+
 def make_noisy_baseline_stack():
     """A factory whose A/A run (the second baseline built with pair 0's seed) is slowed down:
     the machine is too noisy to measure on."""
@@ -229,6 +277,31 @@ class ShortContext(Optimization):
         return inputs[:, :length], targets[:, :length]
 
 
+class StopsLearning(Optimization):
+    """From half the steps on, feeds one token of one sample per step: the run stops learning
+    halfway, and every later step is nearly free."""
+
+    name = "stops_learning"
+
+    def __init__(self, device, total_steps: int):
+        self.halfway = total_steps // 2
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        if step >= self.halfway:
+            return inputs[:1, :1], targets[:1, :1]
+        return inputs, targets
+
+
+def stops_learning_stack(config, arm, device):
+    stack = build_stack(config, arm, device)
+    return stack + [StopsLearning(device, config.total_steps)] if arm == "optimized" else stack
+
+
 half_batch_stack = _optimized_only(lambda device: [HalfBatch(device)])
 freeze_half_stack = _optimized_only(lambda device: [FreezeHalf(device)])
 short_context_stack = _optimized_only(lambda device: [ShortContext(device)])
@@ -276,6 +349,48 @@ class FailsToPrepare(Optimization):
 
     def prepare_model(self, model):
         raise RuntimeError("sabotage: cannot prepare the model")
+
+
+class Sleeps(Optimization):
+    """Sleeps `seconds` inside one step: the stack's own time, which the clock must charge."""
+
+    name = "sleeps"
+
+    def __init__(self, device, step: int, seconds: float):
+        self.step, self.seconds = step, seconds
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        if step == self.step:
+            time.sleep(self.seconds)
+        return inputs, targets
+
+
+class Spins(Optimization):
+    """Busy-computes `seconds` of CPU time in Python inside one step (the GIL held, switching as
+    usual), saying so on stdout first: a window for a test to stop the process in."""
+
+    name = "spins"
+
+    def __init__(self, device, step: int, seconds: float):
+        self.step, self.seconds = step, seconds
+        super().__init__(device)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def transform_batch(self, step, inputs, targets):
+        if step == self.step:
+            print("spinning", flush=True)
+            end = time.process_time() + self.seconds
+            while time.process_time() < end:
+                pass
+        return inputs, targets
 
 
 hang_stack = _optimized_only(lambda device: [Hangs(device)])

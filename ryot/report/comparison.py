@@ -1,4 +1,4 @@
-"""comparison.json (schema 2.0): the seed plan's fields plus measurements, criteria, runs."""
+"""comparison.json (schema 3.0): the seed plan's fields plus measurements, criteria, runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 SCHEMA_FILE = "comparison.schema.json"
 
 

@@ -24,7 +24,7 @@ from ryot.report.stage3b import read_stage3b, stage3b_context
 
 REPORT_NAME = "report.html"
 COMPARISON_NAME = "comparison.json"
-READABLE_SCHEMAS = ("1.0", SCHEMA_VERSION)
+READABLE_SCHEMAS = ("1.0", "2.0", SCHEMA_VERSION)
 
 
 class ReportError(ValueError):
