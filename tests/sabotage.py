@@ -217,7 +217,7 @@ def make_noisy_baseline_stack():
             seed = config.training.seed
             built[seed] = built.get(seed, 0) + 1
             if built[seed] == 2:
-                stack.append(Slowdown(device, 6.0, whole_run=True))
+                stack.append(Slowdown(device, 20.0, whole_run=True))
         return stack
 
     return factory
