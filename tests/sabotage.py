@@ -12,6 +12,7 @@ import signal
 import time
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ryot.optim import build_stack
 from ryot.optim.base import Optimization
@@ -36,21 +37,21 @@ class Slowdown(Optimization):
     """Makes every step `factor` times slower than its own work: the slowdown scales with the
     machine's own speed, so the sabotage is as visible on a busy machine as on a quiet one.
 
-    Each step starts by sleeping (factor - 1) times the previous step's work: the time since
-    the previous sleep ended, less the evaluations run in between (off the clock, so not work;
-    counted by a hook on the model while it is in eval mode). With `whole_run`, the first step
-    also waits (factor - 1) times the setup (stack and model built, optimizer): a machine slow
-    throughout, setup included, so its effect on end-to-end time does not depend on how setup
-    compares with the steps. `slept` keeps every sleep, so tests can check the factor."""
+    A step's work runs from its batch (transform_batch) to the end of its optimizer step; a
+    hook after the optimizer step then sleeps (factor - 1) times that, inside the same step.
+    With `whole_run`, setup is slowed alike: from the stack's construction to the optimizer
+    being built, slept before the optimizer is built. A machine slow throughout, setup
+    included, so its effect on end-to-end time does not depend on how setup compares with the
+    steps. `slept` keeps every sleep, so tests can check the factor."""
 
     name = "slowdown"
 
     def __init__(self, device, factor: float, whole_run: bool = False):
         self.factor = factor
         self.whole_run = whole_run
-        self._since: float | None = time.perf_counter() if whole_run else None
-        self._eval_s = 0.0
-        self._eval_began: float | None = None
+        self._built = time.perf_counter()
+        self._began: float | None = None
+        self._hook = None
         self.slept: list[float] = []
         super().__init__(device)
 
@@ -58,29 +59,32 @@ class Slowdown(Optimization):
     def enabled(self) -> bool:
         return True
 
-    def prepare_model(self, model):
-        def before(module, args):
-            if not module.training:
-                self._eval_began = time.perf_counter()
+    def _sleep(self, work: float) -> None:
+        self.slept.append((self.factor - 1) * work)
+        time.sleep(self.slept[-1])
 
-        def after(module, args, out):
-            if self._eval_began is not None:
-                self._eval_s += time.perf_counter() - self._eval_began
-                self._eval_began = None
-
-        inner = getattr(model, "_orig_mod", model)
-        inner.register_forward_pre_hook(before)
-        inner.register_forward_hook(after)
-        return model
+    def optimizer_options(self):
+        if self.whole_run:
+            self._sleep(time.perf_counter() - self._built)
+        return {}
 
     def transform_batch(self, step, inputs, targets):
-        now = time.perf_counter()
-        if self._since is not None:
-            work = max(now - self._since - self._eval_s, 1e-4)
-            time.sleep((self.factor - 1) * work)
-            self.slept.append((self.factor - 1) * work)
-        self._since, self._eval_s = time.perf_counter(), 0.0
+        if self._hook is None:
+            # Process-wide, so it is removed in close(): a later arm must not inherit it.
+            self._hook = register_optimizer_step_post_hook(self._after_step)
+        if self._began is None:
+            self._began = time.perf_counter()  # the first micro-batch of this step
         return inputs, targets
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        if self._began is not None:
+            self._sleep(time.perf_counter() - self._began)
+            self._began = None
+
+    def close(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
 
 class ConstantTargets(Optimization):

@@ -16,8 +16,8 @@ from ryot.stats import (
     ratio_improvements,
     speedup_estimate,
     speedups,
-    time_to_target,
-    time_to_target_estimate,
+    non_inferior,
+    time_to_loss,
     tost_equivalent,
 )
 
@@ -159,97 +159,105 @@ def test_difference_n1():
 # --- aa_noise ------------------------------------------------------------------------
 
 
-def test_aa_noise_is_the_relative_difference_of_one_aa_pair():
-    assert aa_noise(10.0, 11.0) == pytest.approx(0.1, abs=1e-15)
-    assert aa_noise(10.0, 9.0) == pytest.approx(0.1, abs=1e-15)
-    assert aa_noise(4.0, 4.0) == 0.0
+def test_aa_noise_is_the_median_step_ratio():
+    assert aa_noise([10.0], [11.0]) == pytest.approx(0.1, abs=1e-15)
+    assert aa_noise([10.0], [9.0]) == pytest.approx(0.1, abs=1e-15)
+    assert aa_noise([4.0, 2.0], [4.0, 2.0]) == 0.0
+    # ratios 1.0, 1.02, 1.04: the median is 1.02
+    assert aa_noise([1.0, 1.0, 1.0], [1.0, 1.02, 1.04]) == pytest.approx(0.02, abs=1e-12)
+
+
+def test_aa_noise_one_stalled_step_cannot_move_it():
+    base = [0.5] * 20
+    aa = [0.51] * 19 + [6.5]  # a 6 s stall in one step of the A/A run
+    assert aa_noise(base, aa) == pytest.approx(0.02, abs=1e-12)
+    assert abs(1 - sum(aa) / sum(base)) > 0.5  # what one end-to-end draw would have read
+
+
+def test_aa_noise_compares_the_common_prefix():
+    # The A/A run stops early: only the steps both took are compared.
+    assert aa_noise([1.0, 1.0, 9.0, 9.0], [1.1, 1.1]) == pytest.approx(0.1, abs=1e-12)
 
 
 def test_aa_noise_rejects_bad_times():
-    with pytest.raises(ValueError, match=r"aa_time\[0\] = 0\.0"):
-        aa_noise(1.0, 0.0)
-    with pytest.raises(ValueError, match=r"base_time\[0\] = inf"):
-        aa_noise(math.inf, 1.0)
+    with pytest.raises(ValueError, match=r"aa_steps\[0\] = 0\.0"):
+        aa_noise([1.0], [0.0])
+    with pytest.raises(ValueError, match=r"base_steps\[0\] = inf"):
+        aa_noise([math.inf], [1.0])
+    with pytest.raises(ValueError, match="empty"):
+        aa_noise([], [1.0])
 
 
-# --- time_to_target ------------------------------------------------------------------
+# --- time_to_loss --------------------------------------------------------------------
 
 
-def test_time_to_target_interpolates_the_first_crossing():
+def test_time_to_loss_interpolates_the_first_crossing():
     # 5.0 at 10 s, 3.0 at 20 s: 4.0 is crossed half-way, at 15 s; the later dip is ignored.
     clock, losses = [0.0, 10.0, 20.0, 30.0], [7.0, 5.0, 3.0, 2.0]
-    assert time_to_target(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
-    assert time_to_target(clock, losses, 4.5) == pytest.approx(12.5, abs=1e-12)
-    assert time_to_target(clock, losses, 5.0) == 10.0  # reached exactly at a point
-    assert time_to_target([0.0, 4.0, 8.0], [6.0, 3.0, 6.0], 5.0) == pytest.approx(4 / 3)
+    assert time_to_loss(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
+    assert time_to_loss(clock, losses, 4.5) == pytest.approx(12.5, abs=1e-12)
+    assert time_to_loss(clock, losses, 5.0) == 10.0  # reached exactly at a point
+    assert time_to_loss([0.0, 4.0, 8.0], [6.0, 3.0, 6.0], 5.0) == pytest.approx(4 / 3)
 
 
-def test_time_to_target_first_point_already_there():
-    assert time_to_target([2.5, 5.0], [3.0, 2.0], 3.0) == 2.5
-    assert time_to_target([2.5, 5.0], [1.0, 2.0], 3.0) == 2.5
+def test_time_to_loss_is_monotone_a_rise_cannot_lose_time():
+    # The curve dips to 3.0 at 10 s, rises to 3.6 and ends at 3.2: 3.2 was first reached on
+    # the way down to the dip (running minimum), not at the end.
+    clock, losses = [0.0, 10.0, 20.0, 30.0], [5.0, 3.0, 3.6, 3.2]
+    assert time_to_loss(clock, losses, 3.2) == pytest.approx(9.0, abs=1e-12)
+    # Interpolation runs on the running minimum: after a rise (4.0 -> 4.5) the segment to the
+    # next point starts from the best so far (4.0), not from the rise.
+    clock, losses = [0.0, 10.0, 20.0, 30.0], [6.0, 4.0, 4.5, 3.0]
+    assert time_to_loss(clock, losses, 3.5) == pytest.approx(20.0 + 10.0 * 0.5, abs=1e-12)
 
 
-def test_time_to_target_never_reached_is_infinite():
-    assert time_to_target([0.0, 1.0, 2.0], [7.0, 6.0, 5.01], 5.0) == math.inf
-    assert time_to_target([], [], 5.0) == math.inf
+def test_time_to_loss_first_point_already_there():
+    assert time_to_loss([2.5, 5.0], [3.0, 2.0], 3.0) == 2.5
+    assert time_to_loss([2.5, 5.0], [1.0, 2.0], 3.0) == 2.5
 
 
-def test_time_to_target_skips_points_without_a_loss():
-    # The None and NaN points neither reach the target nor anchor the interpolation.
+def test_time_to_loss_at_the_final_loss_is_reached_by_construction():
+    clock, losses = [0.0, 5.0, 9.0, 10.0], [7.0, 3.0, 2.71, 2.70]
+    assert time_to_loss(clock, losses, losses[-1]) == 10.0
+
+
+def test_time_to_loss_never_reached_is_infinite():
+    assert time_to_loss([0.0, 1.0, 2.0], [7.0, 6.0, 5.01], 5.0) == math.inf
+    assert time_to_loss([], [], 5.0) == math.inf
+
+
+def test_time_to_loss_skips_points_without_a_loss():
+    # The None and NaN points neither reach the loss nor anchor the interpolation.
     clock, losses = [0.0, 10.0, 20.0, 30.0], [6.0, None, math.nan, 2.0]
-    assert time_to_target(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
-    assert time_to_target([0.0, 1.0], [None, math.nan], 4.0) == math.inf
+    assert time_to_loss(clock, losses, 4.0) == pytest.approx(15.0, abs=1e-12)
+    assert time_to_loss([0.0, 1.0], [None, math.nan], 4.0) == math.inf
 
 
 @pytest.mark.parametrize(
-    "clock, losses, target, pattern",
+    "clock, losses, loss, pattern",
     [
         ([0.0, 2.0, 1.0], [3.0, 2.0, 1.0], 1.5, r"clock_s\[2\] = 1\.0"),
         ([0.0, math.nan], [3.0, 2.0], 1.5, r"clock_s\[1\] = nan"),
         ([0.0, 1.0], [3.0], 1.5, "2 points but losses has 1"),
-        ([0.0, 1.0], [3.0, 2.0], math.nan, "target = nan"),
+        ([0.0, 1.0], [3.0, 2.0], math.nan, "loss = nan"),
     ],
 )
-def test_time_to_target_rejects_bad_curves(clock, losses, target, pattern):
+def test_time_to_loss_rejects_bad_curves(clock, losses, loss, pattern):
     with pytest.raises(ValueError, match=pattern):
-        time_to_target(clock, losses, target)
+        time_to_loss(clock, losses, loss)
 
 
-# --- time_to_target_estimate ---------------------------------------------------------
+# --- non_inferior --------------------------------------------------------------------
 
 
-def test_time_to_target_estimate_finite_is_the_speedup_estimate():
-    a = time_to_target_estimate([10, 12, 8], [5, 9, 6])
-    b = speedup_estimate([10, 12, 8], [5, 9, 6])
-    assert a == b
-
-
-def test_time_to_target_estimate_never_reached():
-    est = time_to_target_estimate([10.0, 12.0, 8.0], [5.0, math.inf, 6.0])
-    assert est.values == (0.5, -math.inf, 0.25)
-    assert est.point == -math.inf
-    assert est.low == -math.inf
-    assert est.high == 0.5  # no interval exists: the best pair's own speedup
-    assert est.n == 3
-    assert "1 of 3 optimized runs never reached the target" in est.method
-    d = est.to_dict()
-    assert (d["point"], d["low"], d["high"], d["values"]) == (None, None, 0.5, [0.5, None, 0.25])
-    json.dumps(d, allow_nan=False)
-
-
-def test_time_to_target_estimate_all_never_reached():
-    est = time_to_target_estimate([10.0, 12.0], [math.inf, math.inf])
-    assert (est.point, est.low, est.high) == (-math.inf, -math.inf, -math.inf)
-
-
-def test_time_to_target_estimate_rejects_an_infinite_baseline():
-    # The target is built so that every baseline reaches it: an infinite one is a caller's bug.
-    with pytest.raises(ValueError, match=r"base_ttt\[1\] = inf"):
-        time_to_target_estimate([10.0, math.inf], [5.0, 6.0])
-    with pytest.raises(ValueError, match=r"opt_ttt\[0\] = 0\.0"):
-        time_to_target_estimate([10.0], [0.0])
-    with pytest.raises(ValueError, match=r"opt_ttt\[0\] = nan"):
-        time_to_target_estimate([10.0], [math.nan])
+def test_non_inferior_needs_the_upper_bound_below_the_margin():
+    assert non_inferior(_delta(0.02, 0.09), 0.1)
+    assert not non_inferior(_delta(0.02, 0.1), 0.1)  # strictly below
+    assert non_inferior(_delta(-0.5, -0.2), 0.1)  # learns more: no failure of quality
+    assert not non_inferior(_delta(-0.5, math.inf), 0.1)
+    assert not non_inferior(_delta(math.nan, math.nan), 0.1)
+    with pytest.raises(ValueError, match="margin must be positive"):
+        non_inferior(_delta(0.0, 0.0), 0.0)
 
 
 # --- tost_equivalent -----------------------------------------------------------------

@@ -123,10 +123,12 @@ def test_evaluation_is_exact_fp32_whatever_the_stack_switched_on(smoke_config):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def test_curve_steps_are_even_and_include_both_ends():
-    assert curve_steps(100, 10) == list(range(0, 101, 10))
+def test_curve_steps_are_denser_near_the_end_and_include_both_ends():
+    assert curve_steps(100, 10) == [0, 19, 36, 51, 64, 75, 84, 91, 96, 99, 100]
+    gaps = [b - a for a, b in zip(curve_steps(100, 10), curve_steps(100, 10)[1:])]
+    assert gaps == sorted(gaps, reverse=True)  # never sparser towards the end
     assert curve_steps(12, 10)[0] == 0 and curve_steps(12, 10)[-1] == 12
-    assert len(curve_steps(12, 10)) == 11
+    assert curve_steps(12, 10) == sorted(set(curve_steps(12, 10)))
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine(smoke_config):
