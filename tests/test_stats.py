@@ -13,10 +13,10 @@ from ryot.stats import (
     aa_noise,
     difference_estimate,
     improvement_estimate,
+    non_inferior,
     ratio_improvements,
     speedup_estimate,
     speedups,
-    non_inferior,
     time_to_loss,
     tost_equivalent,
 )
