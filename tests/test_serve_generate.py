@@ -71,3 +71,16 @@ def test_a_row_may_fill_the_whole_context(model):
     assert [len(r.tokens) for r in got.rows] == [3, n - 1]
     with pytest.raises(AssertionError, match="exceeds"):
         generate(model, [Row(_prompt(n - 2, 6), 3)])
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 1e-40, 1e-300, 5e-324])
+def test_a_tiny_temperature_samples_the_greedy_path_without_failing(model, temperature):
+    """Below float32's range (1e-40) and down to the smallest double (5e-324) sampling is
+    greedy in the limit: the best token has probability ~1, and nothing overflows to NaN."""
+    prompt = _prompt(5, seed=8)
+    greedy = generate(model, [Row(prompt, 20)]).rows[0]
+    rows = [Row(prompt, 20, temperature=temperature, seed=s) for s in range(3)]
+    rows.append(Row(prompt, 20, temperature=temperature, top_k=5, seed=9))
+    for got in generate(model, rows).rows:
+        assert got.tokens == greedy.tokens
+        torch.testing.assert_close(got.logprobs, greedy.logprobs, atol=1e-4, rtol=0)

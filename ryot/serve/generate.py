@@ -63,7 +63,13 @@ def _pick(
     for b, (row, gen) in enumerate(zip(rows, gens, strict=True)):
         if gen is None:
             continue
-        scores = logits[b].float() / row.temperature
+        # Shifted so the best score is exactly 0, and in float64, before dividing: with any
+        # positive temperature, however tiny (1e-40, 5e-324), every quotient is then 0 or
+        # negative (down to -inf), never +inf or NaN, so softmax gives the best token(s)
+        # probability ~1 and sampling turns greedy smoothly instead of failing. In float32 a
+        # temperature under ~1.4e-45 would round to 0 and 0/0 is NaN.
+        scores = logits[b].double()
+        scores = (scores - scores.max()) / row.temperature
         if row.top_k is not None and row.top_k < scores.numel():
             kth = torch.topk(scores, row.top_k).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))
