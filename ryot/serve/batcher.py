@@ -3,7 +3,8 @@
 One worker task takes the first waiting request, then keeps taking requests until the batch
 holds max_batch rows or max_wait has passed since it started, and decodes the batch on a single
 decode thread. The event loop stays free meanwhile, so requests keep queueing during a decode and
-the next batch fills by itself under load. A request never splits across batches.
+the next batch fills by itself under load. A request never splits across batches, and a batch
+that fails is decoded again one request at a time, so a failure stays its own request's.
 """
 
 from __future__ import annotations
@@ -111,16 +112,36 @@ class Batcher:
             started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(self._executor, self.decode, rows)
-            except Exception as exc:  # the batch's requests answer 500; the server keeps going
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                    continue
+                # One request must never fail another's: decode each again on its own, so
+                # only the request whose rows fail gets the error (answered 500).
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                    await self._decode_alone(job, started)
                 continue
             self.on_batch(len(rows), result)
             first = 0
             for job in batch:
-                if not job.future.done():  # a client that went away has cancelled its future
-                    job.future.set_result(
-                        JobResult(result, first, len(rows), started - job.queued_at)
-                    )
+                _settle(job, JobResult(result, first, len(rows), started - job.queued_at))
                 first += len(job.rows)
+
+    async def _decode_alone(self, job: Job, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, self.decode, job.rows)
+        except Exception as exc:
+            _settle(job, exc)
+            return
+        self.on_batch(len(job.rows), result)
+        _settle(job, JobResult(result, 0, len(job.rows), started - job.queued_at))
+
+
+def _settle(job: Job, outcome: JobResult | Exception) -> None:
+    if job.future.done():  # a client that went away has cancelled its future
+        return
+    if isinstance(outcome, Exception):
+        job.future.set_exception(outcome)
+    else:
+        job.future.set_result(outcome)
