@@ -96,7 +96,8 @@ def load_model(run_dir: Path, arm: str, device: torch.device) -> ServedModel:
     except CheckpointError as exc:
         raise ServeError(str(exc)) from None
     try:
-        config = config_from_dict(state["config"], f"{path} (config snapshot)")
+        # A snapshot, not a user's file: a run made before a key was retired still serves.
+        config = config_from_dict(state["config"], f"{path} (config snapshot)", snapshot=True)
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
     model = ScaledTransformerModel(config.model)
