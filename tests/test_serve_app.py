@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -146,3 +147,50 @@ def test_batcher_decodes_concurrent_requests_together_and_splits_at_max_batch(se
     last = results[3].batch.rows[results[3].first : results[3].first + 2]
     assert [len(r.tokens) for r in last] == [3, 2]
     assert last[0].tokens == generate(served.model, [Row((9,), 3)]).rows[0].tokens
+
+
+def _concurrently(client, bodies: list[dict]) -> list:
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda body: client.post("/infer", json=body), bodies))
+
+
+@pytest.fixture
+def batching_client(run_dir, served):
+    """Eight requests at once decode as one batch: the batch waits up to 1 s to fill."""
+    app = create_app(served, read_verdict(run_dir), max_batch=8, max_wait_ms=1000)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_a_tiny_temperature_beside_seven_valid_requests_is_answered_like_them(batching_client):
+    valid = [{"prompts": [[i + 1, 25]], "max_new_tokens": 4} for i in range(7)]
+    tiny = {"prompts": [[25]], "max_new_tokens": 4, "temperature": 1e-40}
+    answers = _concurrently(batching_client, valid + [tiny])
+    assert [a.status_code for a in answers] == [200] * 8, [a.text[:200] for a in answers]
+    assert max(a.json()["timing"]["batch_rows"] for a in answers) > 1
+    greedy = batching_client.post("/infer", json={"prompts": [[25]], "max_new_tokens": 4})
+    assert answers[-1].json()["completions"] == greedy.json()["completions"]
+
+
+def test_a_request_whose_decoding_fails_fails_alone(batching_client, monkeypatch):
+    """A defect in one request's rows (here injected) answers 500 to it and 200 to the rest."""
+    import ryot.serve.app as app_module
+
+    poison, seen = (13, 13, 13), []
+
+    def poisoned(model, rows):
+        seen.append(len(rows))
+        if any(r.prompt == poison for r in rows):
+            raise RuntimeError("poisoned row")
+        return generate(model, rows)
+
+    monkeypatch.setattr(app_module, "generate", poisoned)
+    bodies = [{"prompts": [[i + 1]], "max_new_tokens": 3} for i in range(7)]
+    bodies.insert(2, {"prompts": [list(poison)], "max_new_tokens": 3})
+    answers = _concurrently(batching_client, bodies)
+    statuses = [a.status_code for a in answers]
+    assert statuses == [200, 200, 500] + [200] * 5, [a.text[:200] for a in answers]
+    assert answers[2].json()["field"] == "server" and "poisoned row" in answers[2].json()["error"]
+    assert seen[0] > 1, f"the poisoned request was never batched with the others: {seen}"
+    metrics = batching_client.get("/metrics").text
+    assert 'ryot_requests_total{endpoint="/infer",status="500"} 1.0' in metrics

@@ -75,6 +75,7 @@ def test_weights_that_do_not_fit_the_snapshot_are_refused(tmp_path, capsys):
         (["--device", "tpu"], "tpu"),
         (["--arm", "sideways"], "--arm"),
         (["--max-batch", "two"], "--max-batch"),
+        (["--max-body-bytes", "10"], "--max-body-bytes: must be in [1024, 1073741824]"),
     ],
 )
 def test_bad_flags_are_one_line_exit_2(run_dir, capsys, flags, message):

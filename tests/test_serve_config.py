@@ -25,6 +25,8 @@ def test_section_is_optional_and_shipped_configs_fit_their_model():
         ({"max_wait_ms": -1}, "serving.max_wait_ms = -1.0 must be in [0, 10000]"),
         ({"min_batching_gain": "4x"}, "serving.min_batching_gain: expected a number, got '4x'"),
         ({"requests": True}, "serving.requests: expected an integer, got True"),
+        ({"max_body_bytes": 100}, "serving.max_body_bytes = 100 must be in [1024, 1073741824]"),
+        ({"max_body_bytes": 1.5e6}, "serving.max_body_bytes: expected an integer, got 1500000.0"),
         ("yes", "serving: expected a mapping of keys"),
     ],
 )

@@ -10,10 +10,13 @@ parser and must not pay for FastAPI.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import sys
 from pathlib import Path
+
+from ryot.config import MAX_BODY_BYTES, MIN_BODY_BYTES
 
 DEFAULT_MAX_BATCH = 32
 DEFAULT_MAX_WAIT_MS = 5.0
@@ -50,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"how long a batch waits for more requests (default: {DEFAULT_MAX_WAIT_MS:g})",
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        metavar="B",
+        help="larger request bodies are answered 413 (default: the run's serving.max_body_bytes,"
+        " 1 MiB unless its config set one)",
+    )
+    parser.add_argument(
         "--allow-no-go",
         action="store_true",
         help="serve a run whose verdict is not GO (/health says so)",
@@ -66,6 +77,13 @@ def _check_flags(args: argparse.Namespace) -> None:
     if not 0 <= args.max_wait_ms <= MAX_WAIT_LIMIT_MS:  # also False for NaN
         raise _Usage(
             f"--max-wait-ms: must be in [0, {MAX_WAIT_LIMIT_MS:g}], got {args.max_wait_ms}"
+        )
+    if args.max_body_bytes is not None and not (
+        MIN_BODY_BYTES <= args.max_body_bytes <= MAX_BODY_BYTES
+    ):
+        raise _Usage(
+            f"--max-body-bytes: must be in [{MIN_BODY_BYTES}, {MAX_BODY_BYTES}], "
+            f"got {args.max_body_bytes}"
         )
     if not 0 <= args.port <= 65535:
         raise _Usage(f"--port: must be in [0, 65535], got {args.port}")
@@ -91,6 +109,16 @@ def bind(host: str, port: int) -> socket.socket:
         raise _Usage(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
     sock.set_inheritable(True)
     return sock
+
+
+def _log_one_line_each() -> None:
+    """The server's own events (a client gone mid-body, a failed decode) as single stderr lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ryot serve: %(message)s"))
+    logger = logging.getLogger("ryot.serve")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,8 +158,10 @@ def _serve(args: argparse.Namespace) -> int:
         verdict,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        max_body_bytes=args.max_body_bytes,
         allow_no_go=args.allow_no_go,
     )
+    _log_one_line_each()
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     note = "" if verdict.status == "GO" else f" (verdict {verdict.status}: --allow-no-go)"

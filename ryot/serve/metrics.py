@@ -15,6 +15,11 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+def endpoint_label(path: str) -> str:
+    # Unknown paths share one label: a scanner must not create a time series per URL.
+    return path if path in ENDPOINTS else "other"
+
+
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -43,12 +48,20 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "ryot_queue_depth", "Requests waiting for a decode batch", registry=self.registry
         )
+        self.disconnects = Counter(
+            "ryot_client_disconnects",
+            "Requests whose client went away before an answer could be sent, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
-        # Unknown paths share one label: a scanner must not create a time series per URL.
-        endpoint = path if path in ENDPOINTS else "other"
+        endpoint = endpoint_label(path)
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
+
+    def observe_disconnect(self, path: str) -> None:
+        self.disconnects.labels(endpoint_label(path)).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
