@@ -468,7 +468,8 @@ def _stalls(records: list[RunRecord]) -> Stalls:
 
 
 def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:
-    """The seed plan's per-arm fields, medians over repeats where there are several."""
+    """The seed plan's per-arm fields, medians over repeats where there are several; times on
+    the stack's own clock (machine stalls off)."""
     results = [r for r in results if r is not None]
     if not results:
         return None
@@ -478,14 +479,14 @@ def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:
         return statistics.median(finite) if finite else None
 
     return {
-        "total_time": med(r.total_time_s for r in results),
-        "avg_epoch_time": med(r.train_time_s / max(1, len(r.epochs)) for r in results),
+        "total_time": med(r.clock_s for r in results),
+        "avg_epoch_time": med(sum(r.step_clock) / max(1, len(r.epochs)) for r in results),
         "final_loss": med(r.final_loss for r in results),
         "val_loss": med(r.val_loss for r in results),
         "losses": [e.mean_loss for e in results[0].epochs],
         "throughput": med(throughput(r) for r in results),
         "samples_per_s": med(
-            sum(e.samples for e in r.epochs) / r.train_time_s if r.train_time_s else 0.0
+            sum(e.samples for e in r.epochs) / sum(r.step_clock) if sum(r.step_clock) else 0.0
             for r in results
         ),
         "setup_time": med(r.setup_time_s for r in results),

@@ -475,3 +475,21 @@ def test_fuzz_load_random_text(tmp_path: Path, text: str):
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
     checked_load(path)
+
+
+def test_a_retired_key_is_an_error_naming_it_and_why(tmp_path: Path):
+    path = tmp_path / "old.yaml"
+    path.write_text("criteria:\n  target_slack: 0.025\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: criteria.target_slack is retired with schema 3.0")
+    assert message.endswith("remove it") and "\n" not in message
+
+
+def test_a_run_snapshot_with_a_retired_key_still_loads():
+    """Old checkpoints and comparison.json files carry their config: they must still load."""
+    old = {"criteria": {"max_loss_delta": 0.2, "target_slack": 0.025}}
+    assert config_from_dict(old, "checkpoint", snapshot=True).criteria.max_loss_delta == 0.2
+    with pytest.raises(ConfigError, match="target_slack is retired"):
+        config_from_dict(old, "a user's config")
