@@ -96,7 +96,7 @@ def _serving_section(run_dir: Path, config_path: str | None) -> tuple[ServingCon
         return load_config(config_path).serving, config_path
     path = run_dir / "comparison.json"
     snapshot = json.loads(path.read_text(encoding="utf-8")).get("config")
-    config: Config = config_from_dict(snapshot, f"{path} (config)")
+    config: Config = config_from_dict(snapshot, f"{path} (config)", snapshot=True)
     return config.serving, f"{path} (config snapshot)"
 
 
@@ -130,7 +130,8 @@ def served_run(request, stage3b):
 @pytest.fixture(scope="session")
 def server(served_run, stage3b):
     run_dir, allow, serving = served_run
-    args = ["--max-batch", str(serving.max_batch), "--max-wait-ms", str(serving.max_wait_ms)]
+    args = ["--max-batch", str(serving.max_batch), "--max-wait-ms", str(serving.max_wait_ms),
+            "--max-body-bytes", str(serving.max_body_bytes)]  # fmt: skip
     args += ["--arm", stage3b.data["arm"]] + (["--allow-no-go"] if allow else [])
     with ServerProcess(run_dir, args) as proc:
         stage3b.data["health"] = proc.wait_healthy()
