@@ -1,10 +1,11 @@
 """report.html and comparison.json's schema.
 
-A synthetic comparison written from the contract (schema 2.0) checks the schema, the headline
-(speed at equal quality), the new charts and robustness to null or missing fields without
-training anything. Real smoke runs (GO, INVESTIGATE, DEBUG) are rendered too, parsed back and
-compared with comparison.json number by number; escaping, no network, history, errors, and a
-headless screenshot."""
+A synthetic comparison written from the contract (schema 3.0) checks the schema, the headline
+(speed at equal quality: each pair at its matched loss), the charts, the machine stalls and
+robustness to null or missing fields without training anything. Real smoke runs (GO,
+INVESTIGATE, DEBUG) are rendered too, parsed back and compared with comparison.json number by
+number; the committed schema-2.0 example and a schema-1.0 run still render as they did;
+escaping, no network, history, errors, and a headless screenshot."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.xdist_group("cli_runs")
 
 # A real schema-1.0 run (the example committed before schema 2.0), to prove old runs still render
 EXAMPLE = ROOT / "tests" / "data" / "schema-1.0-comparison.json"
+# A real schema-2.0 run (one target loss; seed 44's optimized run never reached it)
+EXAMPLE_2 = ROOT / "reports" / "examples" / "cpu-2core-epyc-no-avx512" / "comparison.json"
 
 # ------------------------------------------------------------------------------------------
 # A tiny DOM from the stdlib parser
@@ -120,7 +123,7 @@ def parse(html: str) -> DomBuilder:
 
 
 # ------------------------------------------------------------------------------------------
-# A synthetic comparison.json, written from the contract (schema 2.0), independent of the runs
+# A synthetic comparison.json, written from the contract (schema 3.0), independent of the runs
 # ------------------------------------------------------------------------------------------
 
 LEVEL = 0.95
@@ -170,17 +173,23 @@ def difference_est(base: list[float], opt: list[float]) -> dict:
     return _est(m, m - h, m + h, diffs, "t on paired differences")
 
 
-def first_crossing(curve: list[dict], target: float) -> float | None:
-    """Time to target: the first crossing, linearly interpolated on clock_s."""
+def time_to(curve: list[dict], loss: float) -> float | None:
+    """Time to `loss`: the first crossing, linearly interpolated on clock_s (the synthetic
+    curves fall monotonically, so this is their running minimum's crossing too)."""
     prev = None
     for p in curve:
-        if p["val_loss"] is not None and p["val_loss"] <= target:
+        if p["val_loss"] is not None and p["val_loss"] <= loss:
             if prev is None:
                 return p["clock_s"]
             x0, y0, x1, y1 = prev["clock_s"], prev["val_loss"], p["clock_s"], p["val_loss"]
-            return x0 + (y0 - target) / (y0 - y1) * (x1 - x0)
+            return x0 + (y0 - loss) / (y0 - y1) * (x1 - x0)
         prev = p
     return None
+
+
+def step_clock(r: dict) -> list[float]:
+    """Each step's own time: the machine's stall taken off."""
+    return [t - s for t, s in zip(r["step_times"], r["step_stalls"], strict=True)]
 
 
 FLOOR = [3.6 - 1.5 * (1 - math.exp(-i / 4)) for i in range(FULL_LEN)]  # Bayes floor per position
@@ -232,8 +241,10 @@ def _evidence() -> list[dict]:
     ]
 
 
-def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
-    """One ArmResult.to_dict(): a curve that falls from 4.2 towards 3.0 nats."""
+def arm_result(arm: str, seed_offset: float, speed: float, stall: tuple[int, float] = ()) -> dict:
+    """One ArmResult.to_dict(): a curve that falls from 4.2 towards 3.0 nats. stall = (step,
+    seconds): the machine held the process off the CPU during that step (on the wall clock,
+    off the stack's clock)."""
     if arm == "baseline":
         tokens = [BATCH * FULL_LEN] * STEPS
         times = [0.100 * speed] * STEPS
@@ -241,7 +252,9 @@ def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
         lengths = [8, 8, 16, 16, 24, 24] + [FULL_LEN] * (STEPS - 6)
         tokens = [BATCH * n for n in lengths]
         times = [0.012 * speed * n / 8 + 0.01 for n in lengths]
-    times = [t * (1 + 0.01 * (i % 3)) for i, t in enumerate(times)]
+    times = [t * (1 + 0.01 * (i % 3)) for i, t in enumerate(times)]  # the stack's own
+    stalls = [stall[1] if stall and i == stall[0] else 0.0 for i in range(STEPS)]
+    wall = [t + s for t, s in zip(times, stalls, strict=True)]
     setup = 0.5
     shift = seed_offset + (0.0 if arm == "baseline" else 0.01)
     curve = [
@@ -258,11 +271,11 @@ def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
         {
             "epoch": e + 1,
             "mean_loss": statistics.mean(step_losses[3 * e : 3 * e + 3]),
-            "time_s": sum(times[3 * e : 3 * e + 3]),
+            "time_s": sum(wall[3 * e : 3 * e + 3]),
             "tokens": sum(tokens[3 * e : 3 * e + 3]),
             "samples": 3 * BATCH,
-            "tokens_per_s": sum(tokens[3 * e : 3 * e + 3]) / sum(times[3 * e : 3 * e + 3]),
-            "samples_per_s": 3 * BATCH / sum(times[3 * e : 3 * e + 3]),
+            "tokens_per_s": sum(tokens[3 * e : 3 * e + 3]) / sum(wall[3 * e : 3 * e + 3]),
+            "samples_per_s": 3 * BATCH / sum(wall[3 * e : 3 * e + 3]),
             "grad_norm": 0.5,
             "status": "ok",
         }
@@ -273,12 +286,15 @@ def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
         "device": "cpu",
         "threads": 1,
         "num_parameters": 52_000,
-        "step_times": times,
+        "step_times": wall,
         "step_losses": step_losses,
         "step_tokens": tokens,
+        "step_stalls": stalls,
         "epochs": epochs,
         "setup_time_s": setup,
-        "train_time_s": sum(times),
+        "setup_stall_s": 0.0,
+        "stack_build_s": 0.001,
+        "train_time_s": sum(wall),
         "eval_time_s": 0.2,
         "checkpoint_time_s": 0.0,
         "val_loss": statistics.mean(per_position),
@@ -289,7 +305,11 @@ def arm_result(arm: str, seed_offset: float, speed: float) -> dict:
         "divergence": None,
         "resumed_from_step": 0,
         "evidence": [] if arm == "baseline" else _evidence(),
-        "total_time_s": setup + sum(times),
+        "run_queue_wait_s": 0.02 * speed,
+        "involuntary_switches": 40,
+        "total_time_s": setup + sum(wall),
+        "stall_s": sum(stalls),
+        "clock_s": setup + sum(times),
         "final_loss": step_losses[-1],
         "curve": curve,
         "initial_val_loss": 3.0 + shift + 1.2,
@@ -307,7 +327,7 @@ def _summary(results: list[dict]) -> dict:
         "final_loss": med(r["final_loss"] for r in results),
         "val_loss": med(r["val_loss"] for r in results),
         "losses": [e["mean_loss"] for e in results[0]["epochs"]],
-        "throughput": med(sum(r["step_tokens"]) / r["train_time_s"] for r in results),
+        "throughput": med(sum(r["step_tokens"]) / sum(step_clock(r)) for r in results),
         "samples_per_s": med(STEPS * BATCH / r["train_time_s"] for r in results),
         "setup_time": 0.5,
         "peak_memory_mb": max(r["peak_memory_mb"] for r in results),
@@ -335,15 +355,16 @@ def _row(cid, name, measured, unit, low, high, passed, critical, threshold) -> d
 
 
 def synthetic_comparison() -> dict:
-    """Two interleaved pairs (B O, O B) and an A/A baseline, every number consistent."""
+    """Two interleaved pairs (B O, O B) and an A/A baseline, every number consistent; two runs
+    were stalled by the machine (0.08 s and 0.25 s in one step each)."""
     config = load_config(CONFIGS / "smoke.yaml").to_dict()
     config["name"] = "synthetic"
-    jobs = [  # (arm, repeat, role, seed, encoding, seed offset of the loss, speed factor)
-        ("baseline", 0, "pair", 42, "cp1252", 0.000, 1.00),
-        ("optimized", 0, "pair", 42, "ascii", 0.000, 1.00),
-        ("optimized", 1, "pair", 43, "cp1252", 0.020, 1.04),
-        ("baseline", 1, "pair", 43, "ascii", 0.020, 1.03),
-        ("baseline", 0, "aa", 42, "utf-8", 0.000, 1.01),
+    jobs = [  # (arm, repeat, role, seed, encoding, seed offset of the loss, speed factor, stall)
+        ("baseline", 0, "pair", 42, "cp1252", 0.000, 1.00, ()),
+        ("optimized", 0, "pair", 42, "ascii", 0.000, 1.00, (9, 0.08)),
+        ("optimized", 1, "pair", 43, "cp1252", 0.020, 1.04, ()),
+        ("baseline", 1, "pair", 43, "ascii", 0.020, 1.03, (5, 0.25)),
+        ("baseline", 0, "aa", 42, "utf-8", 0.000, 1.01, ()),
     ]
     runs = [
         {
@@ -356,28 +377,40 @@ def synthetic_comparison() -> dict:
             "console_encoding": enc,
             "wall_s": 3.0 + i,
             "error": "",
-            "result": arm_result(arm, off, speed),
+            "result": arm_result(arm, off, speed, stall),
         }
-        for i, (arm, rep, role, seed, enc, off, speed) in enumerate(jobs, start=1)
+        for i, (arm, rep, role, seed, enc, off, speed, stall) in enumerate(jobs, start=1)
     ]
     pair = {(r["repeat"], r["arm"]): r["result"] for r in runs if r["role"] == "pair"}
     base = [pair[(k, "baseline")] for k in (0, 1)]
     opt = [pair[(k, "optimized")] for k in (0, 1)]
     crit = config["criteria"]
-    worst = max(b["curve"][-1]["val_loss"] for b in base)
-    target = worst + crit["target_slack"]
-    ttt_b = [first_crossing(b["curve"], target) for b in base]
-    ttt_o = [first_crossing(o["curve"], target) for o in opt]
-    ttt = speedup_est(ttt_b, ttt_o)
-    speed = speedup_est([b["total_time_s"] for b in base], [o["total_time_s"] for o in opt])
+    matched = []  # each pair at its matched loss L*: the worse of its two final curve losses
+    for k, (b, o) in enumerate(zip(base, opt, strict=True)):
+        finals = b["curve"][-1]["val_loss"], o["curve"][-1]["val_loss"]
+        loss_star = max(finals)
+        matched.append(
+            {
+                "repeat": k,
+                "seed": 42 + k,
+                "loss": loss_star,
+                "baseline_final": finals[0],
+                "optimized_final": finals[1],
+                "baseline_s": time_to(b["curve"], loss_star),
+                "optimized_s": time_to(o["curve"], loss_star),
+            }
+        )
+    ttt = speedup_est([p["baseline_s"] for p in matched], [p["optimized_s"] for p in matched])
+    speed = speedup_est([b["clock_s"] for b in base], [o["clock_s"] for o in opt])
     tput = improvement_est(
-        [sum(b["step_tokens"]) / b["train_time_s"] for b in base],
-        [sum(o["step_tokens"]) / o["train_time_s"] for o in opt],
+        [sum(b["step_tokens"]) / sum(step_clock(b)) for b in base],
+        [sum(o["step_tokens"]) / sum(step_clock(o)) for o in opt],
     )
     loss = difference_est([b["val_loss"] for b in base], [o["val_loss"] for o in opt])
     margin = crit["max_loss_delta"]
     loss.update(
         margin=margin,
+        non_inferior=loss["high"] < margin,
         equivalent=-margin < loss["low"] and loss["high"] < margin,
         baseline_spread=statistics.stdev(b["val_loss"] for b in base),
     )
@@ -394,22 +427,32 @@ def synthetic_comparison() -> dict:
         return d if seed is None else {**d, "seed": seed}
 
     worst_seed = min(base, key=lambda r: learned(r)["context_learned"])
-    aa_s, base0_s = runs[4]["result"]["total_time_s"], base[0]["total_time_s"]
+    aa_run, base0 = runs[4]["result"], base[0]
+    ratios = [a / b for b, a in zip(step_clock(base0), step_clock(aa_run), strict=True)]
+    aa_s, base0_s = aa_run["clock_s"], base0["clock_s"]
     noise = {
-        "aa": abs(1 - aa_s / base0_s),
-        "detail": "A/A: baseline against baseline, seed 42.",
+        "aa": abs(1 - statistics.median(ratios)),
+        "detail": "A/A: baseline against baseline, seed 42, step by step.",
         "baseline_s": base0_s,
         "aa_s": aa_s,
+        "steps": STEPS,
+        "end_to_end": abs(1 - aa_s / base0_s),
     }
+    stalls = [
+        {
+            "label": f"run {r['index']} ({r['arm']}, {r['role']} {r['repeat'] + 1})",
+            "arm": r["arm"],
+            "role": r["role"],
+            "stall_s": r["result"]["stall_s"],
+            "stalled_steps": sum(s > 0 for s in r["result"]["step_stalls"]),
+            "largest_s": max(r["result"]["step_stalls"]),
+            "run_queue_wait_s": r["result"]["run_queue_wait_s"],
+            "involuntary_switches": r["result"]["involuntary_switches"],
+        }
+        for r in runs
+    ]
     measurements = {
-        "target": {"loss": target, "worst_baseline_final": worst, "slack": crit["target_slack"]},
-        "time_to_target": {
-            **ttt,
-            "pairs": [
-                {"repeat": k, "seed": 42 + k, "baseline_s": ttt_b[k], "optimized_s": ttt_o[k]}
-                for k in (0, 1)
-            ],
-        },
+        "time_to_target": {**ttt, "pairs": matched},
         "speedup": speed,
         "throughput": tput,
         "loss_delta": loss,
@@ -422,6 +465,11 @@ def synthetic_comparison() -> dict:
         "encoding": {"problems": [], "summary": "5 runs printed through narrow consoles"},
         "no_effect": [],
         "noise": noise,
+        "stalls": {
+            "total_s": sum(r["stall_s"] for r in stalls),
+            "rule": "a stall is wall time the worker was held off the CPU (test fixture)",
+            "runs": stalls,
+        },
     }
     pct = 100.0
     rows = [
@@ -438,7 +486,7 @@ def synthetic_comparison() -> dict:
         ),
         _row(
             "time_to_target",
-            "Speedup at equal quality",
+            "Speedup at equal quality (time to matched loss)",
             ttt["point"] * pct,
             "%",
             ttt["low"] * pct,
@@ -449,14 +497,14 @@ def synthetic_comparison() -> dict:
         ),
         _row(
             "loss_match",
-            "Validation loss equivalent (TOST)",
+            "Validation loss non-inferior",
             loss["point"],
             "",
             loss["low"],
             loss["high"],
             True,
             False,
-            f"CI inside ±{margin}",
+            f"CI upper bound < +{margin:g}",
         ),
         _row(
             "speedup",
@@ -496,7 +544,7 @@ def synthetic_comparison() -> dict:
         ),
         _row(
             "measurement_reliable",
-            "Measurement reliable (A/A noise)",
+            "Measurement reliable (A/A noise, per step)",
             noise["aa"] * pct,
             "%",
             None,
@@ -508,7 +556,7 @@ def synthetic_comparison() -> dict:
     ]
     stripped = {k: v for k, v in measurements["time_to_target"].items() if k != "pairs"}
     return {
-        "schema_version": "2.0",
+        "schema_version": "3.0",
         "stage": "3a",
         "model": "ScaledTransformerModel",
         "created": "2025-01-02T03:04:05+00:00",
@@ -537,6 +585,7 @@ def synthetic_comparison() -> dict:
             "throughput_improvement_percent": tput["point"] * pct,
             "loss_delta": loss["point"],
             "loss_convergence_match": True,
+            "loss_non_inferior": loss["non_inferior"],
             "loss_equivalent": loss["equivalent"],
             "all_criteria_met": True,
         },
@@ -556,6 +605,7 @@ def synthetic_comparison() -> dict:
             "decision": "PROCEED TO STAGE 3b",
             "scenario": "optimistic",
             "exit_code": 0,
+            "reasons": [],
         },
         "evidence": {"baseline": [], "optimized": runs[1]["result"]["evidence"]},
         "ablation": {},
@@ -590,7 +640,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_synthetic_comparison_follows_the_schema(synthetic):
-    assert SCHEMA_VERSION == "2.0"
+    assert SCHEMA_VERSION == "3.0"
     jsonschema.Draft202012Validator.check_schema(load_schema())
     validator().validate(json.loads(json.dumps(synthetic, allow_nan=False)))
 
@@ -603,6 +653,14 @@ def _schema_errors(c: dict) -> list[str]:
     "edit",
     [
         "version_1",
+        "version_2",
+        "target_back",
+        "unreached_pair",
+        "pair_without_loss",
+        "no_stalls",
+        "no_non_inferior",
+        "no_reasons",
+        "no_clock",
         "estimate_median",
         "measurement_median",
         "entropy_floor_top",
@@ -623,6 +681,22 @@ def test_schema_rejects_what_the_contract_forbids(synthetic, edit):
     result = c["runs"][0]["result"]
     if edit == "version_1":
         c["schema_version"] = "1.0"
+    elif edit == "version_2":
+        c["schema_version"] = "2.0"
+    elif edit == "target_back":  # 3.0 has no single target loss
+        c["measurements"]["target"] = {"loss": 3.1, "worst_baseline_final": 3.0, "slack": 0.1}
+    elif edit == "unreached_pair":  # both arms reach L* by construction: no null time
+        c["measurements"]["time_to_target"]["pairs"][0]["optimized_s"] = None
+    elif edit == "pair_without_loss":
+        del c["measurements"]["time_to_target"]["pairs"][0]["loss"]
+    elif edit == "no_stalls":
+        del c["measurements"]["stalls"]
+    elif edit == "no_non_inferior":
+        del c["measurements"]["loss_delta"]["non_inferior"]
+    elif edit == "no_reasons":
+        del c["verdict"]["reasons"]
+    elif edit == "no_clock":
+        del result["clock_s"]
     elif edit == "estimate_median":
         c["confidence_intervals"]["speedup"]["median"] = c["confidence_intervals"]["speedup"].pop(
             "point"
@@ -657,10 +731,11 @@ def test_schema_rejects_what_the_contract_forbids(synthetic, edit):
 def test_schema_accepts_nulls_the_contract_allows(synthetic):
     c = synthetic
     ttt = c["measurements"]["time_to_target"]
-    ttt.update(point=None, low=None, high=None, values=[None, 0.3])  # -inf: never reached
-    ttt["pairs"][0]["optimized_s"] = None
+    ttt.update(point=None, low=None, high=None, values=[None, 0.3])  # not finite
     c["measurements"]["loss_delta"]["baseline_spread"] = None
-    c["measurements"]["noise"].update(aa=None, aa_s=None)
+    c["measurements"]["noise"].update(aa=None, aa_s=None, end_to_end=None)
+    c["measurements"]["stalls"]["runs"][0].update(run_queue_wait_s=None, involuntary_switches=None)
+    c["runs"][0]["result"].update(run_queue_wait_s=None, involuntary_switches=None)
     c["runs"][1]["result"]["curve"][-1]["val_loss"] = None  # a NaN became null
     c["runs"][1]["result"]["initial_val_loss"] = None
     assert not _schema_errors(c)
@@ -682,11 +757,28 @@ def test_the_schema_1_fixture_fails_the_new_schema():
     assert _schema_errors(old)
 
 
-def test_the_committed_examples_validate_against_the_current_schema():
+def test_the_committed_examples_validate_against_their_own_schema():
+    """An example is validated by the schema of the version it was written with: 2.0 files
+    keep comparison.schema.2.0.json beside the current one."""
     examples = sorted((ROOT / "reports" / "examples").glob("*/comparison.json"))
     assert examples
     for path in examples:
-        assert not _schema_errors(json.loads(path.read_text(encoding="utf-8"))), path
+        data = json.loads(path.read_text(encoding="utf-8"))
+        schema = load_schema(data["schema_version"])
+        assert schema["properties"]["schema_version"]["const"] == data["schema_version"]
+        jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def test_old_schemas_are_kept_and_differ_from_the_current_one():
+    assert load_schema() == load_schema(SCHEMA_VERSION)
+    old = load_schema("2.0")
+    jsonschema.Draft202012Validator.check_schema(old)
+    assert "target" in old["$defs"]["measurements"]["required"]
+    assert "stalls" in load_schema()["$defs"]["measurements"]["required"]
+    example = json.loads(EXAMPLE_2.read_text(encoding="utf-8"))
+    assert example["schema_version"] == "2.0" and _schema_errors(example)  # not a 3.0 file
+    with pytest.raises(ValueError, match="9.9"):
+        load_schema("9.9")
 
 
 def _metric(dom: Node, metric_id: str) -> dict[str, str]:
@@ -703,16 +795,16 @@ def test_headline_is_the_speedup_at_equal_quality_with_its_ci(synthetic):
     dom = render_dom(c)
     primary = dom.find("section", cls="primary")
     ids = [n.attrs.get("id") for n in primary.find_all(cls="metric")]
-    assert ids == ["headline-ttt", "headline-speedup"]  # time to target first, end to end beside
+    assert ids == ["headline-ttt", "headline-speedup"]  # at equal quality first, end to end beside
     ttt, e = c["measurements"]["time_to_target"], c["measurements"]["speedup"]
     head = _metric(dom, "headline-ttt")
-    assert "equal quality" in head["label"] and "time to target" in head["label"]
+    assert head["label"] == "Speedup at equal quality (time to matched loss)"
     assert head["value"] == pct(ttt["point"])
     assert f"95% CI [{pct(ttt['low'])}, {pct(ttt['high'])}]" in head["sub"]
     assert "geometric mean of 2 pairs" in head["sub"]
-    target = c["measurements"]["target"]["loss"]
-    assert f"validation loss {target:.4f}" in head["note"]
+    assert "matched loss L*" in head["note"] and "target" not in head["note"]
     for p in ttt["pairs"]:
+        assert f"{p['loss']:.4f}" in head["note"]
         assert f"{p['baseline_s']:.2f} s" in head["note"]
         assert f"{p['optimized_s']:.2f} s" in head["note"]
     end = _metric(dom, "headline-speedup")
@@ -721,18 +813,21 @@ def test_headline_is_the_speedup_at_equal_quality_with_its_ci(synthetic):
     # the banner's secondary numbers
     metrics = {m.find(cls="metric-label").text(): m for m in dom.find_all(cls="metric")}
     loss = c["measurements"]["loss_delta"]
-    tost = metrics["Val loss delta (TOST)"]
-    assert tost.find(cls="metric-value").text() == f"{loss['point']:+.4f}"
-    assert f"[{loss['low']:+.4f}, {loss['high']:+.4f}] vs ±{loss['margin']:.4f}" in tost.text()
-    assert "equivalent" in tost.text() and "NOT" not in tost.text()
+    quality = metrics["Val loss delta (non-inferiority)"]
+    assert quality.find(cls="metric-value").text() == f"{loss['point']:+.4f}"
+    text = quality.text()
+    assert f"[{loss['low']:+.4f}, {loss['high']:+.4f}]" in text
+    assert f"upper bound < +{loss['margin']:.4f}: non-inferior" in text
+    assert f"TOST ±{loss['margin']:.4f}: equivalent" in text and "NOT" not in text
     learn = c["measurements"]["learning"]
     ctx = metrics["Context learned"]
     assert ctx.find(cls="metric-value").text() == f"{learn['context_learned'] * 100:.1f}%"
     assert f"drop {learn['drop']:.3f} nats" in ctx.text()
     noise = c["measurements"]["noise"]
-    aa = metrics["A/A noise"]
+    aa = metrics["A/A noise (per step)"]
     assert aa.find(cls="metric-value").text() == f"{noise['aa'] * 100:.1f}%"
-    assert f"{noise['aa_s']:.2f} s" in aa.text() and f"{noise['baseline_s']:.2f} s" in aa.text()
+    assert f"over {noise['steps']} steps" in aa.text()
+    assert f"end to end {noise['end_to_end'] * 100:.1f}% (one draw)" in aa.text()
     tput = c["measurements"]["throughput"]
     assert metrics["Throughput"].find(cls="metric-value").text() == pct(tput["point"])
     assert metrics["Criteria passed"].find(cls="metric-value").text() == "10 / 10"
@@ -767,22 +862,31 @@ def test_learning_and_equivalence_are_shown_near_the_top(synthetic):
         ]
     assert c["bench"]["description"] in dom.find(id="learning").text()
     loss = c["measurements"]["loss_delta"]
+    assert "Loss non-inferiority" in dom.find(id="equivalence").find("h3").text()
     kv = _kv(dom.find("table", cls="equivalence"))
     assert kv["Loss delta (optimized - baseline), mean"] == f"{loss['point']:+.4f}"
     assert kv["95% CI (2 pairs)"] == f"[{loss['low']:+.4f}, {loss['high']:+.4f}]"
-    assert kv["Equivalence margin"] == f"±{loss['margin']:.4f}"
-    assert kv["Equivalent (CI inside the margin)"] == "yes"
+    assert kv["Margin"] == f"+{loss['margin']:.4f} (TOST: ±{loss['margin']:.4f})"
+    assert kv["Non-inferior (CI upper bound < +margin), the criterion"] == "yes"
+    assert kv["Equivalent (TOST: CI inside ±margin), shown beside"] == "yes"
     assert kv["Baseline seed-to-seed spread (stdev)"] == f"{loss['baseline_spread']:.4f}"
     chart = dom.find("figure", id="chart-equivalence").find("svg")
     assert chart.find_all("rect", cls="margin") and chart.find_all("line", cls="ci")
-    assert f"mean {loss['point']:+.4f}" in chart.text()
+    assert chart.find_all("rect", cls="inferior")  # right of +margin: the criterion fails
+    assert f"mean {loss['point']:+.4f}" in chart.text() and "· non-inferior" in chart.text()
+    # A delta whose CI reaches past +margin: not non-inferior, said so
+    c["measurements"]["loss_delta"].update(non_inferior=False, equivalent=False)
+    dom = render_dom(c)
+    kv = _kv(dom.find("table", cls="equivalence"))
+    assert kv["Non-inferior (CI upper bound < +margin), the criterion"] == "NO"
+    assert "NOT non-inferior" in dom.find("figure", id="chart-equivalence").text()
 
 
 def _y(node: Node, key: str) -> float:
     return float(node.attrs[key])
 
 
-def test_curve_chart_draws_each_paired_run_the_target_and_times_to_target(synthetic):
+def test_curve_chart_draws_each_pair_at_its_matched_loss_and_times_to_it(synthetic):
     c = synthetic
     svg = render_dom(c).find("figure", id="chart-curve").find("svg")
     pair_runs = [r for r in c["runs"] if r["role"] == "pair"]
@@ -791,20 +895,26 @@ def test_curve_chart_draws_each_paired_run_the_target_and_times_to_target(synthe
     for line, run in zip(curves, pair_runs, strict=False):
         assert len(line.attrs["points"].split()) == len(run["result"]["curve"])
     assert sorted(n.attrs["data-arm"] for n in curves) == ["baseline"] * 2 + ["optimized"] * 2
-    target = c["measurements"]["target"]["loss"]
-    (line,) = svg.find_all("line", cls="target")
-    assert float(line.attrs["data-loss"]) == pytest.approx(target, rel=1e-5)
-    assert _y(line, "y1") == _y(line, "y2")
-    assert f"target {target:.4f}" in svg.text()
-    marks = svg.find_all("circle", cls="ttt")
+    assert not svg.find_all("line", cls="target")  # no single target in schema 3.0
     pairs = c["measurements"]["time_to_target"]["pairs"]
+    lines = {n.attrs["data-repeat"]: n for n in svg.find_all("line", cls="matched")}
+    assert sorted(lines) == [str(p["repeat"]) for p in pairs]  # one short line per pair
+    labels = [n.text() for n in svg.find_all("text", cls="matched-label")]
+    for p in pairs:
+        line = lines[str(p["repeat"])]
+        assert float(line.attrs["data-loss"]) == pytest.approx(p["loss"], rel=1e-5)
+        assert _y(line, "y1") == _y(line, "y2")
+        assert f"L* {p['loss']:.4f} (seed {p['seed']})" in labels
+    marks = svg.find_all("circle", cls="ttt")
     assert len(marks) == 2 * len(pairs)
-    for mark in marks:  # on the target line, at the JSON's seconds
-        assert _y(mark, "cy") == pytest.approx(_y(line, "y1"), abs=0.11)
+    for mark in marks:  # on its own pair's L* line, at the JSON's seconds
         pair = pairs[int(mark.attrs["data-repeat"])]
+        line = lines[mark.attrs["data-repeat"]]
+        assert _y(mark, "cy") == pytest.approx(_y(line, "y1"), abs=0.11)
+        assert float(line.attrs["x1"]) < float(mark.attrs["cx"]) < float(line.attrs["x2"])
         seconds = pair[f"{mark.attrs['data-arm']}_s"]
         assert float(mark.attrs["data-seconds"]) == pytest.approx(seconds, rel=1e-5)
-        assert f"{seconds:.2f} s" in mark.text()  # the tooltip
+        assert f"{seconds:.2f} s" in mark.text() and f"L* {pair['loss']:.4f}" in mark.text()
     # x grows with time: each pair's optimized mark sits left of its baseline mark
     for k in range(len(pairs)):
         x = {
@@ -814,11 +924,32 @@ def test_curve_chart_draws_each_paired_run_the_target_and_times_to_target(synthe
         }
         assert x["optimized"] < x["baseline"]
     text = svg.text()
-    assert "training clock (s" in text and "validation loss (nats)" in text
-    base = (
-        f"time to target, baseline: {pairs[0]['baseline_s']:.2f} s, {pairs[1]['baseline_s']:.2f} s"
-    )
-    assert base in text
+    assert "training clock (s" in text and "machine stalls" in text
+    assert "validation loss (nats)" in text and "L* per pair" in text
+    times = ", ".join(f"{p['baseline_s']:.2f} s" for p in pairs)
+    assert f"time to matched loss L*, baseline: {times}" in text
+    # Beside the chart, one row per pair: both finals, L* (the worse), both times, the speedup
+    rows = render_dom(c).find("table", cls="matched-pairs").find("tbody").find_all("tr")
+    for tr, p in zip(rows, pairs, strict=True):
+        assert [td.text() for td in tr.find_all("td")] == [
+            str(p["repeat"]),
+            str(p["seed"]),
+            f"{p['baseline_final']:.4f}",
+            f"{p['optimized_final']:.4f}",
+            f"{max(p['baseline_final'], p['optimized_final']):.4f}",
+            f"{p['baseline_s']:.2f} s",
+            f"{p['optimized_s']:.2f} s",
+            pct(1 - p["optimized_s"] / p["baseline_s"]),
+        ]
+
+
+def test_close_matched_losses_get_labels_apart(synthetic):
+    c = synthetic
+    pairs = c["measurements"]["time_to_target"]["pairs"]
+    pairs[1]["loss"] = pairs[0]["loss"] + 1e-4  # 0.01 px apart: the labels would overlap
+    svg = render_dom(c).find("figure", id="chart-curve").find("svg")
+    ys = sorted(float(n.attrs["y"]) for n in svg.find_all("text", cls="matched-label"))
+    assert len(ys) == 2 and ys[1] - ys[0] >= 12
 
 
 def test_position_chart_draws_both_arms_against_the_bayes_floor(synthetic):
@@ -851,7 +982,7 @@ def test_speedup_chart_shows_both_speedups_as_geometric_means(synthetic):
     rows = {n.attrs["data-row"]: n.text() for n in svg.find_all("text", cls="row-summary")}
     ttt, e = c["measurements"]["time_to_target"], c["measurements"]["speedup"]
     assert rows["at equal quality"].startswith(
-        f"time to target: geometric mean {pct(ttt['point'])}"
+        f"time to matched loss: geometric mean {pct(ttt['point'])}"
     )
     assert f"[{pct(ttt['low'])}, {pct(ttt['high'])}]" in rows["at equal quality"]
     assert rows["end to end"].startswith(f"end-to-end time: geometric mean {pct(e['point'])}")
@@ -869,7 +1000,7 @@ def test_criteria_rows_show_their_summary_and_time_to_target(synthetic):
         c["measurements"]["time_to_target"]["point"]
     )
     reasons = dom.find("ul", cls="reasons").text()
-    assert "Speedup at equal quality: ttt summary line <b>" in reasons
+    assert "Speedup at equal quality (time to matched loss): ttt summary line <b>" in reasons
     # A summary that starts with the criterion's name is shown once, not "Name: Name: ..."
     first = c["criteria"][0]
     assert first["summary"].startswith(f"{first['name']}: ")
@@ -881,35 +1012,147 @@ def test_criteria_rows_show_their_summary_and_time_to_target(synthetic):
     assert reasons.count(first["name"]) == 1
 
 
-def test_comparison_table_has_time_to_target(synthetic):
+def test_verdict_lists_its_reasons_beyond_the_failed_criteria(synthetic):
+    c = synthetic
+    c["criteria"][3]["passed"] = False
+    skipped = "kernel skipped bf16 autocast: this CPU has no native bf16 <i>"
+    c["verdict"].update(
+        status="INVESTIGATE",
+        decision="INVESTIGATE & RETRY",
+        exit_code=1,
+        reasons=[c["criteria"][3]["summary"], skipped],  # as ryot.stage3a writes them
+    )
+    reasons = render_dom(c).find("header", id="verdict").find("ul", cls="reasons")
+    items = [li.text() for li in reasons.find_all("li")]
+    assert items == [c["criteria"][3]["summary"], skipped]  # the summary once, not twice
+    assert [li.text() for li in reasons.find_all("li", cls="more")] == [skipped]
+    assert "1 of 10 criteria failed:" in render_dom(c).find(cls="why").text()
+
+
+def test_machine_stalls_are_listed_run_by_run_with_the_rule(synthetic):
+    c = synthetic
+    stalls = c["measurements"]["stalls"]
+    stalled = [r for r in stalls["runs"] if r["stall_s"] > 0]
+    assert len(stalled) == 2 < len(stalls["runs"])
+    dom = render_dom(c)
+    section = dom.find("section", id="measurement")
+    toc = {a.attrs["href"]: a.text() for a in dom.find("nav").find_all("a")}
+    assert toc["#measurement"] == "Measurement"
+    box = section.find(id="stalls")
+    summary = box.find(cls="stalls-summary").text()
+    assert summary == f"{stalls['total_s']:.2f} s taken off the clocks of 2 of 5 runs"
+    rows = box.find("table", cls="stalls").find("tbody").find_all("tr")
+    assert [[td.text() for td in tr.find_all("td")] for tr in rows] == [
+        [
+            r["label"],
+            f"{r['stall_s']:.3f}",
+            str(r["stalled_steps"]),
+            f"{r['largest_s']:.3f}",
+            f"{r['run_queue_wait_s']:.3f}",
+            str(r["involuntary_switches"]),
+        ]
+        for r in stalled
+    ]  # only the runs that stalled
+    assert f"Rule: {stalls['rule']}" in box.text()
+    queue = sum(r["run_queue_wait_s"] for r in stalls["runs"])
+    assert f"run-queue wait {queue:.2f} s" in box.text()
+    # each stalled run's epoch table and raw-runs row say what came off its clock
+    runs = dom.find("table", cls="runs").find("tbody").find_all("tr")
+    for tr, run in zip(runs, c["runs"], strict=True):
+        assert tr.find_all("td")[11].text() == f"{run['result']['stall_s']:.2f}"
+    table = dom.find("div", cls="epoch-table", data_arm="baseline")  # the A/A run, unstalled
+    res = c["runs"][-1]["result"]
+    assert f"stack clock {res['clock_s']:.2f} s (machine stalls 0.00 s off)" in table.text()
+    # No stall anywhere: said so, no table
+    for r in stalls["runs"]:
+        r.update(stall_s=0.0, stalled_steps=0, largest_s=0.0)
+    stalls["total_s"] = 0.0
+    box = render_dom(c).find(id="stalls")
+    assert box.find(cls="stalls-summary").text() == "none seen in 5 runs"
+    assert not box.find_all("table")
+
+
+def test_aa_noise_is_shown_per_step_with_the_end_to_end_draw_beside(synthetic):
+    c = synthetic
+    noise = c["measurements"]["noise"]
+    box = render_dom(c).find("section", id="measurement").find(id="noise")
+    kv = _kv(box.find("table", cls="noise"))
+    assert kv["A/A noise per step (the criterion)"] == f"{noise['aa'] * 100:.1f}%"
+    assert kv["Steps compared"] == str(noise["steps"])
+    assert kv["End to end over the same steps (one draw, shown only)"] == (
+        f"{noise['end_to_end'] * 100:.1f}%"
+    )
+    assert kv["The A/A run"] == f"{noise['aa_s']:.2f} s"
+    assert kv["Threshold"] == f"<= {c['config']['criteria']['max_noise_percent']:g}%"
+    assert noise["detail"] in box.text()
+
+
+def test_comparison_table_has_time_to_matched_loss_and_the_stack_clock(synthetic):
     c = synthetic
     rows = render_dom(c).find("table", cls="comparison").find("tbody").find_all("tr")
     cells = [td.text() for td in rows[0].find_all("td")]
     pairs = c["measurements"]["time_to_target"]["pairs"]
     base = statistics.median(p["baseline_s"] for p in pairs)
     opt = statistics.median(p["optimized_s"] for p in pairs)
-    assert cells[:3] == ["Time to target (s)", f"{base:.2f}", f"{opt:.2f}"]
+    assert cells[:3] == ["Time to matched loss (s)", f"{base:.2f}", f"{opt:.2f}"]
     assert cells[3] == f"{base - opt:+.2f} ({100 * (base - opt) / base:+.1f}%)"
+    # Right under the wall clock's total: the clock the end-to-end speedup is judged on
+    assert [tr.find("td").text() for tr in rows[1:3]] == [
+        "Total training time (s)",
+        "Stack clock, machine stalls off (s)",
+    ]
+    clocks = [
+        statistics.median(
+            r["result"]["clock_s"] for r in c["runs"] if r["arm"] == arm and r["role"] == "pair"
+        )
+        for arm in ("baseline", "optimized")
+    ]
+    cells = [td.text() for td in rows[2].find_all("td")]
+    assert cells[1:3] == [f"{clocks[0]:.2f}", f"{clocks[1]:.2f}"]
 
 
-def test_an_arm_that_never_reaches_the_target_is_named_not_hidden(synthetic):
-    c = synthetic
-    for est in (c["measurements"]["time_to_target"], c["confidence_intervals"]["time_to_target"]):
-        est.update(point=None, low=None, high=None, values=[None, est["values"][1]])
-    c["measurements"]["time_to_target"]["pairs"][0]["optimized_s"] = None
-    c["comparison"]["time_to_target_speedup_percent"] = None
+def test_the_schema_2_example_renders_its_target_line_and_the_missed_target():
+    """A comparison.json written before 3.0 reads as it did: one target line, each arm's time
+    to it, seed 44's optimized run that never reached it named, TOST, end-to-end A/A noise."""
+    c = json.loads(EXAMPLE_2.read_text(encoding="utf-8"))
+    assert c["schema_version"] == "2.0"
+    m = c["measurements"]
+    target, pairs = m["target"]["loss"], m["time_to_target"]["pairs"]
+    missed = [p for p in pairs if p["optimized_s"] is None]
+    assert len(missed) == 1
     dom = render_dom(c)
     head = _metric(dom, "headline-ttt")
+    assert head["label"] == "Speedup at equal quality (time to target)"
     assert head["value"] == "not reached"
-    assert "never reached the target in 1 of 2 pair(s)" in head["sub"]
-    assert "not reached" in head["note"]
-    curve = dom.find("figure", id="chart-curve").find("svg")
-    assert len(curve.find_all("circle", cls="ttt")) == 3
-    assert "time to target, optimized: not reached" in curve.text()
-    speed = dom.find("figure", id="chart-speedup").text()
-    assert "1 pair(s) at -∞: target not reached" in speed
+    assert f"never reached the target in 1 of {len(pairs)} pair(s)" in head["sub"]
+    assert f"validation loss {target:.4f}" in head["note"] and "not reached" in head["note"]
+    curve = dom.find("figure", id="chart-curve")
+    svg = curve.find("svg")
+    (line,) = svg.find_all("line", cls="target")
+    assert float(line.attrs["data-loss"]) == pytest.approx(target, rel=1e-5)
+    assert f"target {target:.4f}" in svg.text()
+    assert not svg.find_all("line", cls="matched") and not curve.find_all("table")
+    marks = svg.find_all("circle", cls="ttt")
+    assert len(marks) == 2 * len(pairs) - 1
+    for mark in marks:  # all on the one target line
+        assert _y(mark, "cy") == pytest.approx(_y(line, "y1"), abs=0.11)
+    assert "time to target, optimized: 84.70 s, 79.57 s, not reached" in svg.text()
+    assert "machine stalls" not in svg.text()
+    assert "1 pair(s) at -∞: target not reached" in dom.find("figure", id="chart-speedup").text()
     row = dom.find("table", cls="comparison").find("tbody").find_all("tr")[0]
-    assert [td.text() for td in row.find_all("td")][:3][0] == "Time to target (s)"
+    assert row.find("td").text() == "Time to target (s)"
+    rows = [tr.find("td").text() for tr in dom.find("table", cls="comparison").find_all("tr")[1:]]
+    assert "Stack clock, machine stalls off (s)" not in rows
+    metrics = {n.find(cls="metric-label").text(): n for n in dom.find_all(cls="metric")}
+    assert "Val loss delta (TOST)" in metrics and "A/A noise" in metrics
+    assert f"{c['noise']['aa_s']:.2f} s" in metrics["A/A noise"].text()
+    assert "Loss equivalence (TOST)" in dom.find(id="equivalence").find("h3").text()
+    assert _kv(dom.find("table", cls="equivalence"))["Equivalent (CI inside the margin)"] == "yes"
+    assert not dom.find("figure", id="chart-equivalence").find_all("rect", cls="inferior")
+    assert "is the optimized loss equivalent?" in dom.find("section", id="quality").text()
+    kv = _kv(dom.find("table", cls="noise"))
+    assert kv["A/A noise (end to end)"] == f"{c['noise']['aa'] * 100:.1f}%"
+    assert "predates stall accounting" in dom.find(id="stalls").text()
 
 
 def test_compile_break_even_compares_full_length_steps_only(synthetic):
@@ -991,15 +1234,15 @@ NEW_SECTIONS = ("bench", "measurements", "comparison", "confidence_intervals", "
 
 
 def test_null_missing_or_mistyped_fields_never_crash(synthetic):
-    """Each key of the sections schema 2.0 added or changed, and of one run's result: null,
-    deleted, a string or a list where something else belongs; the page still renders."""
+    """Each key of the sections schemas 2.0 and 3.0 added or changed, and of one run's result:
+    null, deleted, a string or a list where something else belongs; the page still renders."""
     c = synthetic
     c["runs"] = c["runs"][:2]  # enough to reach every shape, and quicker
     paths = [p for section in NEW_SECTIONS for p in _paths(c[section], (section,))]
     # confidence_intervals only backs up measurements' estimates: its first level is enough
     paths = [p for p in paths if p[0] != "confidence_intervals" or len(p) <= 2]
     paths += [(s,) for s in NEW_SECTIONS + ("bayes_floor", "unigram_loss", "criteria")]
-    skip = ("evidence", "epochs")  # not new in 2.0, and covered by the real-run tests
+    skip = ("evidence", "epochs")  # not new since 2.0, and covered by the real-run tests
     paths += [p for p in _paths(c["runs"][1], ("runs", 1)) if not set(skip) & set(p)]
     paths += [("criteria", 1, k) for k in c["criteria"][1]]
     covered = {*NEW_SECTIONS, "runs"}  # and the first two levels of everything else
@@ -1023,7 +1266,7 @@ def test_schema_1_runs_render_with_na_alone_and_in_history(synthetic):
     assert not dom.find_all("figure", id="chart-curve")[0].find_all("svg")
     assert not dom.find_all("figure", id="chart-positions")[0].find_all("svg")
     assert "No learning figures" in dom.find(id="learning").text()
-    # As history next to a 2.0 run: the old run has an end-to-end speedup, no time to target.
+    # As history next to a 3.0 run: the old run has an end-to-end speedup, no time to target.
     old["created"] = "2024-12-31T00:00:00+00:00"  # before the synthetic run
     dom = render_dom(synthetic, history=[old])
     rows = dom.find("section", id="history").find("tbody").find_all("tr")
@@ -1032,7 +1275,7 @@ def test_schema_1_runs_render_with_na_alone_and_in_history(synthetic):
     assert cells[8] == "1.0"
     cells = [td.text() for td in rows[1].find_all("td")]
     assert cells[4] == f"{synthetic['comparison']['time_to_target_speedup_percent']:+.1f}%"
-    assert cells[8] == "2.0"
+    assert cells[8] == "3.0"
     assert dom.find("figure", id="chart-history").find("svg")
 
 
@@ -1150,20 +1393,22 @@ def test_headline_speedups_loss_and_noise_equal_the_json(comparisons, doms):
     m = c["measurements"]
     ttt, speed = m["time_to_target"], m["speedup"]
     head = _metric(dom, "headline-ttt")
-    if all(p["optimized_s"] is not None for p in ttt["pairs"]):
-        assert head["value"] == pct(ttt["point"])
-        assert f"[{pct(ttt['low'])}, {pct(ttt['high'])}]" in head["sub"]
-    else:
-        assert head["value"] == "not reached"
+    assert head["label"] == "Speedup at equal quality (time to matched loss)"
+    assert head["value"] == pct(ttt["point"])  # both arms reach L*: always a number
+    assert f"[{pct(ttt['low'])}, {pct(ttt['high'])}]" in head["sub"]
     end = _metric(dom, "headline-speedup")
     assert end["value"] == pct(speed["point"])
     assert f"[{pct(speed['low'])}, {pct(speed['high'])}]" in end["sub"]
     metrics = {n.find(cls="metric-label").text(): n for n in dom.find_all(cls="metric")}
-    loss = metrics["Val loss delta (TOST)"].find(cls="metric-value").text()
-    assert loss == f"{m['loss_delta']['point']:+.4f}"
+    quality = metrics["Val loss delta (non-inferiority)"]
+    assert quality.find(cls="metric-value").text() == f"{m['loss_delta']['point']:+.4f}"
+    judged = "non-inferior" if m["loss_delta"]["non_inferior"] else "NOT non-inferior"
+    assert f": {judged};" in quality.text()
     if c["noise"]["aa"] is not None:
-        aa = metrics["A/A noise"].find(cls="metric-value").text()
+        aa = metrics["A/A noise (per step)"].find(cls="metric-value").text()
         assert aa == f"{c['noise']['aa'] * 100:.1f}%"
+        kv = _kv(dom.find("table", cls="noise"))
+        assert kv["Steps compared"] == str(c["noise"]["steps"])
     learned = metrics["Context learned"].find(cls="metric-value").text()
     assert learned == f"{m['learning']['context_learned'] * 100:.1f}%"
     # The speedup chart carries the same geometric means.
@@ -1192,17 +1437,25 @@ def test_charts_are_inline_svg(status, comparisons, doms):
     curve = dom.find("figure", id="chart-curve").find("svg")
     pairs = [r for r in c["runs"] if r["role"] == "pair" and r["result"]]
     assert len(curve.find_all("polyline", cls="curve")) == len(pairs)
-    (target,) = curve.find_all("line", cls="target")
-    assert float(target.attrs["data-loss"]) == pytest.approx(
-        c["measurements"]["target"]["loss"], rel=1e-5
+    assert not curve.find_all("line", cls="target")
+    matched = c["measurements"]["time_to_target"]["pairs"]
+    lines = curve.find_all("line", cls="matched")
+    assert [float(n.attrs["data-loss"]) for n in lines] == pytest.approx(
+        [p["loss"] for p in matched], rel=1e-5
     )
-    reached = [
-        p[f"{arm}_s"]
-        for p in c["measurements"]["time_to_target"]["pairs"]
-        for arm in ("baseline", "optimized")
-        if p[f"{arm}_s"] is not None
+    assert len(matched) == len(pairs) // 2
+    assert len(curve.find_all("circle", cls="ttt")) == 2 * len(matched)
+    rows = dom.find("table", cls="matched-pairs").find("tbody").find_all("tr")
+    assert [tr.find("td", cls="lstar").text() for tr in rows] == [
+        f"{p['loss']:.4f}" for p in matched
     ]
-    assert len(curve.find_all("circle", cls="ttt")) == len(reached) >= len(pairs) // 2
+    stalls = c["measurements"]["stalls"]
+    text = dom.find(id="stalls").text()
+    if stalls["total_s"] > 0:
+        assert "taken off the clocks" in text
+    else:
+        assert f"none seen in {len(stalls['runs'])} runs" in text
+    assert stalls["rule"] in text
     positions = dom.find("figure", id="chart-positions").find("svg")
     series = {n.attrs["data-series"] for n in positions.find_all("polyline", cls="series")}
     assert {"baseline", "optimized", "floor_per_position"} <= series
@@ -1328,6 +1581,7 @@ def test_environment_section_lists_versions_links_runs_and_config(comparisons, d
         assert cells[6] == str(run["exit_code"])
         assert cells[7] == f"{run['result']['total_time_s']:.2f}"
         assert cells[9] == f"{run['result']['val_loss']:.4f}"
+        assert cells[11] == f"{run['result']['stall_s']:.2f}"
 
 
 def test_config_yaml_round_trips(comparisons, pages):
@@ -1426,8 +1680,10 @@ def test_single_arm_run_says_no_verdict(synthetic):
     assert dom.find("figure", id="chart-loss").find_all("svg")
     curve = dom.find("figure", id="chart-curve").find("svg")  # its own curve, no target
     assert len(curve.find_all("polyline", cls="curve")) == 1
-    assert not curve.find_all("line", cls="target")
+    assert not curve.find_all("line", cls="target") and not curve.find_all("line", cls="matched")
     assert dom.find("figure", id="chart-positions").find_all("svg")
+    # No measurements, but the run's own result says what came off its clock
+    assert dom.find(id="stalls").find(cls="stalls-summary").text() == "none seen in 1 run"
 
 
 def test_one_pair_negative_speedup_nulls_and_ablation(synthetic):

@@ -1,6 +1,7 @@
 """The report renders whatever finite number a field holds: every number of a synthetic
-comparison set to the largest float, one at a time (a fuzz once found a step time of 1e308
-crashing the charts with an OverflowError: 1000 * 1e308 ms is infinite, and so was an axis)."""
+comparison (schema 3.0) set to the largest float, one at a time (a fuzz once found a step time
+of 1e308 crashing the charts with an OverflowError: 1000 * 1e308 ms is infinite, and so was an
+axis)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,30 @@ def numeric_paths(value, path=()):
         yield path
 
 
+# The numbers schema 3.0 added (matched losses, per-step A/A noise, machine stalls, each run's
+# stall-free clock): the synthetic comparison holds each, so the fuzz reaches each.
+NEW_IN_3_0 = [
+    *(("measurements", "time_to_target", "pairs", 0, k) for k in
+      ("loss", "baseline_final", "optimized_final", "baseline_s", "optimized_s")),
+    *((*where, k) for where in (("noise",), ("measurements", "noise")) for k in
+      ("steps", "end_to_end")),
+    ("measurements", "stalls", "total_s"),
+    *(("measurements", "stalls", "runs", 1, k) for k in
+      ("stall_s", "stalled_steps", "largest_s", "run_queue_wait_s", "involuntary_switches")),
+    *(("runs", 1, "result", k) for k in
+      ("setup_stall_s", "stack_build_s", "stall_s", "clock_s", "run_queue_wait_s",
+       "involuntary_switches")),
+    ("runs", 1, "result", "step_stalls", 0),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("extreme", [1e308, -1e308])
 def test_every_number_at_floats_limit_still_renders(extreme):
     base = synthetic_comparison()
     base["runs"] = base["runs"][:2]
     paths = list(numeric_paths(base))
     assert len(paths) > 150
+    assert not [p for p in NEW_IN_3_0 if p not in paths]
     for path in paths:
         mutated = copy.deepcopy(base)
         node = mutated

@@ -18,6 +18,7 @@ from ryot.report.fields import (
     estimate,
     get_path,
     is_num,
+    judged_at_target,
     last_pair_run,
     last_run,
     pair_runs,
@@ -156,7 +157,8 @@ def _curve_segments(curve: Any) -> list[list[tuple[float, float]]]:
 
 
 def ttt_text(pairs: Sequence[dict], arm: str) -> str:
-    """One arm's time to target per pair in words ("not reached" for null: infinite time)."""
+    """One arm's time to target (schema 3.0: to each pair's matched loss) per pair in words
+    ("not reached" for null: infinite time)."""
     values = [p.get(f"{arm}_s") for p in pairs]
     if not values:
         return NA
@@ -182,9 +184,56 @@ def _curve_runs(comparison: dict, arm: str) -> list[dict]:
     ]
 
 
+def ttt_words(comparison: dict) -> str:
+    """What the speedup at equal quality times: one target (schema 2.0) or each pair's L*."""
+    return "time to target" if judged_at_target(comparison) else "time to matched loss"
+
+
+def _pair_level(comparison: dict, pair: dict) -> Any:
+    """The loss a pair was timed to: the target (schema 2.0), else its own matched loss L*."""
+    if judged_at_target(comparison):
+        return get_path(comparison, "measurements", "target", "loss")
+    return pair.get("loss")
+
+
+def _matched_lines(f: svg.Frame, pairs: Sequence[dict]) -> list[str]:
+    """Each pair's matched loss L*: a short dashed line across its two arms' times to it,
+    labelled beside it (labels nudged apart where two L* lie close, up to 6 pairs)."""
+    out, labels = [], []
+    for p in pairs:
+        loss = p.get("loss")
+        if not is_num(loss):
+            continue
+        xs = [f.x(p[f"{arm}_s"]) for arm in ("baseline", "optimized") if is_num(p.get(f"{arm}_s"))]
+        left, right = (min(xs) - 14, max(xs) + 14) if xs else (f.px, f.px + f.pw)
+        left, right = max(left, f.px), min(right, f.px + f.pw)
+        y, seed = f.y(loss), p.get("seed", NA)
+        text = f"L* {fmt_loss(loss)} (seed {seed})"
+        line = svg.line(
+            left, y, right, y, RED, stroke_width="1.5", stroke_dasharray="6 4",
+            class_="matched", data_repeat=str(p.get("repeat", "")), data_loss=f"{loss:.6g}",
+        )  # fmt: skip
+        out.append(svg.titled(line, f"matched loss {text}: the worse final loss of the pair"))
+        labels.append([y, left, right, text])
+    if len(labels) > 6:
+        return out  # too many to label: each line keeps its tooltip
+    labels.sort(key=lambda item: item[0])
+    for prev, item in zip(labels, labels[1:], strict=False):
+        item[0] = max(item[0], prev[0] + 12)
+    overflow = labels[-1][0] - (f.py + f.ph - 6) if labels else 0
+    halo = {"stroke": "white", "stroke_width": "3", "paint_order": "stroke"}  # legible on curves
+    for y, left, right, text in labels:
+        y -= max(overflow, 0)
+        # Left of the earlier crossing the curves are still above L*: usually free space.
+        x, anchor = (left - 4, "end") if left - f.px > 140 else (right + 4, "start")
+        out.append(svg.text(x, y + 4, text, RED, anchor, class_="matched-label", **halo))
+    return out
+
+
 def curve_chart(comparison: dict) -> Markup | None:
-    """Validation loss against each arm's own training clock (every paired run), with the target
-    line and each pair's time to target marked on it: the speed at equal quality, drawn."""
+    """Validation loss against each arm's own training clock (every paired run), with the loss
+    each pair is judged at (schema 3.0: its own matched loss L*; 2.0: one target line) and each
+    arm's time to it marked on it: the speed at equal quality, drawn."""
     series = [
         (arm, run, segs)
         for arm in ("baseline", "optimized")
@@ -194,23 +243,30 @@ def curve_chart(comparison: dict) -> Markup | None:
     points = [p for *_, segs in series for seg in segs for p in seg]
     if not points:
         return None
-    target = get_path(comparison, "measurements", "target", "loss")
+    at_target = judged_at_target(comparison)
+    target = get_path(comparison, "measurements", "target", "loss") if at_target else None
     pairs = ttt_pairs(comparison)
     marks = [
-        (arm, p, p[f"{arm}_s"])
+        (arm, p, p[f"{arm}_s"], level)
         for p in pairs
+        if is_num(level := _pair_level(comparison, p))
         for arm in ("baseline", "optimized")
-        if is_num(target) and is_num(p.get(f"{arm}_s"))
+        if is_num(p.get(f"{arm}_s"))
     ]
-    xs = [x for x, _ in points] + [t for *_, t in marks]
-    ys = [y for _, y in points] + ([target] if is_num(target) else [])
+    levels = [target] if is_num(target) else []
+    levels += [] if at_target else [p["loss"] for p in pairs if is_num(p.get("loss"))]
+    xs = [x for x, _ in points] + [t for _, _, t, _ in marks]
+    ys = [y for _, y in points] + levels
     xt = svg.nice_ticks(0.0, max(xs), 6)
     yt = svg.nice_ticks(min(ys), max(ys))
     width, height = 600, 360
     f = svg.Frame(70, 74, width - 90, height - 130, (xt[0], xt[-1]), (yt[0], yt[-1]))
     base = f.py + f.ph
+    clock = "setup included, evaluation off the clock"
+    if not at_target:
+        clock = "setup included, machine stalls and evaluation off the clock"
     out = svg.y_axis(f, yt, "validation loss (nats)")
-    out += svg.x_axis(f, xt, "training clock (s, setup included, evaluation off the clock)")
+    out += svg.x_axis(f, xt, f"training clock (s, {clock})")
     for arm, run, segs in series:
         color = ARM_COLORS[arm]
         label = f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}"
@@ -236,8 +292,11 @@ def curve_chart(comparison: dict) -> Markup | None:
             f, target, f"target {fmt_loss(target)}", RED, "6 4",
             class_="target", data_loss=f"{target:.6g}",
         )  # fmt: skip
-    for arm, pair, seconds in marks:
-        x, y, color = f.x(seconds), f.y(target), ARM_COLORS[arm]
+    if not at_target:
+        out += _matched_lines(f, pairs)
+    words = "time to target" if at_target else "time to L*"
+    for arm, pair, seconds, level in marks:
+        x, y, color = f.x(seconds), f.y(level), ARM_COLORS[arm]
         out.append(svg.line(x, y, x, base, color, stroke_dasharray="2 3", stroke_width="1.2"))
         marker = svg.circle(
             x,
@@ -250,13 +309,11 @@ def curve_chart(comparison: dict) -> Markup | None:
             data_arm=arm,
             data_repeat=str(pair.get("repeat", "")),
             data_seconds=f"{seconds:.6g}",
+            data_loss=f"{level:.6g}",
         )
-        out.append(
-            svg.titled(
-                marker,
-                f"{arm} time to target, pair {pair.get('repeat', NA)}: {fmt(seconds, '.2f')} s",
-            )
-        )
+        at = "" if at_target else f" {fmt_loss(level)}"
+        tip = f"{arm} {words}{at}, pair {pair.get('repeat', NA)}: {fmt(seconds, '.2f')} s"
+        out.append(svg.titled(marker, tip))
     legend = [
         (f"{arm} ({sum(1 for a, *_ in series if a == arm)} runs)", ARM_COLORS[arm], "line")
         for arm in ("baseline", "optimized")
@@ -264,16 +321,23 @@ def curve_chart(comparison: dict) -> Markup | None:
     ]
     if is_num(target):
         legend.append(("target", RED, "dash"))
+    if not at_target and levels:
+        legend.append(("L* per pair", RED, "dash"))
     if marks:
-        legend.append(("time to target", svg.MUTED, "dot"))
+        legend.append((words, svg.MUTED, "dot"))
     out += svg.legend(f.px, 20, legend)
     if pairs:
+        shown = "time to target" if at_target else "time to matched loss L*"
         for k, arm in enumerate(("baseline", "optimized")):
-            line = f"time to target, {arm}: {ttt_text(pairs, arm)}"
+            line = f"{shown}, {arm}: {ttt_text(pairs, arm)}"
             out.append(svg.text(f.px, 40 + 15 * k, line, svg.INK, font_weight="600"))
-    elif not is_num(target):
+    elif at_target and not is_num(target):
         out.append(
             svg.text(f.px, 42, "no target: no baseline pair reached a final loss", svg.MUTED)
+        )
+    elif not at_target:
+        out.append(
+            svg.text(f.px, 42, "no matched loss: no pair finished with a final loss", svg.MUTED)
         )
     return svg.document(width, height, "Validation loss against training time", out)
 
@@ -398,8 +462,8 @@ def step_time_chart(comparison: dict) -> Markup | None:
     return svg.document(width, height, "Step-time distribution per arm", out)
 
 
-SPEEDUP_ROWS = (
-    ("time_to_target", "at equal quality", "time to target"),
+SPEEDUP_ROWS = (  # (estimate, row label, what it times: None for ttt_words)
+    ("time_to_target", "at equal quality", None),
     ("speedup", "end to end", "end-to-end time"),
 )
 
@@ -412,16 +476,19 @@ def _speedup_row(comparison: dict, key: str) -> dict[str, Any]:
         "low": to_percent(est.get("low")),
         "high": to_percent(est.get("high")),
         "pairs": [to_percent(v) for v in values if is_num(v)],
-        "infinite": sum(1 for v in values if not is_num(v)),  # -inf: never reached the target
+        "infinite": sum(1 for v in values if not is_num(v)),  # 2.0: -inf, target not reached
         "level": est.get("level"),
         "n": est.get("n", NA),
     }
 
 
 def speedup_chart(comparison: dict) -> Markup | None:
-    """(c) Speedup at equal quality (time to target) and end to end: geometric mean, CI and each
-    pair, against the threshold and the A/A noise band (percent)."""
-    rows = [(label, what, _speedup_row(comparison, key)) for key, label, what in SPEEDUP_ROWS]
+    """(c) Speedup at equal quality (time to matched loss; 2.0: to target) and end to end:
+    geometric mean, CI and each pair, against the threshold and the A/A noise band (percent)."""
+    rows = [
+        (label, what or ttt_words(comparison), _speedup_row(comparison, key))
+        for key, label, what in SPEEDUP_ROWS
+    ]
     if not any(r["point"] is not None or r["pairs"] for *_, r in rows):
         return None
     aa = to_percent(get_path(comparison, "noise", "aa"))
@@ -479,10 +546,9 @@ def speedup_chart(comparison: dict) -> Markup | None:
                 out.append(svg.text(f.x(v), y - 15, fmt_pct(v), color, "middle"))
         out += [svg.circle(f.x(v), y + 20, 3.5, "white", stroke=color) for v in r["pairs"]]
         if r["infinite"]:
+            missed = "target not reached" if judged_at_target(comparison) else "no value"
             out.append(
-                svg.text(
-                    f.px + 4, y + 24, f"◀ {r['infinite']} pair(s) at -∞: target not reached", RED
-                )
+                svg.text(f.px + 4, y + 24, f"◀ {r['infinite']} pair(s) at -∞: {missed}", RED)
             )
         if point is not None:
             out.append(
@@ -510,8 +576,9 @@ def speedup_chart(comparison: dict) -> Markup | None:
 
 
 def equivalence_chart(comparison: dict) -> Markup | None:
-    """The paired validation-loss delta: its CI against the +-margin equivalence band (TOST),
-    with the baseline's seed-to-seed spread for scale (nats)."""
+    """The paired validation-loss delta: its CI against the margin (schema 3.0: non-inferior
+    when the upper bound lies below +margin, the +-margin TOST band beside; 2.0: the TOST band
+    alone), with the baseline's seed-to-seed spread for scale (nats)."""
     est = estimate(comparison, "loss_delta")
     point, low, high = est.get("point"), est.get("low"), est.get("high")
     has_ci = is_num(low) and is_num(high)
@@ -528,13 +595,27 @@ def equivalence_chart(comparison: dict) -> Markup | None:
     width, height = 560, 170
     f = svg.Frame(20, 48, width - 40, 70, (xt[0], xt[-1]), (0.0, 1.0))
     color = ARM_COLORS["optimized"]
+    non_inferiority = not judged_at_target(comparison)
+    named = False  # the inferior region carries its name (else the legend does)
     out = []
     if is_num(margin):
         a, b = f.x(-abs(margin)), f.x(abs(margin))
         out.append(svg.rect(a, f.py, b - a, f.ph, GREEN, fill_opacity="0.12", class_="margin"))
         for x in (a, b):
             out.append(svg.line(x, f.py, x, f.py + f.ph, GREEN, stroke_dasharray="6 4"))
-        out.append(svg.text(b - 4, f.py + 13, f"margin ±{fmt(abs(margin), '.4f')}", GREEN, "end"))
+        label = f"margin ±{fmt(abs(margin), '.4f')}"
+        if non_inferiority:  # the criterion's bound: worse than +margin is inferior
+            right = f.px + f.pw
+            out.append(
+                svg.rect(b, f.py, max(right - b, 0.0), f.ph, RED, fill_opacity="0.08",
+                         class_="inferior")
+            )  # fmt: skip
+            out.append(svg.line(b, f.py, b, f.py + f.ph, RED, stroke_width="2"))
+            named = right - b >= 48
+            if named:
+                out.append(svg.text((b + right) / 2, f.py + f.ph - 6, "inferior", RED, "middle"))
+            label = f"non-inferior below +{fmt(abs(margin), '.4f')} · TOST {label}"
+        out.append(svg.text(b - 4, f.py + 13, label, GREEN, "end"))
     if is_num(spread) and spread > 0:
         a, b = f.x(-spread), f.x(spread)
         out.append(
@@ -571,16 +652,21 @@ def equivalence_chart(comparison: dict) -> Markup | None:
         out.append(svg.circle(f.x(point), y, 5.5, color, stroke="white", class_="point"))
     level = fmt(to_percent(est.get("level")), ".0f")
     ci_text = f"{level}% CI [{fmt_loss_delta(low)}, {fmt_loss_delta(high)}]" if has_ci else "CI n/a"
-    out.append(
-        svg.text(f.px, 18, f"mean {fmt_loss_delta(point)} · {ci_text}", svg.INK, font_weight="600")
-    )
+    heading = f"mean {fmt_loss_delta(point)} · {ci_text}"
+    verdict = est.get("non_inferior")
+    if non_inferiority and isinstance(verdict, bool):
+        heading += " · non-inferior" if verdict else " · NOT non-inferior"
+    out.append(svg.text(f.px, 18, heading, svg.INK, font_weight="600"))
     legend = [("mean, CI", color, "line"), ("each pair", color, "dot")]
     if is_num(margin):
         legend.append(("margin", GREEN, "dash"))
+        if non_inferiority and not named:
+            legend.append(("inferior", RED, "box"))
     if is_num(spread) and spread > 0:
         legend.append((f"baseline spread ±{fmt(spread, '.4f')}", AMBER, "box"))
     out += svg.legend(f.px, 36, legend)
-    return svg.document(width, height, "Validation loss delta against the equivalence margin", out)
+    against = "the non-inferiority margin" if non_inferiority else "the equivalence margin"
+    return svg.document(width, height, f"Validation loss delta against {against}", out)
 
 
 def _hbar_panel(

@@ -17,9 +17,14 @@ SCHEMA_VERSION = "3.0"
 SCHEMA_FILE = "comparison.schema.json"
 
 
-def load_schema() -> dict[str, Any]:
-    text = resources.files("ryot.report").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+def load_schema(version: str | None = None) -> dict[str, Any]:
+    """The JSON schema of comparison.json: this ryot's (SCHEMA_VERSION), or an older one kept
+    beside it (comparison.schema.2.0.json) so that files written before still validate."""
+    name = SCHEMA_FILE if version in (None, SCHEMA_VERSION) else f"comparison.schema.{version}.json"
+    schema = resources.files("ryot.report").joinpath(name)
+    if not schema.is_file():
+        raise ValueError(f"no schema for comparison.json schema_version {version!r}")
+    return json.loads(schema.read_text(encoding="utf-8"))
 
 
 def cpu_name() -> str:

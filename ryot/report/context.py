@@ -28,6 +28,7 @@ from ryot.report.charts import (
     step_time_chart,
     ttt_pairs,
     ttt_text,
+    ttt_words,
 )
 from ryot.report.evidence import evidence_context
 from ryot.report.fields import (
@@ -37,8 +38,10 @@ from ryot.report.fields import (
     estimate,
     get_path,
     is_num,
+    judged_at_target,
     last_run,
     measurement,
+    pair_runs,
 )
 from ryot.report.formatting import (
     NA,
@@ -93,9 +96,21 @@ def _level(e: dict) -> str:
     return fmt(to_percent(e.get("level")), ".0f")
 
 
+def _losses_text(pairs: Sequence[dict]) -> str:
+    """Each pair's matched loss L* in words (a range beyond 4 pairs)."""
+    losses = [p.get("loss") for p in pairs]
+    if len(losses) <= 4:
+        return ", ".join(fmt_loss(v) for v in losses)
+    finite = [v for v in losses if is_num(v)]
+    shown = f"{fmt_loss(min(finite))} to {fmt_loss(max(finite))}" if finite else NA
+    return f"{shown} ({len(losses)} pairs)"
+
+
 def _ttt_metric(c: dict) -> dict[str, str]:
-    """The headline: speedup at equal quality, 1 - TTT_opt / TTT_base, with its CI."""
+    """The headline: speedup at equal quality, 1 - T_opt / T_base at each pair's matched loss
+    (schema 2.0: at the one target loss), with its CI."""
     e, pairs = estimate(c, "time_to_target"), ttt_pairs(c)
+    at_target = judged_at_target(c)
     missed = sum(1 for p in pairs if not is_num(p.get("optimized_s")))
     n = e.get("n", len(pairs))
     if missed:
@@ -103,6 +118,9 @@ def _ttt_metric(c: dict) -> dict[str, str]:
         sub = (
             f"the optimized arm never reached the target in {missed} of {len(pairs)} pair(s): "
             "infinite time, speedup -∞"
+            if at_target  # 3.0 times are finite by construction: a null is a broken file
+            else f"the optimized arm has no time to its matched loss in {missed} of "
+            f"{len(pairs)} pair(s)"
         )
     else:
         value = fmt_frac_pct(e.get("point"))
@@ -110,16 +128,23 @@ def _ttt_metric(c: dict) -> dict[str, str]:
             f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
             f" · geometric mean of {n} pair{'' if n == 1 else 's'}"
         )
-    target = get_path(c, "measurements", "target", "loss")
+    times = f"baseline {ttt_text(pairs, 'baseline')}; optimized {ttt_text(pairs, 'optimized')}"
+    if not pairs:
+        note = f"no {ttt_words(c)} measured"
+    elif at_target:
+        target = get_path(c, "measurements", "target", "loss")
+        note = f"time to reach validation loss {fmt_loss(target)}: {times}"
+    else:
+        note = (
+            f"each pair at its matched loss L* (the worse of its two final validation losses) "
+            f"{_losses_text(pairs)}; time to L*: {times}"
+        )
     return {
         "id": "headline-ttt",
-        "label": "Speedup at equal quality (time to target)",
+        "label": f"Speedup at equal quality ({ttt_words(c)})",
         "value": value,
         "sub": sub,
-        "note": f"time to reach validation loss {fmt_loss(target)}: baseline "
-        f"{ttt_text(pairs, 'baseline')}; optimized {ttt_text(pairs, 'optimized')}"
-        if pairs
-        else "no time to target measured",
+        "note": note,
     }
 
 
@@ -132,8 +157,28 @@ def _speedup_metric(c: dict) -> dict[str, str]:
         "value": fmt_frac_pct(e.get("point")),
         "sub": f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
         f" · geometric mean of {n} pair{'' if n == 1 else 's'}",
-        "note": "1 - T_opt / T_base over the whole budget, setup included",
+        "note": "1 - T_opt / T_base over the whole budget, setup included"
+        + ("" if judged_at_target(c) else ", machine stalls off"),
     }
+
+
+def _aa_metric(c: dict) -> tuple[str, str, str]:
+    """A/A noise: per step (median step-time ratio, schema 3.0) or end to end (2.0)."""
+    noise = as_dict(c.get("noise"))
+    value = fmt_frac_pct(noise.get("aa"), signed=False)
+    if is_num(noise.get("steps")) or "end_to_end" in noise:
+        e2e = fmt_frac_pct(noise.get("end_to_end"), signed=False)
+        text = (
+            f"median step-time ratio over {fmt_int(noise.get('steps'))} steps, same seed; "
+            f"end to end {e2e} (one draw)"
+        )
+        return "A/A noise (per step)", value, text
+    aa_s, base_s = fmt_seconds(noise.get("aa_s")), fmt_seconds(noise.get("baseline_s"))
+    if is_num(noise.get("aa_s")) or is_num(noise.get("baseline_s")):
+        text = f"A/A run {aa_s} vs baseline {base_s}, same seed"
+    else:
+        text = str(noise.get("detail") or "baseline against baseline, same seed")
+    return "A/A noise", value, text
 
 
 def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, str, str]]:
@@ -141,28 +186,32 @@ def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, 
     if not (c.get("confidence_intervals") or c.get("measurements")):
         return []
     loss, tput = estimate(c, "loss_delta"), estimate(c, "throughput")
-    learn, noise = measurement(c, "learning"), as_dict(c.get("noise"))
+    learn = measurement(c, "learning")
     margin = loss.get("margin")
     equivalent = loss.get("equivalent", get_path(c, "comparison", "loss_equivalent"))
     verdict = "equivalence n/a"
     if isinstance(equivalent, bool):
         verdict = "equivalent" if equivalent else "NOT equivalent"
+    low, high = fmt_loss_delta(loss.get("low")), fmt_loss_delta(loss.get("high"))
+    ci = f"{_level(loss)}% CI [{low}, {high}]"
+    if judged_at_target(c):
+        quality = ("Val loss delta (TOST)", f"{ci} vs ±{fmt(margin, '.4f')}: {verdict}")
+    else:
+        non_inferior = loss.get("non_inferior", get_path(c, "comparison", "loss_non_inferior"))
+        judged = "non-inferiority n/a"
+        if isinstance(non_inferior, bool):
+            judged = "non-inferior" if non_inferior else "NOT non-inferior"
+        quality = (
+            "Val loss delta (non-inferiority)",
+            f"{ci}, upper bound < +{fmt(margin, '.4f')}: {judged}; TOST ±{fmt(margin, '.4f')}: "
+            f"{verdict}",
+        )
     drop_text = (
         f"loss {fmt_loss(learn.get('initial_loss'))} → {fmt_loss(learn.get('final_loss'))}"
         f" (drop {fmt(learn.get('drop'), '.3f')} nats), worst baseline seed"
     )
-    aa_s, base_s = fmt_seconds(noise.get("aa_s")), fmt_seconds(noise.get("baseline_s"))
-    if is_num(noise.get("aa_s")) or is_num(noise.get("baseline_s")):
-        aa_text = f"A/A run {aa_s} vs baseline {base_s}, same seed"
-    else:
-        aa_text = str(noise.get("detail") or "baseline against baseline, same seed")
     return [
-        (
-            "Val loss delta (TOST)",
-            fmt_loss_delta(loss.get("point")),
-            f"{_level(loss)}% CI [{fmt_loss_delta(loss.get('low'))}, "
-            f"{fmt_loss_delta(loss.get('high'))}] vs ±{fmt(margin, '.4f')}: {verdict}",
-        ),
+        (quality[0], fmt_loss_delta(loss.get("point")), quality[1]),
         ("Context learned", fmt_frac_pct(learn.get("context_learned"), signed=False), drop_text),
         (
             "Throughput",
@@ -170,13 +219,21 @@ def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, 
             f"{_level(tput)}% CI [{fmt_frac_pct(tput.get('low'))}, "
             f"{fmt_frac_pct(tput.get('high'))}]",
         ),
-        ("A/A noise", fmt_frac_pct(noise.get("aa"), signed=False), aa_text),
+        _aa_metric(c),
         (
             "Criteria passed",
             f"{len(rows) - len(failed)} / {len(rows)}",
             f"{sum(bool(r.get('critical')) for r in failed)} critical failed",
         ),
     ]
+
+
+def _more_reasons(verdict: dict | None, failed: list[dict]) -> list[str]:
+    """verdict.reasons (schema 3.0) beyond the failed criteria listed already: what the
+    optimized arm skipped (bf16 without native support, ...), in the judge's words."""
+    shown = {r.get("summary") for r in failed} | {_reason(r) for r in failed}
+    reasons = as_list(as_dict(verdict).get("reasons"))
+    return [r for r in reasons if isinstance(r, str) and r not in shown]
 
 
 def banner_context(c: dict) -> dict[str, Any]:
@@ -194,6 +251,7 @@ def banner_context(c: dict) -> dict[str, Any]:
     banner = {
         "why": why,
         "reasons": [_reason(r) for r in sorted(failed, key=lambda r: not r.get("critical"))],
+        "more_reasons": _more_reasons(verdict, failed),
         "primary": [_ttt_metric(c), _speedup_metric(c)]
         if c.get("confidence_intervals") or c.get("measurements")
         else [],
@@ -345,8 +403,20 @@ def learning_context(c: dict) -> dict[str, Any] | None:
     }
 
 
+def _yes_no(x: Any) -> str:
+    return ("yes" if x else "NO") if isinstance(x, bool) else NA
+
+
+def quality_title(c: dict) -> str:
+    """The quality section's question: equivalence (schema 2.0) or non-inferiority (3.0)."""
+    if judged_at_target(c):
+        return "Quality: did the baseline learn, and is the optimized loss equivalent?"
+    return "Quality: did the baseline learn, and is the optimized loss no worse?"
+
+
 def equivalence_context(c: dict) -> dict[str, Any] | None:
-    """The loss match as an equivalence test (TOST): the paired delta's CI inside +-margin."""
+    """The loss match: schema 3.0 judges non-inferiority (the paired delta's CI upper bound
+    below +margin) and shows equivalence (TOST, CI inside +-margin) beside; 2.0 judged TOST."""
     e = estimate(c, "loss_delta")
     if not e:
         return None
@@ -362,17 +432,132 @@ def equivalence_context(c: dict) -> dict[str, Any] | None:
             f"{_level(e)}% CI ({n} pair{'' if n == 1 else 's'})",
             f"[{fmt_loss_delta(e.get('low'))}, {fmt_loss_delta(e.get('high'))}]",
         ),
-        ("Equivalence margin", f"±{fmt(margin, '.4f')}"),
-        (
-            "Equivalent (CI inside the margin)",
-            ("yes" if equivalent else "NO") if isinstance(equivalent, bool) else NA,
-        ),
+    ]
+    if judged_at_target(c):
+        title = ("Loss equivalence (TOST)", "paired validation-loss delta against ±margin")
+        rows += [
+            ("Equivalence margin", f"±{fmt(margin, '.4f')}"),
+            ("Equivalent (CI inside the margin)", _yes_no(equivalent)),
+        ]
+    else:
+        title = (
+            "Loss non-inferiority",
+            "paired validation-loss delta: CI upper bound below +margin (TOST equivalence beside)",
+        )
+        non_inferior = e.get("non_inferior", get_path(c, "comparison", "loss_non_inferior"))
+        rows += [
+            ("Margin", f"+{fmt(margin, '.4f')} (TOST: ±{fmt(margin, '.4f')})"),
+            ("Non-inferior (CI upper bound < +margin), the criterion", _yes_no(non_inferior)),
+            ("Equivalent (TOST: CI inside ±margin), shown beside", _yes_no(equivalent)),
+        ]
+    rows.append(
         (
             "Baseline seed-to-seed spread (stdev)",
             fmt(spread, ".4f") if is_num(spread) else f"{NA} (needs 2 or more baseline seeds)",
-        ),
+        )
+    )
+    return {"title": title[0], "sub": title[1], "rows": rows, "chart": equivalence_chart(c)}
+
+
+def noise_context(c: dict) -> dict[str, Any] | None:
+    """The A/A run against the first pair's baseline: per step (schema 3.0: median step-time ratio,
+    the criterion) with the end-to-end figure beside it (one draw), or end to end (2.0)."""
+    noise = as_dict(c.get("noise")) or measurement(c, "noise")
+    if not noise:
+        return None
+    limit = get_path(c, "config", "criteria", "max_noise_percent")
+    if is_num(noise.get("steps")) or "end_to_end" in noise:
+        rows = [
+            ("A/A noise per step (the criterion)", fmt_frac_pct(noise.get("aa"), signed=False)),
+            ("Steps compared", fmt_int(noise.get("steps"))),
+            (
+                "End to end over the same steps (one draw, shown only)",
+                fmt_frac_pct(noise.get("end_to_end"), signed=False),
+            ),
+        ]
+    else:
+        rows = [("A/A noise (end to end)", fmt_frac_pct(noise.get("aa"), signed=False))]
+    base_s, aa_s = noise.get("baseline_s"), noise.get("aa_s")
+    if is_num(base_s) or is_num(aa_s):  # schema 1.0 had no A/A run
+        rows += [
+            ("The first pair's baseline (same steps, setup included)", fmt_seconds(base_s)),
+            ("The A/A run", fmt_seconds(aa_s)),
+        ]
+    rows.append(("Threshold", f"<= {fmt(limit, 'g')}%" if is_num(limit) else NA))
+    return {"rows": rows, "detail": str(noise.get("detail") or "")}
+
+
+def _stall_runs(c: dict) -> tuple[list[dict], str, Any] | None:
+    """(runs, rule, total) from measurements.stalls, else from each run's result (a single-arm
+    run has no measurements); None before schema 3.0 (stalls were not recorded)."""
+    stalls = measurement(c, "stalls")
+    if stalls:
+        runs = [r for r in as_list(stalls.get("runs")) if isinstance(r, dict)]
+        return runs, str(stalls.get("rule") or ""), stalls.get("total_s")
+    runs = []
+    for r in as_list(c.get("runs")):
+        res = as_dict(as_dict(r).get("result"))
+        if "stall_s" not in res:
+            continue
+        each = (res.get("setup_stall_s"), *as_list(res.get("step_stalls")))
+        stalled = [s for s in each if is_num(s) and s > 0]
+        runs.append(
+            {
+                "label": f"run {r.get('index', NA)} ({r.get('arm', NA)}, {r.get('role', NA)})",
+                "arm": r.get("arm"),
+                "role": r.get("role"),
+                "stall_s": res.get("stall_s"),
+                "stalled_steps": len(stalled),
+                "largest_s": max(stalled, default=0.0),
+                "run_queue_wait_s": res.get("run_queue_wait_s"),
+                "involuntary_switches": res.get("involuntary_switches"),
+            }
+        )
+    if not runs:
+        return None
+    return runs, "", sum(r["stall_s"] for r in runs if is_num(r["stall_s"]))
+
+
+def stalls_context(c: dict) -> dict[str, Any] | None:
+    """Machine stalls (SIGSTOP, whole-process preemption, steal) taken off each run's clock:
+    the total, the runs that had any, and the rule that decides what a stall is."""
+    found = _stall_runs(c)
+    if found is None:
+        return None
+    runs, rule, total = found
+    stalled = [r for r in runs if is_num(r.get("stall_s")) and r["stall_s"] > 0]
+    rows = [
+        {
+            "label": str(r.get("label", NA)),
+            "arm": str(r.get("arm", NA)),
+            "role": str(r.get("role", NA)),
+            "stall": fmt(r.get("stall_s"), ".3f"),
+            "steps": fmt_int(r.get("stalled_steps")),
+            "largest": fmt(r.get("largest_s"), ".3f"),
+            "queue": fmt(r.get("run_queue_wait_s"), ".3f"),
+            "switches": fmt_int(r.get("involuntary_switches")),
+        }
+        for r in stalled
     ]
-    return {"rows": rows, "chart": equivalence_chart(c)}
+    if stalled:
+        summary = f"{fmt_seconds(total)} taken off the clocks of {len(stalled)} of {len(runs)} runs"
+    else:
+        summary = f"none seen in {len(runs)} run{'' if len(runs) == 1 else 's'}"
+    queue = [r["run_queue_wait_s"] for r in runs if is_num(r.get("run_queue_wait_s"))]
+    switches = [r["involuntary_switches"] for r in runs if is_num(r.get("involuntary_switches"))]
+    reported = None
+    if queue or switches:
+        reported = (
+            f"Reported only, left on the clock: run-queue wait {fmt_seconds(sum(queue))} and "
+            f"{fmt_int(sum(switches))} involuntary context switches over {len(runs)} runs "
+            "(threads ready to run but waiting for a CPU)."
+        )
+    return {
+        "summary": summary,
+        "rows": rows,
+        "rule": rule,
+        "reported": reported,
+    }
 
 
 def charts_context(c: dict) -> dict[str, Any]:
@@ -388,7 +573,38 @@ def charts_context(c: dict) -> dict[str, Any]:
         if ablation_off
         else "ablation enabled, but no ablation run finished",
         "aa_detail": str(get_path(c, "noise", "detail") or ""),
+        "matched": matched_pairs(c),
+        "curve_caption": "Validation loss against training time: each paired run, "
+        + (
+            "the target, each arm's time to target"
+            if judged_at_target(c)
+            else "each pair's matched loss L*, each arm's time to it"
+        ),
     }
+
+
+def matched_pairs(c: dict) -> list[dict[str, str]] | None:
+    """Schema 3.0: each pair's two final losses, its matched loss L* (the worse of them), each
+    arm's time to L* and the pair's speedup at equal quality; None for a target (2.0) run."""
+    if judged_at_target(c):
+        return None
+    rows = []
+    for p in ttt_pairs(c):
+        base, opt = p.get("baseline_s"), p.get("optimized_s")
+        speedup = 1.0 - opt / base if is_num(base) and is_num(opt) and base > 0 else None
+        rows.append(
+            {
+                "repeat": str(p.get("repeat", NA)),
+                "seed": str(p.get("seed", NA)),
+                "baseline_final": fmt_loss(p.get("baseline_final")),
+                "optimized_final": fmt_loss(p.get("optimized_final")),
+                "loss": fmt_loss(p.get("loss")),
+                "baseline_s": fmt_seconds(base),
+                "optimized_s": fmt_seconds(opt),
+                "speedup": fmt_frac_pct(speedup),
+            }
+        )
+    return rows or None
 
 
 def epoch_tables(c: dict) -> list[dict[str, Any]]:
@@ -423,6 +639,9 @@ def epoch_tables(c: dict) -> list[dict[str, Any]]:
                 "initial_val_loss": fmt_loss(res.get("initial_val_loss")),
                 "peak_memory": fmt(res.get("peak_memory_mb"), ".1f", " MiB"),
                 "divergence": res.get("divergence") if res.get("diverged") else None,
+                # schema 3.0: the stack's own clock, the machine's stalls taken off
+                "clock": fmt_seconds(res.get("clock_s")) if "clock_s" in res else None,
+                "stalls": fmt_seconds(res.get("stall_s")),
             }
         )
     return tables
@@ -452,7 +671,8 @@ COMPARISON_ROWS: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
 
 
 def _median_ttt(pairs: list[dict], arm: str) -> float | None:
-    """Median time to target over pairs; a pair that never reached it counts as infinite."""
+    """Median time to target (or to each pair's matched loss) over pairs; a pair that never
+    reached it counts as infinite."""
     values = [p.get(f"{arm}_s") for p in pairs]
     if not values:
         return None
@@ -469,15 +689,28 @@ def _ttt_row(c: dict) -> tuple[str, str, str, str] | None:
     def show(x):
         return "not reached" if x == math.inf else fmt(x)
 
-    return ("Time to target (s)", show(base), show(opt), _change(base, opt))
+    label = "Time to target (s)" if judged_at_target(c) else "Time to matched loss (s)"
+    return (label, show(base), show(opt), _change(base, opt))
+
+
+def _clock_row(c: dict) -> tuple[str, str, str, str] | None:
+    """Schema 3.0: the median stack clock (wall time less machine stalls) of each arm's pairs,
+    the clock the end-to-end speedup is judged on."""
+    med = []
+    for arm in ("baseline", "optimized"):
+        clocks = [as_dict(r["result"]).get("clock_s") for r in pair_runs(c, arm)]
+        clocks = [x for x in clocks if is_num(x)]
+        med.append(statistics.median(clocks) if clocks else None)
+    if med == [None, None]:
+        return None
+    return ("Stack clock, machine stalls off (s)", fmt(med[0]), fmt(med[1]), _change(*med))
 
 
 def comparison_table(c: dict) -> dict[str, Any] | None:
     b, o = c.get("baseline"), c.get("optimized")
     if not isinstance(b, dict) or not isinstance(o, dict):
         return None
-    ttt = _ttt_row(c)
-    rows = [ttt] if ttt else []
+    rows = [row for row in (_ttt_row(c),) if row]
     for label, key, show, rule in COMPARISON_ROWS:
         base, opt = b.get(key), o.get(key)
         if rule == "delta":
@@ -487,10 +720,15 @@ def comparison_table(c: dict) -> dict[str, Any] | None:
         else:
             change = _change(base, opt, lower_is_better=rule == "lower")
         rows.append((label, show(base), show(opt), change))
+        if key == "total_time" and (clock := _clock_row(c)):
+            rows.append(clock)
+    clock = ""
+    if any(row[0].startswith("Stack clock") for row in rows):
+        clock = "; the stack clock is the total time less the machine's stalls"
     return {
         "rows": rows,
         "note": f"medians over {b.get('runs', NA)} interleaved runs; times are end-to-end "
-        "(setup included); the validation loss change is the paired mean delta; "
+        f"(setup included){clock}; the validation loss change is the paired mean delta; "
         "improvement = absolute (relative), positive is better",
     }
 
@@ -534,6 +772,7 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
                 "exit_code": str(r.get("exit_code", NA)),
                 "ok": r.get("exit_code") == 0 and bool(res),
                 "total_time": fmt(res.get("total_time_s"), ".2f"),
+                "stalls": fmt(res.get("stall_s"), ".2f"),
                 "wall": fmt(r.get("wall_s"), ".2f"),
                 "val_loss": fmt_loss(res.get("val_loss")),
                 "peak_memory": fmt(res.get("peak_memory_mb"), ".1f"),
@@ -652,11 +891,14 @@ def build_context(
     banner = banner_context(c)
     return {
         "title": f"Ryot Stage 3a: {banner['status']} ({banner['config_name']})",
+        "quality_title": quality_title(c),
         "css": Markup(_css()),  # our own stylesheet, shipped in the package
         "banner": banner,
         "criteria": criteria_context(c),
         "learning": learning_context(c),
         "equivalence": equivalence_context(c),
+        "noise": noise_context(c),
+        "stalls": stalls_context(c),
         "charts": charts_context(c),
         "epoch_tables": epoch_tables(c),
         "comparison": comparison_table(c),

@@ -59,7 +59,7 @@ def last_pair_run(comparison: dict, arm: str) -> dict | None:
 
 
 def measurement(comparison: dict, key: str) -> dict:
-    """One entry of "measurements" (schema 2.0), {} when absent."""
+    """One entry of "measurements" (schema 2.0 and later), {} when absent."""
     return as_dict(get_path(comparison, "measurements", key))
 
 
@@ -74,3 +74,11 @@ def estimate(comparison: dict, key: str) -> dict:
 def arm_names(comparison: dict) -> list[str]:
     runs = [r for r in as_list(comparison.get("runs")) if isinstance(r, dict)]
     return sorted({r["arm"] for r in runs if isinstance(r.get("arm"), str)}, key=arm_sort_key)
+
+
+def judged_at_target(comparison: dict) -> bool:
+    """Schemas 1.0 and 2.0 judged every pair at one target loss (measurements.target); 3.0
+    judges each pair at its own matched loss L* (time_to_target.pairs[].loss)."""
+    return comparison.get("schema_version") in ("1.0", "2.0") or isinstance(
+        get_path(comparison, "measurements", "target"), dict
+    )
