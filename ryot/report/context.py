@@ -743,6 +743,7 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
         ("Platform", env.get("platform")),
         ("Device", env.get("device")),
         ("CPU", env.get("cpu")),
+        ("CPU bf16 features", _flags(env)),
         ("GPU", env.get("gpu")),
         ("CPU count", env.get("cpu_count")),
         ("Threads (parent process)", env.get("threads")),
@@ -907,3 +908,14 @@ def build_context(
         "history": history_context(c, history),
         "benchmarks": benchmarks_context(c),
     }
+
+
+def _flags(env: dict[str, Any]) -> str | None:
+    """The CPU features that decide bf16 speed; None (not shown) for runs that did not record
+    them (schema 2.0 and older)."""
+    flags = env.get("cpu_flags")
+    if flags is None:
+        return None
+    native = any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+    listed = ", ".join(flags) or "none of avx512f, avx512_bf16, amx_bf16, amx_tile"
+    return f"{listed} ({'native bf16' if native else 'no native bf16: bf16 autocast is skipped'})"
