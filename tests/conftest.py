@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,30 @@ from ryot.stack_spec import load_stack_factory
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 SMOKE = str(CONFIGS / "smoke.yaml")
+
+
+def default_sigint() -> None:
+    """A child's preexec_fn: SIGINT back at its default disposition before the exec.
+
+    A process started with SIGINT ignored keeps ignoring it, and so do its children (the Unix
+    convention, which ryot follows): that is how every background job of a non-interactive shell
+    starts (`pytest tests &` in a script, nohup). A test that sends SIGINT to a child starts it
+    this way, so that it tests ryot's Ctrl-C handling however pytest itself was started.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def children_with_default_sigint(monkeypatch):
+    """Every child this test starts through subprocess.Popen starts with SIGINT at its default
+    (see default_sigint): for children started by library code, such as ServerProcess."""
+
+    class Popen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("preexec_fn", default_sigint)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Popen)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from ryot.protocol import RunJob, SubprocessRunner
 from ryot.report import html
 from ryot.rundir import RunFolder
 from ryot.stage3a import run_stage3a
-from tests.conftest import ROOT, SMOKE, smoke_variant
+from tests.conftest import ROOT, SMOKE, default_sigint, smoke_variant
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
 pytestmark = pytest.mark.xdist_group("cli_runs")
@@ -186,6 +186,7 @@ def start_hanging_run(out: Path) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        preexec_fn=default_sigint,  # the SIGINT case tests Ctrl-C even if pytest ignores SIGINT
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

@@ -127,6 +127,8 @@ def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(run_dir):
     assert code == 0, server.tail()
 
 
+# The server starts with SIGINT at its default even if pytest was started with it ignored.
+@pytest.mark.usefixtures("children_with_default_sigint")
 def test_ctrl_c_stops_with_exit_130(run_dir):
     with ServerProcess(run_dir) as server:
         server.proc.send_signal(signal.SIGINT)
