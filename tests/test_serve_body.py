@@ -102,6 +102,20 @@ def test_a_declared_length_over_the_limit_is_refused_without_reading_the_body(ap
     assert call.status == 413 and call.reads == 0
 
 
+@pytest.mark.parametrize("declared", [str(LIMIT + 1), "9" * 5000, "0" * 30 + str(LIMIT + 1)])
+def test_any_declared_length_over_the_limit_is_413(app, declared):
+    call = Asgi(_chunks(1024, 1), {"content-length": declared}).post(app)
+    assert call.status == 413 and call.reads == 0
+    assert b"bytes declared by Content-Length" in call.sent[1]["body"]
+
+
+def test_a_declared_length_with_leading_zeros_within_the_limit_is_read(app):
+    body = b'{"prompts": []}'  # read and refused 422, before any decoding (no batcher here)
+    message = {"type": "http.request", "body": body, "more_body": False}
+    call = Asgi([message], {"content-length": "0" * 30 + str(len(body))}).post(app)
+    assert call.status == 422 and call.reads == 1
+
+
 def test_a_streamed_body_is_refused_at_the_first_chunk_past_the_limit(app):
     call = Asgi(_chunks(1000, 1000)).post(app)  # no Content-Length: 1 MB would follow
     assert call.status == 413
