@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -156,39 +157,63 @@ class PeakMemory:
 _PROC_STAT = Path("/proc/stat")
 
 
-def _steal_s() -> float | None:
-    """Time the hypervisor took from this machine's CPUs, in seconds per CPU (/proc/stat)."""
+def _cpu_seconds() -> tuple[float, float] | None:
+    """Machine-wide CPU seconds since boot from /proc/stat, summed over CPUs: (busy, steal).
+    Busy is user + nice + system + irq + softirq: every process's work, ours included."""
     try:
         with _PROC_STAT.open(encoding="ascii") as f:
-            fields = f.readline().split()
-        steal_ticks = int(fields[8])  # cpu user nice system idle iowait irq softirq steal
-    except (OSError, ValueError, IndexError):
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
         return None
-    cpus = os.cpu_count() or 1
-    return steal_ticks / os.sysconf("SC_CLK_TCK") / cpus
+    if len(fields) < 8:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a measurement of stalls starts from (see StallMonitor.mark)."""
+
+    wall: float  # perf_counter
+    own_cpu: float  # this process's CPU seconds, every thread
+    queued: float | None  # this process's threads' run-queue wait, summed
+    machine: tuple[float, float] | None  # (busy, steal) CPU seconds of the whole machine
 
 
 class StallMonitor:
-    """Wall time during which this process was held off the CPU by the machine: a stall.
+    """Wall time during which the machine, not the stack, held this process back: a stall.
 
-    A heartbeat thread wakes every `tick_s`. When it wakes `min_gap_s` or more late, the gap
-    is a stall only if the whole process used less than `max_cpu_share` of the gap in CPU time
-    (`time.process_time`, every thread): it was stopped (SIGSTOP), or every thread of it was
-    preempted, or the machine itself was paused. What the stack does itself never looks like
-    that: while it sleeps or waits on I/O or a lock the heartbeat keeps ticking (those waits
-    release the GIL), and while it computes, compiles or collects garbage with the GIL held,
-    the process is using the CPU. Steal time from /proc/stat (the hypervisor's share) counts
-    too, per CPU; a stall seen both ways is counted once (the larger of the two).
+    Three signals, none of which depends on what the stack does, and the largest one counts
+    (they can see the same stall, so they are not added):
 
-    The rule is fixed before any outcome is seen and is the same for every arm. One case it
-    would misread: a C extension that blocks in a system call while holding the GIL (its wait
-    would be discounted). Partial contention (a neighbour taking one of two cores) is not a
-    stall here: the process keeps running, slower, as on a slower machine; pairing and
-    alternating order are what cancel that.
+    - **held off entirely**: a heartbeat thread wakes every `tick_s`; a beat `min_gap_s` or more
+      late while the whole process used less than `max_cpu_share` of the gap in CPU time was a
+      stop (SIGSTOP), a preemption of every thread, or a paused machine;
+    - **stolen**: the hypervisor's steal time (/proc/stat), per CPU;
+    - **crowded out**: other processes' CPU time on this machine (/proc/stat's busy time less
+      this process's own), per CPU, once it reaches 5% of the interval, but never more than this
+      process's threads spent waiting in the run queue (/proc/self/task/*/schedstat), per
+      training thread. Both must be high: a
+      neighbour that runs on a core this stack leaves idle takes nothing from it, and the
+      stack's own threads competing with each other (a wait with no neighbour) is its own cost.
+
+    What the stack does itself never looks like any of these: while it sleeps or waits on I/O
+    or a lock the heartbeat keeps ticking and nothing else runs, and while it computes,
+    compiles or collects garbage the process is using the CPU. The rule is the same for every
+    arm. Cases it misreads: a C extension that blocks in a system call while holding the GIL
+    (its wait would look like a stop), and contention whose cost exceeds the fair share the
+    crowded-out estimate assumes (a preempted thread holding up the others at a barrier: the
+    stall is then under-counted, never over-counted).
     """
 
-    def __init__(self, tick_s: float = 0.01, min_gap_s: float = 0.05, max_cpu_share: float = 0.1):
+    def __init__(self, tick_s: float = 0.01, min_gap_s: float = 0.05, max_cpu_share: float = 0.1,
+                 min_neighbour_share: float = 0.05, threads: int | None = None):  # fmt: skip
         self.tick_s, self.min_gap_s, self.max_cpu_share = tick_s, min_gap_s, max_cpu_share
+        self.min_neighbour_share = min_neighbour_share
+        self.threads = max(1, threads or torch.get_num_threads())
+        self.cpus = os.cpu_count() or 1
         self._lock = threading.Lock()
         self._stalls: list[tuple[float, float]] = []  # (start, end) on perf_counter's clock
         self._last_wall = time.perf_counter()
@@ -217,20 +242,28 @@ class StallMonitor:
                 self._stalls.append((self._last_wall, wall))
             self._last_wall, self._last_cpu = wall, cpu
 
-    def mark(self) -> tuple[float, float | None]:
-        """A point to measure stalls from: (perf_counter, steal seconds per CPU)."""
-        return time.perf_counter(), _steal_s()
+    def mark(self) -> Mark:
+        """A point to measure stalls from."""
+        return Mark(time.perf_counter(), time.process_time(), run_queue_wait_s(), _cpu_seconds())
 
-    def stalled_since(self, mark: tuple[float, float | None]) -> float:
+    def stalled_since(self, mark: Mark) -> float:
         """Seconds of stall between `mark` and now (at most the time elapsed)."""
         self._settle()  # the heartbeat may not have woken yet after a stall just ended
-        began, steal0 = mark
-        end = time.perf_counter()
+        now = self.mark()
         with self._lock:
-            gaps = sum(max(0.0, min(b, end) - max(a, began)) for a, b in self._stalls)
-        steal1 = _steal_s()
-        stolen = steal1 - steal0 if steal0 is not None and steal1 is not None else 0.0
-        return min(end - began, max(gaps, stolen))
+            held = sum(max(0.0, min(b, now.wall) - max(a, mark.wall)) for a, b in self._stalls)
+        stolen = crowded = 0.0
+        if mark.machine is not None and now.machine is not None:
+            busy = now.machine[0] - mark.machine[0]
+            stolen = (now.machine[1] - mark.machine[1]) / self.cpus
+            others = max(0.0, busy - (now.own_cpu - mark.own_cpu))
+            # A floor: /proc/stat counts in 10 ms ticks and a quiet machine has daemons, so a
+            # neighbour counts once it takes 5% of the interval's CPU or more.
+            if mark.queued is not None and now.queued is not None:
+                if others / self.cpus >= self.min_neighbour_share * (now.wall - mark.wall):
+                    waited = max(0.0, now.queued - mark.queued) / self.threads
+                    crowded = min(others / self.cpus, waited)
+        return min(now.wall - mark.wall, max(held, stolen, crowded))
 
     @property
     def stalls(self) -> list[tuple[float, float]]:

@@ -71,3 +71,37 @@ def test_a_process_stopped_mid_step_has_the_stopped_time_taken_off():
     assert r["step_times"][2] - stall >= spin - 0.2  # the stack's own time stays on the clock
     assert sum(r["step_stalls"]) - stall < 0.5  # the other steps had none
     assert abs(r["total_time_s"] - r["clock_s"] - sum(r["step_stalls"])) < 1e-9
+
+
+HOG = """
+import sys, time
+end = time.perf_counter() + float(sys.argv[1])
+while time.perf_counter() < end:
+    pass
+"""
+
+
+def test_time_taken_by_neighbours_is_taken_off_and_the_stack_keeps_its_own():
+    """A one-thread stack spins 2 s of CPU while two neighbours hog both cores: it gets about
+    2/3 of a core, so its step takes about 3 s of wall time, of which about 1 s is the
+    neighbours'. What is left on its clock is its own 2 s of CPU, give or take the estimate's
+    fair-share assumption."""
+    spin = 2.0
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(spin)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+    )  # fmt: skip
+    hogs = []
+    try:
+        assert child.stdout.readline().strip() == "spinning"
+        hogs = [subprocess.Popen([sys.executable, "-c", HOG, "6"]) for _ in range(2)]
+        out, _ = child.communicate(timeout=120)
+    finally:
+        for p in [child, *hogs]:
+            p.kill()
+            p.wait()
+    r = json.loads(out.strip().splitlines()[-1])
+    wall, stall = r["step_times"][2], r["step_stalls"][2]
+    assert wall > spin * 1.2, r  # the neighbours really did take time
+    assert stall > 0.2 * (wall - spin), r  # and most of what they took is seen
+    assert spin * 0.8 <= wall - stall <= spin * 1.35, r  # the stack's own time stays on it
