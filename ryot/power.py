@@ -7,9 +7,9 @@ loss cost (a false NO-GO)? Both are drawn from what one real job recorded:
 
 - run-to-run noise: each arm's pair runs, on their stall-free clocks, give log deviations from
   that arm's mean; their pooled spread is the noise of one synthetic run (log-normal);
-- stalls: each synthetic run is stalled with the probability the job's runs were (at least one
-  run in six, as seen on this workplace's VMs), by the largest stall the job recorded (at least
-  6 s, the size of the pauses seen here).
+- stalls: each synthetic run is stalled with the probability the job's runs were (0.5 s or
+  more; at least one run in six, as seen on this workplace's VMs), by the largest stall the job
+  recorded (at least 6 s, the size of the pauses seen here).
 
 The same experiments are judged twice: with the stall rule (stalled time off the clock, as the
 StallMonitor measures it; its error, under 0.2 s in tests/test_stalls.py, is ignored here) and
@@ -34,6 +34,7 @@ from scipy.stats import t as student_t
 
 MIN_STALL_S = 6.0
 MIN_STALL_SHARE = 1 / 6
+COUNTED_STALL_S = 0.5  # a run stalled for less (the detector's 10-30 ms per run) is not stalled
 MARGIN = 0.15  # the "clearly faster" stack: threshold + 15 points
 
 
@@ -80,7 +81,7 @@ def recorded_noise(comparison: dict[str, Any]) -> Noise:
     if dof < 1 or "baseline" not in by_arm:
         raise ValueError("too few pair runs to measure noise (two of one arm, and a baseline)")
     sigma = math.sqrt(sum(d * d for d in devs) / dof)
-    stalled = sum(s > 0 for s in stalls) / len(stalls)
+    stalled = sum(s >= COUNTED_STALL_S for s in stalls) / len(stalls)
     return Noise(
         sigma=sigma,
         runs=runs,
