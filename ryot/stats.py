@@ -81,9 +81,7 @@ def improvement_estimate(base_rates, opt_rates, level=0.95) -> Estimate:
     values = [o / b - 1.0 for b, o in zip(base, opt, strict=True)]
     logs = [math.log(o / b) for b, o in zip(base, opt, strict=True)]
     lo, hi = _t_interval(logs, level)
-    return _estimate(
-        values, math.expm1(mean(logs)), math.expm1(lo), math.expm1(hi), level, _LOG_METHOD
-    )
+    return _estimate(values, _expm1(mean(logs)), _expm1(lo), _expm1(hi), level, _LOG_METHOD)
 
 
 def difference_estimate(base_values, opt_values, level=0.95) -> Estimate:
@@ -167,9 +165,17 @@ def aa_noise(base_steps, aa_steps) -> float:
 def _speedup_from_logs(values, logs, level) -> Estimate:
     lo, hi = _t_interval(logs, level)
     # 1 - exp(x) is decreasing in x, so the upper log bound gives the lower speedup.
-    return _estimate(
-        values, -math.expm1(mean(logs)), -math.expm1(hi), -math.expm1(lo), level, _LOG_METHOD
-    )
+    return _estimate(values, -_expm1(mean(logs)), -_expm1(hi), -_expm1(lo), level, _LOG_METHOD)
+
+
+def _expm1(x: float) -> float:
+    """exp(x) - 1, infinite past float's range: with few, wildly different pairs the interval's
+    bound on a log ratio can exceed 709 (found by a property test), and an unbounded interval
+    is the honest answer there, not an OverflowError."""
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return math.inf
 
 
 def _t_interval(xs: list[float], level: float) -> tuple[float, float]:

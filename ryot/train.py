@@ -167,9 +167,7 @@ def curve_steps(total_steps: int, points: int) -> list[int]:
     per 0.001 nat on the shipped bench). With 10 points on 100 steps: 0, 19, 36, 51, 64, 75,
     84, 91, 96, 99, 100.
     """
-    return sorted(
-        {round(total_steps * (1.0 - (1.0 - i / points) ** 2)) for i in range(points + 1)}
-    )
+    return sorted({round(total_steps * (1.0 - (1.0 - i / points) ** 2)) for i in range(points + 1)})
 
 
 def batch_indices(step: int, micro: int, batch_size: int, accumulation: int, n: int, seed: int):
@@ -260,11 +258,13 @@ class Trainer:
             threads=torch.get_num_threads(),
             num_parameters=model.count_parameters(),
             setup_time_s=now(self.device) - start,
-            setup_stall_s=stalls.stalled_since(mark),
+            setup_stall_s=0.0,
             stack_build_s=stack_built,
             bayes_floor=self.reference.bayes_floor,
             unigram_loss=self.reference.unigram_loss,
         )
+        # Never more than the interval itself: the stack's clock must not run backwards.
+        result.setup_stall_s = min(result.setup_time_s, stalls.stalled_since(mark))
         self._stalls = stalls
         first_epoch = 0
         if resume is not None:
@@ -358,7 +358,7 @@ class Trainer:
             began = now(self.device)
             loss, norm, fed = self.train_step(step, trained, optimizer)
             took = now(self.device) - began
-            result.step_stalls.append(self._stalls.stalled_since(mark))
+            result.step_stalls.append(min(took, self._stalls.stalled_since(mark)))
             result.step_times.append(took)
             result.step_losses.append(loss)
             result.step_tokens.append(fed)

