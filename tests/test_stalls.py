@@ -46,7 +46,7 @@ def test_a_stack_that_sleeps_is_charged_every_second(smoke_config):
 
 
 def test_a_process_stopped_mid_step_has_the_stopped_time_taken_off():
-    spin, stopped = 3.0, 2.0
+    spin, stopped = 1.5, 1.0
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(spin)],
         cwd=ROOT,
@@ -57,7 +57,7 @@ def test_a_process_stopped_mid_step_has_the_stopped_time_taken_off():
     )
     try:
         assert child.stdout.readline().strip() == "spinning"
-        time.sleep(0.5)
+        time.sleep(0.3)
         child.send_signal(signal.SIGSTOP)
         time.sleep(stopped)
         child.send_signal(signal.SIGCONT)
@@ -84,11 +84,11 @@ while time.perf_counter() < end:
 
 
 def test_time_taken_by_neighbours_is_taken_off_and_the_stack_keeps_its_own():
-    """A one-thread stack spins 2 s of CPU while two neighbours hog both cores: it gets about
-    2/3 of a core, so its step takes about 3 s of wall time, of which about 1 s is the
-    neighbours'. What is left on its clock is its own 2 s of CPU, give or take the estimate's
+    """A one-thread stack spins 1.5 s of CPU while two neighbours hog both cores: it gets about
+    2/3 of a core, so its step takes about 2.25 s of wall time, of which about 0.75 s is the
+    neighbours'. What is left on its clock is its own 1.5 s of CPU, give or take the estimate's
     fair-share assumption."""
-    spin = 2.0
+    spin = 1.5
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(spin)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, encoding="utf-8",
@@ -96,7 +96,7 @@ def test_time_taken_by_neighbours_is_taken_off_and_the_stack_keeps_its_own():
     hogs = []
     try:
         assert child.stdout.readline().strip() == "spinning"
-        hogs = [subprocess.Popen([sys.executable, "-c", HOG, "6"]) for _ in range(2)]
+        hogs = [subprocess.Popen([sys.executable, "-c", HOG, "5"]) for _ in range(2)]
         out, _ = child.communicate(timeout=120)
     finally:
         for p in [child, *hogs]:
