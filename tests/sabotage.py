@@ -355,10 +355,8 @@ class FailsToPrepare(Optimization):
         raise RuntimeError("sabotage: cannot prepare the model")
 
 
-class Sleeps(Optimization):
-    """Sleeps `seconds` inside one step: the stack's own time, which the clock must charge."""
-
-    name = "sleeps"
+class _AtOneStep(Optimization):
+    """Does `act()` once, inside the step `step` (0-based), for `seconds`."""
 
     def __init__(self, device, step: int, seconds: float):
         self.step, self.seconds = step, seconds
@@ -370,31 +368,33 @@ class Sleeps(Optimization):
 
     def transform_batch(self, step, inputs, targets):
         if step == self.step:
-            time.sleep(self.seconds)
+            self.act()
         return inputs, targets
 
+    def act(self) -> None:
+        raise NotImplementedError
 
-class Spins(Optimization):
+
+class Sleeps(_AtOneStep):
+    """Sleeps `seconds` inside one step: the stack's own time, which the clock must charge."""
+
+    name = "sleeps"
+
+    def act(self) -> None:
+        time.sleep(self.seconds)
+
+
+class Spins(_AtOneStep):
     """Busy-computes `seconds` of CPU time in Python inside one step (the GIL held, switching as
     usual), saying so on stdout first: a window for a test to stop the process in."""
 
     name = "spins"
 
-    def __init__(self, device, step: int, seconds: float):
-        self.step, self.seconds = step, seconds
-        super().__init__(device)
-
-    @property
-    def enabled(self) -> bool:
-        return True
-
-    def transform_batch(self, step, inputs, targets):
-        if step == self.step:
-            print("spinning", flush=True)
-            end = time.process_time() + self.seconds
-            while time.process_time() < end:
-                pass
-        return inputs, targets
+    def act(self) -> None:
+        print("spinning", flush=True)
+        end = time.process_time() + self.seconds
+        while time.process_time() < end:
+            pass
 
 
 hang_stack = _optimized_only(lambda device: [Hangs(device)])
