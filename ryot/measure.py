@@ -194,10 +194,10 @@ class StallMonitor:
     - **stolen**: the hypervisor's steal time (/proc/stat), per CPU;
     - **crowded out**: other processes' CPU time on this machine (/proc/stat's busy time less
       this process's own), per CPU, once it reaches 5% of the interval, but never more than this
-      process's threads spent waiting in the run queue (/proc/self/task/*/schedstat), per
-      training thread. Both must be high: a
-      neighbour that runs on a core this stack leaves idle takes nothing from it, and the
-      stack's own threads competing with each other (a wait with no neighbour) is its own cost.
+      process's training threads spent waiting in the run queue (/proc/self/task/*/schedstat),
+      per training thread. Both must be high: a neighbour that runs on a core this stack leaves
+      idle takes nothing from it, and the stack's own threads competing with each other (a wait
+      with no neighbour) is its own cost.
 
     What the stack does itself never looks like any of these: while it sleeps or waits on I/O
     or a lock the heartbeat keeps ticking and nothing else runs, and while it computes,
@@ -220,6 +220,7 @@ class StallMonitor:
         self._last_cpu = time.process_time()
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="ryot-stall-monitor")
+        self._helpers: set[int | None] | None = None  # native ids, looked up at the first mark
 
     def __enter__(self) -> StallMonitor:
         self._thread.start()
@@ -244,11 +245,14 @@ class StallMonitor:
 
     def mark(self) -> Mark:
         """A point to measure stalls from."""
-        # Ryot's own helper threads (this heartbeat, the heap sampler) wait in the run queue
-        # whenever they wake on a busy machine, even while the stack sleeps: only the threads
-        # that train count.
-        helpers = {t.native_id for t in threading.enumerate() if t.name.startswith("ryot-")}
-        queued = run_queue_wait_s(exclude=helpers)
+        # Ryot's own helper threads (this heartbeat, the heap sampler, both started before the
+        # first mark) wait in the run queue whenever they wake on a busy machine, even while
+        # the stack sleeps: only the threads that train count.
+        if self._helpers is None:
+            self._helpers = {
+                t.native_id for t in threading.enumerate() if t.name.startswith("ryot-")
+            }
+        queued = run_queue_wait_s(exclude=self._helpers)
         return Mark(time.perf_counter(), time.process_time(), queued, _cpu_seconds())
 
     def stalled_since(self, mark: Mark) -> float:
@@ -269,11 +273,6 @@ class StallMonitor:
                     waited = max(0.0, now.queued - mark.queued) / self.threads
                     crowded = min(others / self.cpus, waited)
         return min(now.wall - mark.wall, max(held, stolen, crowded))
-
-    @property
-    def stalls(self) -> list[tuple[float, float]]:
-        with self._lock:
-            return list(self._stalls)
 
 
 def run_queue_wait_s(exclude: set[int | None] | frozenset = frozenset()) -> float | None:

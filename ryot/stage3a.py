@@ -335,7 +335,7 @@ def learning_lines(m: dict[str, Any]) -> list[str]:
 def verdict_reasons(rows: list[crit.CriterionResult], evidence: dict[str, list]) -> list[str]:
     """Why the verdict is not GO, in words: each failed criterion, then what the optimized arm
     measured it could not apply (on a CPU without native bf16, the kernel's bf16 autocast)."""
-    reasons = [f"{r.summary}" for r in rows if not r.passed]
+    reasons = [r.summary for r in rows if not r.passed]
     if reasons:
         for ev in evidence.get("optimized", []):
             if ev.get("enabled"):

@@ -16,7 +16,7 @@ import torch
 from ryot.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ryot.config import Config, config_from_dict
 from ryot.data import make_splits, reference_losses
-from ryot.measure import PeakMemory, StallMonitor, involuntary_switches, now, run_queue_wait_s
+from ryot.measure import PeakMemory, StallMonitor, involuntary_switches, now
 from ryot.model import ScaledTransformerModel, lm_loss
 from ryot.optim.base import Optimization
 from ryot.optim.probe import StepProbe
@@ -73,7 +73,7 @@ class ArmResult:
     bayes_floor: float = 0.0  # the validation split's exact Bayes-optimal loss
     unigram_loss: float = 0.0  # the validation split's loss from token frequencies alone
     evidence: list[dict[str, Any]] = field(default_factory=list)
-    run_queue_wait_s: float | None = None  # threads runnable but waiting, summed (reported)
+    run_queue_wait_s: float | None = None  # training threads runnable but waiting, summed
     involuntary_switches: int | None = None  # preemptions of the process (reported)
 
     @property
@@ -90,7 +90,11 @@ class ArmResult:
     def clock_s(self) -> float:
         """The stack's own end-to-end time: total_time_s less the machine's stalls. Everything
         the stack does (computing, compiling, sleeping, I/O, garbage collection) stays on it."""
-        return self.total_time_s - self.stall_s
+        return self.clock_at(len(self.step_times))
+
+    def clock_at(self, steps: int) -> float:
+        """The stack's own clock after setup and the first `steps` steps, stalls off."""
+        return self.setup_time_s - self.setup_stall_s + sum(self.step_clock[:steps])
 
     @property
     def step_clock(self) -> list[float]:
@@ -245,7 +249,7 @@ class Trainer:
         t = self.config.training
         memory = PeakMemory(self.device)
         memory.start()
-        queued, preempted = run_queue_wait_s(), involuntary_switches()
+        preempted = involuntary_switches()
         mark = stalls.mark()
         start = now(self.device)
         if self._stack_factory is not None:
@@ -257,14 +261,13 @@ class Trainer:
             device=str(self.device),
             threads=torch.get_num_threads(),
             num_parameters=model.count_parameters(),
-            setup_time_s=now(self.device) - start,
-            setup_stall_s=0.0,
+            setup_time_s=(setup := now(self.device) - start),
+            # never more than the interval itself: the stack's clock must not run backwards
+            setup_stall_s=min(setup, stalls.stalled_since(mark)),
             stack_build_s=stack_built,
             bayes_floor=self.reference.bayes_floor,
             unigram_loss=self.reference.unigram_loss,
         )
-        # Never more than the interval itself: the stack's clock must not run backwards.
-        result.setup_stall_s = min(result.setup_time_s, stalls.stalled_since(mark))
         self._stalls = stalls
         first_epoch = 0
         if resume is not None:
@@ -304,8 +307,9 @@ class Trainer:
             if done and not (result.curve and result.curve[-1]["step"] == len(result.step_times)):
                 self._add_curve_point(result, losses)  # the last step's point, left to this one
             result.eval_time_s += time.perf_counter() - evaluated
-        if queued is not None and (ended := run_queue_wait_s()) is not None:
-            result.run_queue_wait_s = ended - queued
+        ended = stalls.mark()
+        if mark.queued is not None and ended.queued is not None:
+            result.run_queue_wait_s = ended.queued - mark.queued
         if preempted is not None:
             result.involuntary_switches = involuntary_switches() - preempted
         result.peak_rss_mb = memory.rss_peak_mib()
