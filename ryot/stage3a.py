@@ -323,7 +323,8 @@ def learning_lines(m: dict[str, Any]) -> list[str]:
             "(baseline / optimized)"
         )
     stalls = m.get("stalls") or {}
-    stalled = [r for r in stalls.get("runs", []) if r["stall_s"] > 0]
+    # under 10 ms is the detector's resolution, and would print as 0.00 s
+    stalled = [r for r in stalls.get("runs", []) if r["stall_s"] >= 0.01]
     if stalled:
         shown = ", ".join(f"{r['label']} {r['stall_s']:.2f} s" for r in stalled)
         lines.append(f"Machine stalls taken off the clock: {shown}")
