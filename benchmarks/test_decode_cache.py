@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ryot.bench.model import ScaledTransformerModel
 from ryot.config import load_config
-from ryot.model import ScaledTransformerModel
 from ryot.serve.generate import Row, generate
 from tests.conftest import CONFIGS
 

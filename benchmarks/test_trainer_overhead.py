@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ryot.bench.model import ScaledTransformerModel, lm_loss
 from ryot.config import load_config
-from ryot.model import ScaledTransformerModel, lm_loss
-from ryot.train import Trainer, batch_indices, curve_steps, learning_rate
+from ryot.train.trainer import Trainer, batch_indices, curve_steps, learning_rate
 from tests.conftest import CONFIGS
 
 

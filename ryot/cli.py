@@ -20,23 +20,20 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from ryot.checkpoint import CheckpointError, load_checkpoint
+from ryot.bench.sizing import ModelTooLarge, check_fits
 from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
+from ryot.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ryot.experiment.run_folder import RunDirError, RunFolder
+from ryot.experiment.runners import SubprocessRunner
+from ryot.experiment.stage3a import run_stage3a
 from ryot.optim import ARMS as OPTIM_ARMS
-from ryot.protocol import SubprocessRunner
-from ryot.rundir import RunDirError, RunFolder, interrupt_on_sigterm, os_error_line
-from ryot.sizing import ModelTooLarge, check_fits
-from ryot.stack_spec import StackSpecError, check_stack_factory
-from ryot.stage3a import run_stage3a
-from ryot.train import resolve_device
+from ryot.optim.stack_spec import StackSpecError, check_stack_factory
+from ryot.osutil import interrupt_on_sigterm, os_error_line
+from ryot.train.checkpoint import CheckpointError, load_checkpoint
+from ryot.train.trainer import resolve_device
 
-EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 2, 3, 130
 ARMS = tuple(OPTIM_ARMS)
-
-
-class UsageError(Exception):
-    """Bad command-line input: one line on stderr, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,6 +29,8 @@ FALLBACKS = {
 }
 
 OK, FAIL, WARN = "\u2713", "\u2717", "\u26a0"
+# Workers alternate between these console encodings: each run proves the ASCII fallbacks.
+NARROW_ENCODINGS = ("cp1252", "ascii")
 RULE_HEAVY, RULE_LIGHT, BAR = "\u2550", "\u2500", "\u2502"
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from ryot.config import Config, ConfigError, ServingConfig, config_from_dict, load_config
 from ryot.serve.process import ServerProcess
-from ryot.serve.run_dir import ServeError, read_verdict
+from ryot.serve.served_run import ServeError, read_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE3B_NAME = "stage3b.json"
@@ -165,7 +165,7 @@ def pytest_sessionfinish(session, exitstatus):
         "status": "PASS" if state.outcomes and not failed else "FAIL",
     }
     path = state.run_dir / STAGE3B_NAME
-    from ryot.report.comparison import write_text_atomic
+    from ryot.osutil import write_text_atomic
 
     write_text_atomic(json.dumps(state.data, indent=1, allow_nan=True) + "\n", path)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

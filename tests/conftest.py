@@ -22,8 +22,8 @@ import yaml
 
 from ryot import cli
 from ryot.config import Config, load_config
-from ryot.protocol import InProcessRunner
-from ryot.stack_spec import load_stack_factory
+from ryot.experiment.runners import InProcessRunner
+from ryot.optim.stack_spec import load_stack_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from ryot.checkpoint import save_checkpoint
+from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config, load_config
-from ryot.model import ScaledTransformerModel
+from ryot.train.checkpoint import save_checkpoint
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import ryot.checkpoint as checkpoint
-from ryot.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+import ryot.train.checkpoint as checkpoint
+from ryot.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _state(step: int) -> dict:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from ryot import cli
-from ryot.report.comparison import load_schema
+from ryot.report.schema import load_schema
 from tests.conftest import SMOKE
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.

@@ -16,14 +16,16 @@ import jsonschema
 import pytest
 import torch
 
-from ryot import data, stage3a
+from ryot.bench import data
 from ryot.config import Config, CriteriaConfig
 from ryot.console import Console
-from ryot.criteria import CRITERIA, DEBUG, GO, INVESTIGATE, judge, scenario, verdict
-from ryot.metrics import measure
-from ryot.protocol import RunJob, RunRecord
-from ryot.report.comparison import SCHEMA_VERSION, load_schema, write_json_atomic
-from ryot.train import ArmResult, EpochMetrics
+from ryot.experiment import stage3a
+from ryot.judge.criteria import CRITERIA, DEBUG, GO, INVESTIGATE, judge, scenario, verdict
+from ryot.judge.measurements import measure
+from ryot.judge.runs import RunJob, RunRecord
+from ryot.osutil import write_json_atomic
+from ryot.report.schema import SCHEMA_VERSION, load_schema
+from ryot.train.results import ArmResult, EpochMetrics
 
 # The thresholds every scenario is judged against (not the shipped ones: these tests are about
 # the logic, so they must not move when the shipped config is retuned).

@@ -13,8 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ryot.config import DataConfig
-from ryot.data import (
+from ryot.bench.data import (
     BenchReference,
     TopicChainSource,
     bench_reference,
@@ -23,6 +22,7 @@ from ryot.data import (
     reference_losses,
     stationary_distribution,
 )
+from ryot.config import DataConfig
 
 SMALL = DataConfig(
     num_train_samples=40,

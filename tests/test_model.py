@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from ryot.bench.model import ATTENTION_IMPLS, ScaledTransformerModel, lm_loss
 from ryot.config import ModelConfig
-from ryot.model import ATTENTION_IMPLS, ScaledTransformerModel, lm_loss
 
 SMALL = ModelConfig(
     vocab_size=50, embed_dim=32, num_heads=4, num_layers=3, ff_dim=64, max_seq_len=16, dropout=0.0

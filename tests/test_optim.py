@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ryot.bench.model import Block, ScaledTransformerModel
 from ryot.config import ModelConfig, load_config
-from ryot.model import Block, ScaledTransformerModel
 from ryot.optim import ARMS, build_stack, kernel
 from ryot.optim.compression import SemanticCompressor, TokenDropper, drop_tokens, kept_count
 from ryot.optim.kernel import KernelOptimizer
 from ryot.optim.probe import StepProbe
 from ryot.optim.scaling import InferenceScalingEngine, warmup_length
-from ryot.train import Trainer
+from ryot.train.trainer import Trainer
 from tests.conftest import CONFIGS
 from tests.sabotage import NoOpKernel
 

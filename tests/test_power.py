@@ -1,4 +1,4 @@
-"""The plan's error rates, simulated from a real job's recorded times (ryot.power)."""
+"""The plan's error rates, simulated from a real job's recorded times (ryot.judge.power)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ryot import power
+from ryot.judge import power
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "reports" / "examples" / "cpu-2core-epyc-no-avx512"
@@ -47,4 +47,4 @@ def test_the_command_prints_the_rates_and_refuses_a_folder_without_a_run(tmp_pat
     assert "false GO    (true speedup 25%)" in out and "false NO-GO (true speedup 40%" in out
     assert power.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("ryot.power: ") and "comparison.json" in err and "\n" not in err
+    assert err.startswith("ryot.judge.power: ") and "comparison.json" in err and "\n" not in err

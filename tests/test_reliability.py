@@ -25,13 +25,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ryot import cli, worker
-from ryot.checkpoint import save_checkpoint
+from ryot import cli
 from ryot.console import Console
-from ryot.protocol import RunJob, SubprocessRunner
+from ryot.experiment.run_folder import RunFolder
+from ryot.experiment.runners import SubprocessRunner
+from ryot.experiment.stage3a import run_stage3a
+from ryot.judge.runs import RunJob
 from ryot.report import html
-from ryot.rundir import RunFolder
-from ryot.stage3a import run_stage3a
+from ryot.train import worker
+from ryot.train.checkpoint import save_checkpoint
 from tests.conftest import ROOT, SMOKE, default_sigint, smoke_variant
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
@@ -295,7 +297,7 @@ def test_full_disk_while_writing_the_verdict_keeps_the_earlier_run(
     def full_disk(data, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr("ryot.stage3a.write_json_atomic", full_disk)
+    monkeypatch.setattr("ryot.experiment.stage3a.write_json_atomic", full_disk)
     args = ["stage3a", "--config", SMOKE, "--out", str(folder), "--repeats", "1"]
     assert cli.main(args) == 3
     out = capsys.readouterr().out
@@ -319,7 +321,7 @@ def test_disk_already_full_is_exit_2_before_training(tmp_path, capsys, monkeypat
 
 
 def test_full_disk_while_saving_a_checkpoint_names_the_path(tmp_path, monkeypatch):
-    monkeypatch.setattr("ryot.checkpoint.os.fsync", enospc)
+    monkeypatch.setattr("ryot.train.checkpoint.os.fsync", enospc)
     target = tmp_path / "checkpoints" / "baseline.pt"
     with pytest.raises(OSError) as info:
         save_checkpoint({"arm": "baseline"}, target)

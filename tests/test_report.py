@@ -27,8 +27,8 @@ import yaml
 from scipy.stats import t as student_t
 
 from ryot.config import load_config
-from ryot.report.comparison import SCHEMA_VERSION, load_schema
 from ryot.report.html import ReportError, render_report, render_run_dir
+from ryot.report.schema import SCHEMA_VERSION, load_schema
 from tests.conftest import CONFIGS, ROOT
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.

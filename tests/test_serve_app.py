@@ -13,8 +13,8 @@ from ryot.serve.app import create_app
 from ryot.serve.bad_input import bad_requests
 from ryot.serve.batcher import Batcher
 from ryot.serve.generate import Row, generate
-from ryot.serve.run_dir import load_model, read_verdict
 from ryot.serve.schemas import Limits
+from ryot.serve.served_run import load_model, read_verdict
 from tests.serve_support import make_run_dir
 
 MAX_BATCH = 4

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ryot.serve.app import create_app
-from ryot.serve.run_dir import load_model, read_verdict
+from ryot.serve.served_run import load_model, read_verdict
 from tests.serve_support import make_run_dir
 
 with warnings.catch_warnings():

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from ryot.train import Trainer
+from ryot.train.trainer import Trainer
 from tests import sabotage
 from tests.conftest import ROOT, default_sigint
 
@@ -25,7 +25,7 @@ CPU = torch.device("cpu")
 CHILD = """
 import json, sys
 from ryot.config import load_config
-from ryot.train import Trainer
+from ryot.train.trainer import Trainer
 from tests import sabotage
 config = load_config("configs/smoke.yaml")
 stack = [sabotage.Spins("cpu", step=2, seconds=float(sys.argv[1]))]

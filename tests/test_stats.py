@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ryot.stats import (
+from ryot.judge.stats import (
     Estimate,
     aa_noise,
     difference_estimate,

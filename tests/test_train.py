@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ryot.checkpoint import CheckpointError
-from ryot.train import Trainer, batch_indices, curve_steps, learning_rate
+from ryot.train.checkpoint import CheckpointError
+from ryot.train.trainer import Trainer, batch_indices, curve_steps, learning_rate
 from tests.sabotage import NaNAfter
 
 

@@ -60,7 +60,7 @@ def test_huge_model_is_a_usage_error(run_validation, tmp_path):
 
 
 def test_folder_in_use_is_a_usage_error(run_validation, tmp_path):
-    from ryot.rundir import RunFolder
+    from ryot.experiment.run_folder import RunFolder
 
     with RunFolder(tmp_path / "run"):  # another run holds the lock
         code, err = run_validation("--ryot-out", str(tmp_path / "run"))

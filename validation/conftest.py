@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from ryot.bench.sizing import ModelTooLarge, check_fits
 from ryot.config import Config, ConfigError, load_config
 from ryot.console import FAIL, Console
-from ryot.protocol import SubprocessRunner
-from ryot.report.comparison import write_json_atomic
+from ryot.experiment.run_folder import RunDirError, RunFolder, remove_tree
+from ryot.experiment.runners import SubprocessRunner
+from ryot.experiment.stage3a import Outcome, print_verdict, run_stage3a
+from ryot.osutil import interrupt_on_sigterm, write_json_atomic
 from ryot.report.html import render_run_dir_or_warn
-from ryot.rundir import RunDirError, RunFolder, interrupt_on_sigterm, remove_tree
-from ryot.sizing import ModelTooLarge, check_fits
-from ryot.stage3a import Outcome, print_verdict, run_stage3a
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ryot.criteria import CRITERIA
+from ryot.judge.criteria import CRITERIA
 from ryot.optim import build_stack
-from ryot.train import Trainer
+from ryot.train.trainer import Trainer
 
 
 @pytest.mark.parametrize("criterion", CRITERIA)

@@ -17,7 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from ryot.model import ScaledTransformerModel, lm_loss
+from ryot.bench.model import ScaledTransformerModel, lm_loss
 
 # aten ops that do the attention; which of them run tells the attention path apart.
 ATTENTION_OPS = ("_softmax", "_scaled_dot_product", "_flash_attention", "_efficient_attention")

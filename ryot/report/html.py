@@ -18,8 +18,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from ryot.console import WARN
-from ryot.report.comparison import SCHEMA_VERSION, write_text_atomic
+from ryot.osutil import write_text_atomic
 from ryot.report.context import DEFAULT_LINKS, build_context, history_context
+from ryot.report.schema import SCHEMA_VERSION
 from ryot.report.stage3b import read_stage3b, stage3b_context
 
 REPORT_NAME = "report.html"
@@ -72,7 +73,7 @@ ADDED_IN_2_0 = frozenset(
 
 
 def _required_keys() -> list[str]:
-    from ryot.report.comparison import load_schema
+    from ryot.report.schema import load_schema
 
     return [k for k in load_schema().get("required", []) if k not in ADDED_IN_2_0]
 

@@ -23,8 +23,8 @@ from ryot.serve.body import BodyTooLarge, read_body
 from ryot.serve.generate import BatchResult, Row, generate
 from ryot.serve.metrics import ServerMetrics
 from ryot.serve.responses import HealthResponse, InferResponse, error_responses
-from ryot.serve.run_dir import RunVerdict, ServedModel
 from ryot.serve.schemas import Limits, RequestProblem, check_context, describe, request_model
+from ryot.serve.served_run import RunVerdict, ServedModel
 
 log = logging.getLogger("ryot.serve")
 

@@ -122,7 +122,7 @@ def _log_one_line_each() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ryot.cli import UsageError  # the CLI turns it into one line and exit 2
+    from ryot.errors import UsageError  # the CLI turns it into one line and exit 2
 
     try:
         return _serve(args)
@@ -132,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     _check_flags(args)
-    from ryot.serve.run_dir import ServeError, gate, load_model, read_verdict
-    from ryot.train import resolve_device
+    from ryot.serve.served_run import ServeError, gate, load_model, read_verdict
+    from ryot.train.trainer import resolve_device
 
     try:
         device = resolve_device(args.device)

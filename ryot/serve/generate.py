@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ryot.model import ScaledTransformerModel
+from ryot.bench.model import ScaledTransformerModel
 
 PAD_ID = 0  # any valid id: padding slots are masked, so their token never matters
 

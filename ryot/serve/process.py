@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from ryot.child import stop
+from ryot.osutil import stop
 
 _URL = re.compile(r"Listening on (http://\S+)")
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ryot.checkpoint import CheckpointError, load_checkpoint
+from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config, ConfigError, config_from_dict
-from ryot.model import ScaledTransformerModel
+from ryot.train.checkpoint import CheckpointError, load_checkpoint
 
 SERVE_ARMS = ("optimized", "baseline")
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ryot.config import CriteriaConfig
-from ryot.metrics import Measurements
-from ryot.stats import Estimate
+from ryot.judge.measurements import Measurements
+from ryot.judge.stats import Estimate
 
 GO, INVESTIGATE, DEBUG = "GO", "INVESTIGATE", "DEBUG"
 DECISIONS = {

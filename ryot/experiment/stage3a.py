@@ -10,20 +10,19 @@ from typing import Any
 
 import torch
 
-from ryot import criteria as crit
-from ryot import data
+from ryot.bench import data
+from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config
 from ryot.console import BAR, FAIL, OK, WARN, Console
-from ryot.metrics import Measurements, measure, summarize_arm, throughput
-from ryot.model import ScaledTransformerModel
-from ryot.protocol import RunRecord, SubprocessRunner, execute, plan_runs
-from ryot.report.comparison import (
-    SCHEMA_VERSION,
-    environment,
-    timestamp,
-    write_json_atomic,
-)
-from ryot.train import ArmResult
+from ryot.experiment.environment import environment, timestamp
+from ryot.experiment.plan import plan_runs
+from ryot.experiment.runners import SubprocessRunner, execute
+from ryot.judge import criteria as crit
+from ryot.judge.measurements import Measurements, measure, summarize_arm, throughput
+from ryot.judge.runs import RunRecord
+from ryot.osutil import write_json_atomic
+from ryot.report.schema import SCHEMA_VERSION
+from ryot.train.results import ArmResult
 
 EPOCH_HEADER = ["Epoch", "Loss", "Time (s)", "Throughput (tok/s)", "Status"]
 EPOCH_WIDTHS = [5, 9, 8, 18, 6]

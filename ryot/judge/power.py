@@ -16,7 +16,7 @@ StallMonitor measures it; its error, under 0.2 s in tests/test_stalls.py, is ign
 without it, to show what the rule buys. At zero loss cost the matched loss is each arm's final
 loss, so the speedup at equal quality and the end-to-end speedup are the same number here.
 
-    python -m ryot.power RUN_DIR [--draws 20000] [--seed 1]
+    python -m ryot.judge.power RUN_DIR [--draws 20000] [--seed 1]
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def error_rates(noise: Noise, pairs: int, threshold: float, level: float, draws:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ryot.power", description=__doc__.split("\n")[0]
+        prog="python -m ryot.judge.power", description=__doc__.split("\n")[0]
     )
     parser.add_argument("run_dir", type=Path, help="a Stage 3a run folder (its comparison.json)")
     parser.add_argument("--draws", type=int, default=20000, help="experiments per rate")
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         noise = recorded_noise(comparison)
         config = comparison["config"]
     except (OSError, ValueError, KeyError) as exc:
-        print(f"ryot.power: {path}: {exc}", file=sys.stderr)
+        print(f"ryot.judge.power: {path}: {exc}", file=sys.stderr)
         return 2
     threshold = config["criteria"]["min_speedup_percent"] / 100
     pairs, level = config["measurement"]["repeats"], config["measurement"]["confidence"]

@@ -24,7 +24,7 @@ class ModelTooLarge(ValueError):
 
 
 def parameter_count(model: ModelConfig) -> int:
-    from ryot.model import ScaledTransformerModel  # the model imports the config module
+    from ryot.bench.model import ScaledTransformerModel  # the model imports the config module
 
     with torch.device("meta"):
         return ScaledTransformerModel(model).count_parameters()

@@ -1,12 +1,5 @@
-"""The Stage 3a experiment: which runs, in which order, in which processes, and what they mean.
-
-Runs are interleaved in pairs whose order alternates, B O, O B, B O ..., `repeats` times, so
-machine drift and position effects hit both arms alike; pair i shares seed (training.seed + i):
-same init, same batches. One more baseline run with pair 0's seed is the A/A run: what pure
-noise looks like as a speedup. Each ablation arm then runs once. Every run is a fresh subprocess
-(`ryot.worker`) under a narrow console encoding, alternating run by run, so each arm sees every
-encoding. Every run's raw result is kept; `ryot.metrics` turns them into what the criteria judge.
-"""
+"""Where each run of the plan trains: a fresh worker process (SubprocessRunner), or this process
+(InProcessRunner, for tests); `execute` runs the plan in order."""
 
 from __future__ import annotations
 
@@ -19,91 +12,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ryot.child import stop
 from ryot.config import Config
-from ryot.console import Console
+from ryot.console import NARROW_ENCODINGS, Console
+from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim import build_stack
-from ryot.train import ArmResult, Trainer
-
-ABLATION_ARMS = ("kernel", "compression", "scaling")
-AA_FRACTION = 0.1
-# Workers alternate between these console encodings: each run proves the ASCII fallbacks.
-NARROW_ENCODINGS = ("cp1252", "ascii")
-
-
-@dataclass
-class RunJob:
-    index: int  # 1-based position in the plan
-    arm: str
-    repeat: int  # 0-based pair index; ablation runs use 0
-    config: Config  # with this run's seed
-    role: str  # "pair", "aa" (baseline again, pair 0's seed) or "ablation"
-    stop_after_epoch: int | None = None  # the A/A run times a prefix of the run only
-
-    @property
-    def label(self) -> str:
-        return f"run {self.index} ({self.arm}, {self.role} {self.repeat + 1})"
-
-
-@dataclass
-class RunRecord:
-    job: RunJob
-    result: ArmResult | None
-    exit_code: int
-    encoding: str
-    wall_s: float
-    error: str = ""
-    stderr_tail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.job.index,
-            "arm": self.job.arm,
-            "repeat": self.job.repeat,
-            "role": self.job.role,
-            "seed": self.job.config.training.seed,
-            "exit_code": self.exit_code,
-            "console_encoding": self.encoding,
-            "wall_s": self.wall_s,
-            "error": self.error,
-            "result": self.result.to_dict() if self.result else None,
-        }
-
-
-def plan_runs(config: Config, arms: list[str], repeats: int, ablation: bool) -> list[RunJob]:
-    """Interleaved pairs of the requested main arms in alternating order, the A/A baseline
-    when both arms are paired, then each ablation arm once."""
-    jobs: list[RunJob] = []
-    main = [a for a in arms if a not in ABLATION_ARMS]
-    extra = [a for a in arms if a in ABLATION_ARMS]
-    if ablation and "optimized" in main:
-        extra += [a for a in ABLATION_ARMS if a not in extra]
-    for r in range(repeats):
-        seeded = replace(config, training=replace(config.training, seed=config.training.seed + r))
-        for arm in main if r % 2 == 0 else main[::-1]:
-            jobs.append(RunJob(len(jobs) + 1, arm, r, seeded, "pair"))
-    if "baseline" in main and "optimized" in main:
-        # Timing the first AA_FRACTION of the epochs is the same A/A measurement (identical work,
-        # evaluations included, same seed) at a fraction of the cost: the whole suite must fit
-        # in 12 minutes. A run without the evaluations is not identical work: the baseline's
-        # step-0 evaluation warms caches before its first timed step (measured: 23% "noise").
-        epochs = max(1, round(AA_FRACTION * config.training.num_epochs))
-        jobs.append(RunJob(len(jobs) + 1, "baseline", 0, config, "aa", epochs))
-    for arm in extra:
-        jobs.append(RunJob(len(jobs) + 1, arm, 0, config, "ablation"))
-    return jobs
-
+from ryot.osutil import stop
+from ryot.train.results import ArmResult
+from ryot.train.trainer import Trainer
 
 StackFactory = Callable[[Config, str, torch.device], list]
 
 
 @dataclass
 class SubprocessRunner:
-    """Runs each job in a fresh `python -m ryot.worker` process."""
+    """Runs each job in a fresh `python -m ryot.train.worker` process."""
 
     device: torch.device
     out: Path
@@ -139,7 +64,7 @@ class SubprocessRunner:
         env = {**os.environ, "PYTHONIOENCODING": f"{encoding}:strict"}
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ryot.worker", str(job_path)],
+            [sys.executable, "-m", "ryot.train.worker", str(job_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

@@ -15,11 +15,11 @@ run into DIR puts back before anything else.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import signal
 from pathlib import Path
+
+from ryot.osutil import describe_os_error
 
 try:
     import fcntl
@@ -153,29 +153,3 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
-
-
-def describe_os_error(exc: OSError) -> str:
-    """One phrase for an OSError: 'no space left on device' rather than errno 28's repr."""
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device"
-    return exc.strerror or str(exc)
-
-
-def os_error_line(exc: OSError) -> str:
-    """'no space left on device writing PATH': the phrase, and the file when there is one."""
-    where = f" writing {exc.filename}" if exc.filename else ""
-    return f"{describe_os_error(exc)}{where}"
-
-
-def interrupt_on_sigterm():
-    """SIGTERM takes Ctrl-C's path (workers stopped, run set aside); returns the handler it
-    replaced, or None where signals cannot be set (not the main thread)."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        return signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:
-        return None

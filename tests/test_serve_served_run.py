@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ryot.checkpoint import load_checkpoint, save_checkpoint
-from ryot.serve.run_dir import load_model
+from ryot.serve.served_run import load_model
+from ryot.train.checkpoint import load_checkpoint, save_checkpoint
 from tests.serve_support import make_run_dir
 
 

@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ryot import stats
 from ryot.config import Config
-from ryot.protocol import NARROW_ENCODINGS
-from ryot.stats import Estimate
-from ryot.train import ArmResult
+from ryot.console import NARROW_ENCODINGS
+from ryot.judge import stats
+from ryot.judge.stats import Estimate
+from ryot.train.results import ArmResult
 
 if TYPE_CHECKING:
-    from ryot.protocol import RunRecord
+    from ryot.judge.runs import RunRecord
 
 
 def _num(x: float | None) -> float | None:

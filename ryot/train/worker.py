@@ -1,4 +1,4 @@
-"""One arm, one process: `python -m ryot.worker JOB.json` trains and writes RESULT.json.
+"""One arm, one process: `python -m ryot.train.worker JOB.json` trains and writes RESULT.json.
 
 The protocol starts every run in a fresh interpreter, so no run inherits another's warm caches,
 allocator state or compiled graphs. The worker speaks to its parent through stdout, one JSON
@@ -17,10 +17,9 @@ import torch
 
 from ryot.config import config_from_dict
 from ryot.console import FAIL, OK, Console
-from ryot.report.comparison import write_json_atomic
-from ryot.rundir import os_error_line
-from ryot.stack_spec import load_stack_factory
-from ryot.train import Trainer
+from ryot.optim.stack_spec import load_stack_factory
+from ryot.osutil import os_error_line, write_json_atomic
+from ryot.train.trainer import Trainer
 
 
 def emit(kind: str, **payload) -> None:
@@ -62,7 +61,7 @@ def run_job(job: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m ryot.worker JOB.json", file=sys.stderr)
+        print("usage: python -m ryot.train.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     try:

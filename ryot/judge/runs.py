@@ -1,0 +1,49 @@
+"""What the judge reads of each run: its place in the plan (RunJob) and what came of it
+(RunRecord). The experiment makes them; the judge and comparison.json read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ryot.config import Config
+from ryot.train.results import ArmResult
+
+
+@dataclass
+class RunJob:
+    index: int  # 1-based position in the plan
+    arm: str
+    repeat: int  # 0-based pair index; ablation runs use 0
+    config: Config  # with this run's seed
+    role: str  # "pair", "aa" (baseline again, pair 0's seed) or "ablation"
+    stop_after_epoch: int | None = None  # the A/A run times a prefix of the run only
+
+    @property
+    def label(self) -> str:
+        return f"run {self.index} ({self.arm}, {self.role} {self.repeat + 1})"
+
+
+@dataclass
+class RunRecord:
+    job: RunJob
+    result: ArmResult | None
+    exit_code: int
+    encoding: str
+    wall_s: float
+    error: str = ""
+    stderr_tail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.job.index,
+            "arm": self.job.arm,
+            "repeat": self.job.repeat,
+            "role": self.job.role,
+            "seed": self.job.config.training.seed,
+            "exit_code": self.exit_code,
+            "console_encoding": self.encoding,
+            "wall_s": self.wall_s,
+            "error": self.error,
+            "result": self.result.to_dict() if self.result else None,
+        }

@@ -1,0 +1,21 @@
+"""comparison.json's contract (schema 3.0): the seed plan's fields plus measurements, criteria,
+runs. The experiment writes it; the report reads only it."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+SCHEMA_VERSION = "3.0"
+SCHEMA_FILE = "comparison.schema.json"
+
+
+def load_schema(version: str | None = None) -> dict[str, Any]:
+    """The JSON schema of comparison.json: this ryot's (SCHEMA_VERSION), or an older one kept
+    beside it (comparison.schema.2.0.json) so that files written before still validate."""
+    name = SCHEMA_FILE if version in (None, SCHEMA_VERSION) else f"comparison.schema.{version}.json"
+    schema = resources.files("ryot.report").joinpath(name)
+    if not schema.is_file():
+        raise ValueError(f"no schema for comparison.json schema_version {version!r}")
+    return json.loads(schema.read_text(encoding="utf-8"))
