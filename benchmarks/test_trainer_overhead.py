@@ -13,7 +13,8 @@ import torch
 
 from ryot.bench.model import ScaledTransformerModel, lm_loss
 from ryot.config import load_config
-from ryot.train.trainer import Trainer, batch_indices, curve_steps, learning_rate
+from ryot.train.schedule import batch_indices, curve_steps, learning_rate
+from ryot.train.trainer import Trainer
 from tests.conftest import CONFIGS
 
 

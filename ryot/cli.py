@@ -30,7 +30,7 @@ from ryot.experiment.stage3a import run_stage3a
 from ryot.optim import ARMS as OPTIM_ARMS
 from ryot.optim.stack_spec import StackSpecError, check_stack_factory
 from ryot.osutil import interrupt_on_sigterm, os_error_line
-from ryot.train.checkpoint import CheckpointError, load_checkpoint
+from ryot.train.checkpoint import CheckpointError, load_checkpoint, resume_problem
 from ryot.train.trainer import resolve_device
 
 ARMS = tuple(OPTIM_ARMS)
@@ -219,18 +219,11 @@ def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRu
 
 
 def check_resumable(path: Path, saved_arm, saved: Config, arm: str, config: Config) -> None:
-    """A checkpoint continues only the arm and the settings it was trained with."""
-    if saved_arm != arm:
-        raise UsageError(f"--resume {path}: checkpoint is of arm {saved_arm!r}, not {arm!r}")
-    for section in ("model", "data", "optimizations"):
-        if getattr(saved, section) != getattr(config, section):
-            raise UsageError(f"--resume {path}: checkpoint was trained with a different {section} "
-                             "config")  # fmt: skip
-    ignored_seed = replace(saved.training, seed=config.training.seed)
-    if ignored_seed != config.training:
-        raise UsageError(
-            f"--resume {path}: checkpoint was trained with a different training config"
-        )
+    """A checkpoint continues only the arm and the settings it was trained with, whatever its
+    seed (see resumable_config); the trainer applies the same rule (resume_problem)."""
+    problem = resume_problem(saved_arm, saved, arm, config, any_seed=True)
+    if problem is not None:
+        raise UsageError(f"--resume {path}: {problem}")
 
 
 def load_or_usage_error(path: Path) -> dict:

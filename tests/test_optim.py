@@ -11,10 +11,12 @@ import torch
 from ryot.bench.model import Block, ScaledTransformerModel
 from ryot.config import ModelConfig, load_config
 from ryot.optim import ARMS, build_stack, kernel
+from ryot.optim.base import RunFacts
 from ryot.optim.compression import SemanticCompressor, TokenDropper, drop_tokens, kept_count
 from ryot.optim.kernel import KernelOptimizer
 from ryot.optim.probe import StepProbe
 from ryot.optim.scaling import InferenceScalingEngine, warmup_length
+from ryot.train.evaluation import evaluate
 from ryot.train.trainer import Trainer
 from tests.conftest import CONFIGS
 from tests.sabotage import NoOpKernel
@@ -116,7 +118,7 @@ def test_evaluation_runs_the_full_model(smoke_config):
     trainer = train(cfg, "compression")
     model, _, _ = trainer.build()
     dropper = model.token_dropper
-    trainer.evaluate(model)
+    evaluate(model, trainer.val_data, trainer.device)
     assert dropper.kept_fraction == {}  # never called in eval mode
 
 
@@ -159,12 +161,15 @@ def test_warmup_of_a_whole_run_ends_its_last_third_at_full_length():
 
 
 def _scaling_run(lengths, samples=16, max_len=128):
-    return {
-        "step_tokens": [n * samples for n in lengths],
-        "full_step_tokens": samples * max_len,
-        "samples_per_step": samples,
-        "max_seq_len": max_len,
-    }
+    return RunFacts(
+        step_tokens=[n * samples for n in lengths],
+        full_step_tokens=samples * max_len,
+        samples_per_step=samples,
+        max_seq_len=max_len,
+        model=None,
+        optimizer=None,
+        probe=None,
+    )
 
 
 def test_scaling_evidence_comes_from_the_measured_lengths():
@@ -355,7 +360,8 @@ def test_tf32_is_restored_by_finish(fake_cuda_kernel):
     assert kernel._tf32_flags() == (True, True) and "TF32 matmuls" in opt.evidence.applied
     batch = torch.randint(0, 10, (2, 9))
     probe = StepProbe(model, batch[:, :-1], batch[:, 1:], opt.autocast)
-    opt.finish({"probe": probe, "optimizer": torch.optim.AdamW(model.parameters())})
+    optimizer = torch.optim.AdamW(model.parameters())
+    opt.finish(RunFacts([], 0, 2, 8, model=model, optimizer=optimizer, probe=probe))
     assert kernel._tf32_flags() == (False, False)
     assert opt.evidence.measurements["tf32_matmuls_in_training"] is True
 

@@ -34,6 +34,7 @@ from ryot.judge.runs import RunJob
 from ryot.report import html
 from ryot.train import worker
 from ryot.train.checkpoint import save_checkpoint
+from ryot.train.job import JobSpec
 from tests.conftest import ROOT, SMOKE, default_sigint, smoke_variant
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
@@ -331,7 +332,8 @@ def test_full_disk_while_saving_a_checkpoint_names_the_path(tmp_path, monkeypatc
 
 def test_worker_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
     job = tmp_path / "job.json"
-    job.write_text("{}", encoding="utf-8")
+    spec = JobSpec(label="run 1", arm="optimized", config={}, device="cpu", result=tmp_path / "r")
+    job.write_text(spec.to_json(), encoding="utf-8")
 
     def run_job(spec):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/checkpoints/optimized.pt")

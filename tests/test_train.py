@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from ryot.train.checkpoint import CheckpointError
-from ryot.train.trainer import Trainer, batch_indices, curve_steps, learning_rate
+from ryot.train.evaluation import evaluate, token_losses
+from ryot.train.schedule import batch_indices, curve_steps, learning_rate
+from ryot.train.trainer import Trainer
 from tests.sabotage import NaNAfter
 
 
@@ -78,17 +80,15 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(smoke_config, tmp_path
 def test_curve_is_measured_off_the_clock_at_every_planned_step(smoke_config):
     result = Trainer(smoke_config).run()
     m = smoke_config.measurement
-    steps = [p["step"] for p in result.curve]
+    steps = [p.step for p in result.curve]
     assert steps == curve_steps(smoke_config.total_steps, m.curve_points)
     assert steps[0] == 0 and steps[-1] == smoke_config.total_steps
     for point in result.curve:
         # the arm's own training clock: setup plus the steps done, less the machine's stalls,
         # never evaluation time
-        expected = (
-            result.setup_time_s - result.setup_stall_s + sum(result.step_clock[: point["step"]])
-        )
-        assert point["clock_s"] == pytest.approx(expected)
-    assert result.curve[-1]["val_loss"] < result.curve[0]["val_loss"]
+        expected = result.setup_time_s - result.setup_stall_s + sum(result.step_clock[: point.step])
+        assert point.clock_s == pytest.approx(expected)
+    assert result.curve[-1].val_loss < result.curve[0].val_loss
     assert result.eval_time_s > 0
 
 
@@ -98,13 +98,13 @@ def test_curve_ends_reuse_the_full_evaluations_exactly(smoke_config):
     config = replace(smoke_config, measurement=replace(smoke_config.measurement, curve_samples=8))
     trainer = Trainer(config)
     model, _, _ = trainer.build()
-    full = trainer.token_losses(model)
-    alone, _ = trainer.evaluate(model, trainer.curve_data)
+    full = token_losses(model, trainer.val_data, trainer.device)
+    alone, _ = evaluate(model, trainer.curve_data, trainer.device)
     assert full.shape == (config.data.num_val_samples, config.model.max_seq_len)
     assert float(full[: len(trainer.curve_data)].mean()) == pytest.approx(alone, abs=1e-6)
     result = trainer.run()
-    assert result.curve[0]["val_loss"] == pytest.approx(alone, abs=1e-6)  # same seeded init
-    assert result.curve[0]["val_loss"] != pytest.approx(result.initial_val_loss, abs=1e-9)
+    assert result.curve[0].val_loss == pytest.approx(alone, abs=1e-6)  # same seeded init
+    assert result.curve[0].val_loss != pytest.approx(result.initial_val_loss, abs=1e-9)
 
 
 def test_evaluation_is_exact_fp32_whatever_the_stack_switched_on(smoke_config):
@@ -119,7 +119,7 @@ def test_evaluation_is_exact_fp32_whatever_the_stack_switched_on(smoke_config):
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
-        trainer.evaluate(model)
+        evaluate(model, trainer.val_data, trainer.device)
         assert seen and set(seen) == {(False, False)}
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     finally:

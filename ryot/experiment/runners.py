@@ -20,6 +20,7 @@ from ryot.console import NARROW_ENCODINGS, Console
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim import build_stack
 from ryot.osutil import stop
+from ryot.train.job import JobSpec
 from ryot.train.results import ArmResult
 from ryot.train.trainer import Trainer
 
@@ -46,21 +47,21 @@ class SubprocessRunner:
         stem = self.runs_dir / f"{job.index:02d}-{job.arm}"
         result_path = stem.with_suffix(".result.json")
         result_path.unlink(missing_ok=True)
-        spec = {
-            "label": job.label,
-            "arm": job.arm,
-            "config": job.config.to_dict(),
-            "config_source": f"{job.config.name} (run {job.index})",
-            "device": str(self.device),
-            "result": str(result_path),
-            "checkpoint": str(checkpoint) if checkpoint else None,
-            "checkpoint_every": job.config.training.num_epochs,
-            "resume": str(resume) if resume else None,
-            "stop_after_epoch": job.stop_after_epoch,
-            "stack_factory": self.stack_factory,
-        }
+        spec = JobSpec(
+            label=job.label,
+            arm=job.arm,
+            config=job.config.to_dict(),
+            config_source=f"{job.config.name} (run {job.index})",
+            device=str(self.device),
+            result=result_path,
+            checkpoint=checkpoint,
+            checkpoint_every=job.config.training.num_epochs,
+            resume=resume,
+            stop_after_epoch=job.stop_after_epoch,
+            stack_factory=self.stack_factory,
+        )
         job_path = stem.with_suffix(".job.json")
-        job_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        job_path.write_text(spec.to_json(), encoding="utf-8")
         env = {**os.environ, "PYTHONIOENCODING": f"{encoding}:strict"}
         started = time.perf_counter()
         proc = subprocess.Popen(

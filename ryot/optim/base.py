@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ryot.optim.probe import StepProbe
 
 
 @dataclass
@@ -56,6 +59,19 @@ class Evidence:
         }
 
 
+@dataclass
+class RunFacts:
+    """What the trainer measured of a finished run, handed to each optimization's `finish`."""
+
+    step_tokens: list[int]  # input tokens each optimizer step fed, as measured
+    full_step_tokens: int  # what a step at full length feeds: batch x accumulation x max_seq_len
+    samples_per_step: int  # batch x accumulation
+    max_seq_len: int
+    model: nn.Module | None  # the trained model, uncompiled
+    optimizer: torch.optim.Optimizer | None
+    probe: StepProbe | None  # one step of this arm, and of its references (see ryot.optim.probe)
+
+
 class Optimization:
     """Base class: every hook is the identity, so a subclass overrides only its own seams."""
 
@@ -87,8 +103,8 @@ class Optimization:
         """The batch actually fed at optimizer step `step` (0-based)."""
         return inputs, targets
 
-    def finish(self, run: dict[str, Any]) -> None:
-        """Record measurements of the finished run (`run` holds step tokens, probes, ...)."""
+    def finish(self, run: RunFacts) -> None:
+        """Record measurements of the finished run (its step tokens, a probe, ...)."""
 
     def close(self) -> None:
         """Undo process-wide state set by prepare_model; idempotent.

@@ -22,6 +22,18 @@ class EpochMetrics:
 
 
 @dataclass
+class CurvePoint:
+    """One point of the validation curve, measured off the clock after `step` optimizer steps:
+    the mean loss of the first curve_samples validation rows (None: a NaN, as JSON brings it back),
+    at clock_s, this arm's own training clock then (setup + steps so far, less the machine's
+    stalls: see ArmResult.clock_at)."""
+
+    step: int
+    clock_s: float
+    val_loss: float | None
+
+
+@dataclass
 class ArmResult:
     arm: str
     device: str
@@ -43,10 +55,9 @@ class ArmResult:
     val_loss: float | None = None  # full validation set, final model
     initial_val_loss: float | None = None  # full validation set, before the first step
     val_loss_per_position: list[float] = field(default_factory=list)
-    # {"step", "clock_s", "val_loss"}: validation loss on the first curve_samples rows, taken
-    # off the clock; clock_s is this arm's own training clock (setup + steps so far, less the
-    # machine's stalls: see stall_s)
-    curve: list[dict[str, Any]] = field(default_factory=list)
+    # validation loss on the first curve_samples rows, taken off the clock (JSON: {"step",
+    # "clock_s", "val_loss"} each)
+    curve: list[CurvePoint] = field(default_factory=list)
     peak_memory_mb: float = 0.0
     peak_rss_mb: float | None = None  # reported beside peak_memory_mb, see ryot.measure
     memory_method: str = ""
@@ -101,4 +112,5 @@ class ArmResult:
     def from_dict(cls, data: dict[str, Any]) -> ArmResult:
         data = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}}
         data["epochs"] = [EpochMetrics(**e) for e in data.get("epochs", [])]
+        data["curve"] = [CurvePoint(**p) for p in data.get("curve", [])]
         return cls(**data)

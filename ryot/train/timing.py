@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -16,6 +17,9 @@ try:
     import resource
 except ImportError:  # Windows
     resource = None
+
+if TYPE_CHECKING:
+    from ryot.train.results import ArmResult
 
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -298,3 +302,70 @@ def involuntary_switches() -> int | None:
     if resource is None:
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+
+# --- one arm's run --------------------------------------------------------------------------
+
+
+class RunMeter:
+    """The machine-side bookkeeping of one arm's run, in one place: its peak memory, its
+    stalls, its run-queue wait and its preemptions, so the trainer's loop reads as training.
+
+    Entered before the stack is built: the heap sampler and the stall heartbeat start first
+    (their threads are left out of the run-queue wait the first mark looks up), and the run's
+    first mark (`start`) is where setup's stall and the run's queue wait are measured from.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.stalls = StallMonitor()
+        self.memory = PeakMemory(device)
+        self._switches: int | None = None
+        self.start: Mark | None = None
+
+    def __enter__(self) -> RunMeter:
+        self.stalls.__enter__()
+        self.memory.start()
+        self._switches = involuntary_switches()
+        self.start = self.stalls.mark()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stalls.__exit__(*exc)
+
+    def span(self, since: Mark | None = None) -> Span:
+        """A stretch of the arm's clock: `with meter.span() as s: ...`, then s.took and s.stall
+        (its stall counted from `since`, or from just before it)."""
+        return Span(self, since)
+
+    def finish(self, result: ArmResult) -> None:
+        """Fill `result`'s run-queue wait, preemptions and memory; stops the heap sampler."""
+        ended = self.stalls.mark()
+        if self.start.queued is not None and ended.queued is not None:
+            result.run_queue_wait_s = ended.queued - self.start.queued
+        if self._switches is not None:
+            result.involuntary_switches = involuntary_switches() - self._switches
+        result.peak_rss_mb = self.memory.rss_peak_mib()
+        result.peak_memory_mb = self.memory.peak_mib()
+        result.memory_method = self.memory.method
+
+
+class Span:
+    """The time one block took on the arm's clock (a synchronizing clock: see now), and how much
+    of it the machine stalled: never more than the time itself, so the stack's clock (time less
+    stalls) never runs backwards."""
+
+    def __init__(self, meter: RunMeter, since: Mark | None):
+        self.meter = meter
+        self.since = since
+        self.began = self.took = self.stall = 0.0
+
+    def __enter__(self) -> Span:
+        if self.since is None:
+            self.since = self.meter.stalls.mark()
+        self.began = now(self.meter.device)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.took = now(self.meter.device) - self.began
+        self.stall = min(self.took, self.meter.stalls.stalled_since(self.since))

@@ -1,12 +1,18 @@
-"""Trainer: trains one arm (a model plus an optimization stack) and returns an ArmResult."""
+"""Trainer: trains one arm (a model plus an optimization stack) and returns an ArmResult.
+
+`Trainer.run` reads top to bottom: setup, the initial evaluation (or a checkpoint's history),
+the epochs, the final evaluation, the optimizations' evidence. Setup and the steps are on the
+arm's clock; evaluations and checkpoints are timed apart (eval_time_s, checkpoint_time_s),
+because they are the protocol's cost, not the stack's.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +21,21 @@ import torch
 from ryot.bench.data import make_splits, reference_losses
 from ryot.bench.model import ScaledTransformerModel, lm_loss
 from ryot.config import Config, config_from_dict
-from ryot.optim.base import Optimization
+from ryot.optim.base import Optimization, RunFacts
 from ryot.optim.probe import StepProbe
-from ryot.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ryot.train.results import ArmResult, EpochMetrics
-from ryot.train.timing import PeakMemory, StallMonitor, involuntary_switches, now
+from ryot.train.checkpoint import (
+    CheckpointError,
+    CheckpointState,
+    History,
+    load_state,
+    resume_problem,
+    save_checkpoint,
+)
+from ryot.train.evaluation import mean_and_per_position, token_losses
+from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
+from ryot.train.schedule import batch_indices, curve_steps, learning_rate
+from ryot.train.timing import RunMeter, now
 
-EVAL_BATCH_SIZE = 32
 PROBE_ROWS = 4
 
 
@@ -34,65 +48,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _mean_and_per_position(losses: torch.Tensor) -> tuple[float, list[float]]:
-    per_position = losses.mean(dim=0)
-    return float(per_position.mean()), per_position.tolist()
+@dataclass
+class _Arm:
+    """What setup builds and the rest of the run works on."""
 
-
-@contextmanager
-def exact_fp32_matmuls() -> Iterator[None]:
-    """TF32 off for the block: an evaluation means the same in both arms, whatever the
-    kernel optimization switched on for training (on CPU the switches change nothing)."""
-    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-
-
-def learning_rate(step: int, training) -> float:
-    """The learning rate of optimizer step `step` (0-based): linear warmup, then cosine decay.
-
-    A pure function of the step, so a resumed run continues the schedule without saved state.
-    """
-    peak, warmup = training.learning_rate, training.lr_warmup_steps
-    total = training.num_epochs * training.steps_per_epoch
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    decay_steps = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / decay_steps)
-    floor = peak * training.lr_min_ratio
-    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def curve_steps(total_steps: int, points: int) -> list[int]:
-    """Optimizer steps after which the validation curve is measured: 0, ..., total, denser
-    towards the end (step = total * (1 - (1 - i/points)^2)).
-
-    Why: the matched loss every pair is judged at is one of the two arms' final losses, so the
-    crossing the judge interpolates lies near the end, where the curve is flattest (0.2-0.4 s
-    per 0.001 nat on the shipped bench). With 10 points on 100 steps: 0, 19, 36, 51, 64, 75,
-    84, 91, 96, 99, 100.
-    """
-    return sorted({round(total_steps * (1.0 - (1.0 - i / points) ** 2)) for i in range(points + 1)})
-
-
-def batch_indices(step: int, micro: int, batch_size: int, accumulation: int, n: int, seed: int):
-    """Sample ids of micro-batch `micro` of optimizer step `step`: a function of the step alone.
-
-    Each pass over the data is a fresh seeded permutation, so any arm, and any resumed run,
-    sees exactly the same batches at the same step without carrying loader state.
-    """
-    start = (step * accumulation + micro) * batch_size
-    first_pass, last_pass = start // n, (start + batch_size - 1) // n
-    ids = []
-    for p in range(first_pass, last_pass + 1):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + p)
-        ids.append(torch.randperm(n, generator=g))
-    order = torch.cat(ids)
-    offset = start - first_pass * n
-    return order[offset : offset + batch_size]
+    model: ScaledTransformerModel  # evaluated, probed and checkpointed
+    trained: torch.nn.Module  # what the steps call: the model as the stack prepared it
+    optimizer: torch.optim.Optimizer
 
 
 class Trainer:
@@ -146,132 +108,94 @@ class Trainer:
 
     def run(self, resume: Path | None = None, stop_after_epoch: int | None = None) -> ArmResult:
         """Train (or continue from `resume`) and evaluate; stops at the first NaN/Inf."""
-        with StallMonitor() as stalls:
-            return self._run(stalls, resume, stop_after_epoch)
+        with RunMeter(self.device) as meter:
+            arm, result = self._timed_setup(meter)
+            if resume is None:
+                first_epoch = 0
+                self._evaluate_initial(arm.model, result)
+            else:
+                first_epoch = self._restore(resume, arm, result)
+            try:
+                self._train_epochs(first_epoch, stop_after_epoch, arm, result, meter)
+            finally:
+                for opt in self.stack:
+                    opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
+            if not result.diverged:
+                self._evaluate_final(arm.model, result)
+            meter.finish(result)
+            self._collect_evidence(arm, result)
+        return result
 
-    def _run(self, stalls: StallMonitor, resume: Path | None, stop_after_epoch: int | None):
-        t = self.config.training
-        memory = PeakMemory(self.device)
-        memory.start()
-        preempted = involuntary_switches()
-        mark = stalls.mark()
-        start = now(self.device)
-        if self._stack_factory is not None:
-            self.stack = list(self._stack_factory())
-        stack_built = now(self.device) - start
-        model, trained, optimizer = self.build()
+    def _timed_setup(self, meter: RunMeter) -> tuple[_Arm, ArmResult]:
+        """Build the stack, the model, the optimizations' changes and the optimizer, on the
+        arm's clock: all of it is work the stack costs. Its stall counts from the run's start."""
+        with meter.span(since=meter.start) as setup:
+            if self._stack_factory is not None:
+                self.stack = list(self._stack_factory())
+            stack_built = now(self.device) - setup.began
+            model, trained, optimizer = self.build()
+            num_parameters = model.count_parameters()
         result = ArmResult(
             arm=self.arm,
             device=str(self.device),
             threads=torch.get_num_threads(),
-            num_parameters=model.count_parameters(),
-            setup_time_s=(setup := now(self.device) - start),
-            # never more than the interval itself: the stack's clock must not run backwards
-            setup_stall_s=min(setup, stalls.stalled_since(mark)),
+            num_parameters=num_parameters,
+            setup_time_s=setup.took,
+            setup_stall_s=setup.stall,
             stack_build_s=stack_built,
             bayes_floor=self.reference.bayes_floor,
             unigram_loss=self.reference.unigram_loss,
         )
-        self._stalls = stalls
-        first_epoch = 0
-        if resume is not None:
-            first_epoch = self._restore(resume, model, optimizer, result)
-        else:
-            evaluated = time.perf_counter()
-            losses = self.token_losses(model)
-            result.initial_val_loss = float(losses.mean())
-            self._add_curve_point(result, losses)  # step 0, from the same evaluation
-            result.eval_time_s += time.perf_counter() - evaluated
+        return _Arm(model, trained, optimizer), result
 
-        try:
-            for epoch in range(first_epoch, t.num_epochs):
-                metrics = self._train_epoch(epoch, trained, optimizer, result)
-                result.epochs.append(metrics)
-                if self.on_epoch:
-                    self.on_epoch(metrics)
-                if result.diverged:
-                    break
-                last = epoch + 1 == t.num_epochs or epoch + 1 == stop_after_epoch
-                if self.checkpoint_path is not None and (
-                    last or (epoch + 1) % self.checkpoint_every == 0
-                ):
-                    saved = time.perf_counter()
-                    self._save(model, optimizer, result, epoch + 1)
-                    result.checkpoint_time_s += time.perf_counter() - saved
-                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-                    break
-        finally:
-            for opt in self.stack:
-                opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
-        if not result.diverged:
-            evaluated = time.perf_counter()
-            losses = self.token_losses(model)
-            result.val_loss, result.val_loss_per_position = _mean_and_per_position(losses)
-            done = len(result.step_times) == self.config.total_steps
-            if done and not (result.curve and result.curve[-1]["step"] == len(result.step_times)):
-                self._add_curve_point(result, losses)  # the last step's point, left to this one
-            result.eval_time_s += time.perf_counter() - evaluated
-        ended = stalls.mark()
-        if mark.queued is not None and ended.queued is not None:
-            result.run_queue_wait_s = ended.queued - mark.queued
-        if preempted is not None:
-            result.involuntary_switches = involuntary_switches() - preempted
-        result.peak_rss_mb = memory.rss_peak_mib()
-        result.peak_memory_mb = memory.peak_mib()
-        result.memory_method = memory.method
-        self._collect_evidence(model, optimizer, result)
-        return result
-
-    def _collect_evidence(self, model, optimizer, result: ArmResult) -> None:
-        """Let each optimization measure its effect on this arm (outside the timed region)."""
-        if not self.stack:
-            return
-        t = self.config.training
-        first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
-        # A few rows suffice: kernels, dtypes and FLOP ratios do not depend on the batch size.
-        first = first[:PROBE_ROWS].to(self.device)
-        run_facts = {
-            "step_tokens": result.step_tokens,
-            "full_step_tokens": t.batch_size * t.grad_accumulation * self.config.model.max_seq_len,
-            "samples_per_step": t.batch_size * t.grad_accumulation,
-            "max_seq_len": self.config.model.max_seq_len,
-            "model": model,
-            "optimizer": optimizer,
-            "probe": StepProbe(model, first[:, :-1], first[:, 1:], self._autocast),
-        }
-        for opt in self.stack:
-            opt.finish(run_facts)
-            result.evidence.append(opt.evidence.to_dict())
-
-    def _curve_point(self, model, result: ArmResult) -> None:
-        """One point of the validation curve, measured off the training clock."""
+    def _evaluate_initial(self, model: ScaledTransformerModel, result: ArmResult) -> None:
+        """The untrained model's full validation loss, off the clock; the curve's step-0 point
+        comes from the same evaluation."""
         began = time.perf_counter()
-        self._add_curve_point(result, self.token_losses(model, self.curve_data))
+        losses = token_losses(model, self.val_data, self.device)
+        result.initial_val_loss = float(losses.mean())
+        self._add_curve_point(result, losses)
         result.eval_time_s += time.perf_counter() - began
 
-    def _add_curve_point(self, result: ArmResult, losses: torch.Tensor) -> None:
-        """The curve point at this step: the mean loss of the first curve_samples rows. A full
-        evaluation's rows include them, so the first and last points reuse that evaluation."""
-        loss = float(losses[: len(self.curve_data)].mean())
-        step = len(result.step_times)
-        result.curve.append({"step": step, "clock_s": result.clock_s, "val_loss": loss})
+    def _train_epochs(
+        self, first_epoch: int, stop_after_epoch: int | None, arm: _Arm, result: ArmResult,
+        meter: RunMeter,
+    ) -> None:  # fmt: skip
+        """Epochs from `first_epoch` on, each followed by its checkpoint when one is due; stops
+        at a divergence, or after epoch `stop_after_epoch`."""
+        t = self.config.training
+        for epoch in range(first_epoch, t.num_epochs):
+            metrics = self._train_epoch(epoch, arm.trained, arm.optimizer, result, meter)
+            result.epochs.append(metrics)
+            if self.on_epoch:
+                self.on_epoch(metrics)
+            if result.diverged:
+                return
+            done = epoch + 1
+            last = done == t.num_epochs or done == stop_after_epoch
+            if self.checkpoint_path is not None and (last or done % self.checkpoint_every == 0):
+                self._checkpoint(arm, result, done)
+            if stop_after_epoch is not None and done >= stop_after_epoch:
+                return
 
-    def _train_epoch(self, epoch, trained, optimizer, result: ArmResult) -> EpochMetrics:
+    def _train_epoch(
+        self, epoch: int, trained, optimizer, result: ArmResult, meter: RunMeter
+    ) -> EpochMetrics:
+        """One epoch's steps, each recorded in `result` as it ends; a non-finite loss or
+        gradient norm marks the run diverged and ends the epoch."""
         t = self.config.training
         trained.train()
         losses, norms, tokens, samples, elapsed = [], [], 0, 0, 0.0
         for i in range(t.steps_per_epoch):
             step = epoch * t.steps_per_epoch + i
-            mark = self._stalls.mark()
-            began = now(self.device)
-            loss, norm, fed = self.train_step(step, trained, optimizer)
-            took = now(self.device) - began
-            result.step_stalls.append(min(took, self._stalls.stalled_since(mark)))
-            result.step_times.append(took)
+            with meter.span() as span:
+                loss, norm, fed = self.train_step(step, trained, optimizer)
+            result.step_stalls.append(span.stall)
+            result.step_times.append(span.took)
             result.step_losses.append(loss)
             result.step_tokens.append(fed)
-            result.train_time_s += took
-            elapsed += took
+            result.train_time_s += span.took
+            elapsed += span.took
             tokens += fed
             samples += t.batch_size * t.grad_accumulation
             losses.append(loss)
@@ -337,89 +261,89 @@ class Trainer:
             stack.enter_context(opt.autocast())
         return stack
 
-    def evaluate(
-        self, model: ScaledTransformerModel, data: torch.Tensor | None = None
-    ) -> tuple[float, list[float]]:
-        """Validation loss (see token_losses): the mean over every token, and at each position."""
-        return _mean_and_per_position(self.token_losses(model, data))
+    def _curve_point(self, model: torch.nn.Module, result: ArmResult) -> None:
+        """One point of the validation curve, measured off the training clock."""
+        began = time.perf_counter()
+        self._add_curve_point(result, token_losses(model, self.curve_data, self.device))
+        result.eval_time_s += time.perf_counter() - began
 
-    @torch.no_grad()
-    def token_losses(
-        self, model: ScaledTransformerModel, data: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Each token's validation loss (rows, T) in float64: full length, eval mode, fp32
-        matmuls (TF32 off, whatever the stack switched on), on the uncompiled model."""
-        data = self.val_data if data is None else data
-        was_training = model.training
-        model.eval()
-        rows = []
-        with exact_fp32_matmuls():
-            for chunk in data.split(EVAL_BATCH_SIZE):
-                chunk = chunk.to(self.device)
-                logits = model(chunk[:, :-1]).float()  # (B, T, V)
-                losses = torch.nn.functional.cross_entropy(
-                    logits.transpose(1, 2), chunk[:, 1:], reduction="none"
-                )  # (B, T)
-                rows.append(losses.double().cpu())
-        model.train(was_training)
-        return torch.cat(rows)
+    def _add_curve_point(self, result: ArmResult, losses: torch.Tensor) -> None:
+        """The curve point at this step: the mean loss of the first curve_samples rows. A full
+        evaluation's rows include them, so the first and last points reuse that evaluation."""
+        loss = float(losses[: len(self.curve_data)].mean())
+        result.curve.append(CurvePoint(len(result.step_times), result.clock_s, loss))
 
-    def _save(self, model, optimizer, result: ArmResult, epoch: int) -> None:
-        state = {
-            "arm": self.arm,
-            "model": model.state_dict(),
-            "model_config": model.get_config(),
-            "optimizer": optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state()}
-            | ({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
-            "config": self.config.to_dict(),
-            "epoch": epoch,
-            "step": len(result.step_times),
-            "loss": result.epochs[-1].mean_loss,
-            "elapsed_s": result.total_time_s,
-            "history": {
-                "step_times": result.step_times,
-                "step_losses": result.step_losses,
-                "step_tokens": result.step_tokens,
-                "step_stalls": result.step_stalls,
-                "setup_stall_s": result.setup_stall_s,
-                "stack_build_s": result.stack_build_s,
-                "epochs": [dataclasses.asdict(e) for e in result.epochs],
-                "setup_time_s": result.setup_time_s,
-                "curve": result.curve,
-                "initial_val_loss": result.initial_val_loss,
-            },
-        }
-        save_checkpoint(state, self.checkpoint_path)
+    def _evaluate_final(self, model: ScaledTransformerModel, result: ArmResult) -> None:
+        """The trained model's full validation loss, mean and per position, off the clock. A
+        finished run's last curve point comes from it, unless it has one already (a finished
+        run resumed from its last checkpoint)."""
+        began = time.perf_counter()
+        losses = token_losses(model, self.val_data, self.device)
+        result.val_loss, result.val_loss_per_position = mean_and_per_position(losses)
+        steps = len(result.step_times)
+        done = steps == self.config.total_steps
+        if done and not (result.curve and result.curve[-1].step == steps):
+            self._add_curve_point(result, losses)
+        result.eval_time_s += time.perf_counter() - began
 
-    def _restore(self, path: Path, model, optimizer, result: ArmResult) -> int:
-        state = load_checkpoint(path)
-        saved = config_from_dict(state["config"], f"{path} (config snapshot)", snapshot=True)
-        for section in ("model", "data", "training", "optimizations"):
-            if getattr(saved, section) != getattr(self.config, section):
-                raise CheckpointError(
-                    f"{path}: checkpoint was trained with a different {section} config"
-                )
-        if state.get("arm") != self.arm:
-            raise CheckpointError(
-                f"{path}: checkpoint is of arm {state.get('arm')!r}, not {self.arm!r}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        history = state["history"]
-        result.step_times = list(history["step_times"])
-        result.step_losses = list(history["step_losses"])
-        result.step_tokens = list(history["step_tokens"])
-        result.step_stalls = list(history.get("step_stalls", [0.0] * len(result.step_times)))
-        result.setup_stall_s = history.get("setup_stall_s", 0.0)
-        result.stack_build_s = history.get("stack_build_s", 0.0)
-        result.epochs = [EpochMetrics(**e) for e in history["epochs"]]
-        result.train_time_s = sum(result.step_times)
-        result.setup_time_s = history["setup_time_s"]
-        result.curve = list(history.get("curve", []))
-        result.initial_val_loss = history.get("initial_val_loss")
-        result.resumed_from_step = state["step"]
-        return int(state["epoch"])
+    def _collect_evidence(self, arm: _Arm, result: ArmResult) -> None:
+        """Let each optimization measure its effect on this arm (outside the timed region)."""
+        if not self.stack:
+            return
+        t, max_len = self.config.training, self.config.model.max_seq_len
+        first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
+        # A few rows suffice: kernels, dtypes and FLOP ratios do not depend on the batch size.
+        first = first[:PROBE_ROWS].to(self.device)
+        facts = RunFacts(
+            step_tokens=result.step_tokens,
+            full_step_tokens=t.batch_size * t.grad_accumulation * max_len,
+            samples_per_step=t.batch_size * t.grad_accumulation,
+            max_seq_len=max_len,
+            model=arm.model,
+            optimizer=arm.optimizer,
+            probe=StepProbe(arm.model, first[:, :-1], first[:, 1:], self._autocast),
+        )
+        for opt in self.stack:
+            opt.finish(facts)
+            result.evidence.append(opt.evidence.to_dict())
+
+    def _checkpoint(self, arm: _Arm, result: ArmResult, epoch: int) -> None:
+        """Save the run after `epoch` epochs, off the clock."""
+        began = time.perf_counter()
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = CheckpointState(
+            arm=self.arm,
+            model=arm.model.state_dict(),
+            model_config=arm.model.get_config(),
+            optimizer=arm.optimizer.state_dict(),
+            rng=rng,
+            config=self.config.to_dict(),
+            epoch=epoch,
+            step=len(result.step_times),
+            loss=result.epochs[-1].mean_loss,
+            elapsed_s=result.total_time_s,
+            history=History.of(result),
+        )
+        save_checkpoint(state.to_dict(), self.checkpoint_path)
+        result.checkpoint_time_s += time.perf_counter() - began
+
+    def _restore(self, path: Path, arm: _Arm, result: ArmResult) -> int:
+        """Continue the checkpoint at `path`: its weights, optimizer state, random state and
+        history go into this run. Returns the epochs it had done."""
+        state = load_state(path)
+        saved = config_from_dict(state.config, f"{path} (config snapshot)", snapshot=True)
+        problem = resume_problem(state.arm, saved, self.arm, self.config)
+        if problem is not None:
+            raise CheckpointError(f"{path}: {problem}")
+        if state.history is None:
+            raise CheckpointError(f"{path}: checkpoint has no training history to continue")
+        arm.model.load_state_dict(state.model)
+        arm.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng["torch"])
+        if "cuda" in state.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state.rng["cuda"])
+        state.history.restore(result)
+        result.resumed_from_step = state.step
+        return state.epoch

@@ -19,6 +19,7 @@ from ryot.config import config_from_dict
 from ryot.console import FAIL, OK, Console
 from ryot.optim.stack_spec import load_stack_factory
 from ryot.osutil import os_error_line, write_json_atomic
+from ryot.train.job import JobSpec
 from ryot.train.trainer import Trainer
 
 
@@ -27,12 +28,12 @@ def emit(kind: str, **payload) -> None:
     sys.stdout.flush()
 
 
-def run_job(job: dict) -> int:
-    config = config_from_dict(job["config"], job.get("config_source", "<job>"))
-    device = torch.device(job["device"])
-    factory = load_stack_factory(job.get("stack_factory", "ryot.optim:build_stack"))
+def run_job(job: JobSpec) -> int:
+    config = config_from_dict(job.config, job.config_source)
+    device = torch.device(job.device)
+    factory = load_stack_factory(job.stack_factory)
     console = Console(sys.stderr)
-    console.line(f"{job['label']}: arm {job['arm']}, seed {config.training.seed}, {device}")
+    console.line(f"{job.label}: arm {job.arm}, seed {config.training.seed}, {device}")
 
     def on_epoch(e):
         console.line(
@@ -43,17 +44,16 @@ def run_job(job: dict) -> int:
 
     trainer = Trainer(
         config,
-        arm=job["arm"],
-        stack=lambda: factory(config, job["arm"], device),  # built on the arm's clock
+        arm=job.arm,
+        stack=lambda: factory(config, job.arm, device),  # built on the arm's clock
         device=device,
-        checkpoint_path=Path(job["checkpoint"]) if job.get("checkpoint") else None,
-        checkpoint_every=job.get("checkpoint_every"),
+        checkpoint_path=job.checkpoint,
+        checkpoint_every=job.checkpoint_every,
         on_epoch=on_epoch,
         on_step=lambda step, total, loss: emit("step", step=step, total=total, loss=loss),
     )
-    resume = Path(job["resume"]) if job.get("resume") else None
-    result = trainer.run(resume=resume, stop_after_epoch=job.get("stop_after_epoch"))
-    write_json_atomic(result.to_dict(), Path(job["result"]))
+    result = trainer.run(resume=job.resume, stop_after_epoch=job.stop_after_epoch)
+    write_json_atomic(result.to_dict(), job.result)
     emit("done", diverged=result.diverged)
     return 0
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m ryot.train.worker JOB.json", file=sys.stderr)
         return 2
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    job = JobSpec.from_json(Path(argv[0]).read_text(encoding="utf-8"))
     try:
         return run_job(job)
     except OSError as exc:  # a full disk, say: one line the parent reports, not a traceback

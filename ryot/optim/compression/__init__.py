@@ -16,12 +16,11 @@ Importance score (`score`):
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
-from ryot.optim.base import Optimization
+from ryot.optim.base import Optimization, RunFacts
 
 
 def kept_count(ratio: float, length: int) -> int:
@@ -90,11 +89,11 @@ class SemanticCompressor(Optimization):
         )
         return model
 
-    def finish(self, run: dict[str, Any]) -> None:
+    def finish(self, run: RunFacts) -> None:
         if not self.enabled:
             return
         # The reference is this arm with every token kept: same attention kernel, same autocast.
-        probe = run["probe"]
+        probe = run.probe
         arm, ref = probe.arm(), probe.without_token_dropping()
         ev = self.evidence
         ev.measurements.update(

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ryot.optim.base import Optimization
+from ryot.optim.base import Optimization, RunFacts
 
 
 def cpu_has_native_bf16() -> bool:
@@ -143,14 +143,14 @@ class KernelOptimizer(Optimization):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def finish(self, run: dict[str, Any]) -> None:
+    def finish(self, run: RunFacts) -> None:
         self.close()  # first: whatever the probe does, the flags go back
         ev = self.evidence
         if not self.enabled:
             return
         # The reference is this arm with explicit attention in fp32: any token dropping stays.
-        arm, ref = run["probe"].arm(), run["probe"].without_kernels()
-        optimizer = run["optimizer"]
+        arm, ref = run.probe.arm(), run.probe.without_kernels()
+        optimizer = run.optimizer
         fused = bool(optimizer.param_groups[0].get("fused"))
         ev.measurements.update(
             attention_ops=sorted(arm.attention_ops),

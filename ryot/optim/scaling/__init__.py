@@ -14,11 +14,9 @@ full context, which is a shortcut, not an optimization.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from ryot.optim.base import Optimization
+from ryot.optim.base import Optimization, RunFacts
 
 
 def warmup_length(step: int, warmup_steps: int, min_len: int, max_len: int, step_size: int) -> int:
@@ -35,10 +33,10 @@ def warmup_length(step: int, warmup_steps: int, min_len: int, max_len: int, step
     return min(max_len, rounded_up)
 
 
-def measured_lengths(run: dict[str, Any]) -> list[int]:
+def measured_lengths(run: RunFacts) -> list[int]:
     """The sequence length each step fed, from the tokens it was measured to feed."""
-    samples = run["samples_per_step"]
-    return [tokens // samples for tokens in run["step_tokens"]]
+    samples = run.samples_per_step
+    return [tokens // samples for tokens in run.step_tokens]
 
 
 def length_changes(lengths: list[int]) -> list[list[int]]:
@@ -81,10 +79,10 @@ class InferenceScalingEngine(Optimization):
         length = self.length_at(step)
         return inputs[:, :length], targets[:, :length]
 
-    def finish(self, run: dict[str, Any]) -> None:
+    def finish(self, run: RunFacts) -> None:
         if not self.enabled:
             return
-        tokens, full = run["step_tokens"], run["full_step_tokens"]
+        tokens, full = run.step_tokens, run.full_step_tokens
         lengths = measured_lengths(run)
         ev = self.evidence
         ev.measurements.update(
@@ -94,7 +92,7 @@ class InferenceScalingEngine(Optimization):
             schedule=length_changes(lengths),
         )
         if lengths:
-            self._judge(lengths, run["max_seq_len"])
+            self._judge(lengths, run.max_seq_len)
 
     def _judge(self, lengths: list[int], max_len: int) -> None:
         """The applied text and findings, from the measured lengths alone."""
