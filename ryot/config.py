@@ -100,11 +100,72 @@ class InferenceScalingConfig:
     step_size: int = _checked(16, _positive())
 
 
-@dataclass(frozen=True)
+# optimizations.<section> -> its frozen dataclass: the built-ins' here, one of one's own added
+# by ryot.optim.registry.register (which names the section an optimization reads).
+OPTIMIZATION_SECTIONS: dict[str, type] = {
+    "kernel_optimizer": KernelOptimizerConfig,
+    "semantic_compressor": SemanticCompressorConfig,
+    "inference_scaling": InferenceScalingConfig,
+}
+_BUILTIN_SECTIONS = dict(OPTIMIZATION_SECTIONS)
+
+
+def register_optimization_section(name: str, settings: type) -> None:
+    if not dataclasses.is_dataclass(settings):
+        raise TypeError(f"optimizations.{name}: settings must be a dataclass, got {settings!r}")
+    known = OPTIMIZATION_SECTIONS.setdefault(name, settings)
+    if known is not settings:
+        raise ValueError(f"optimizations.{name} is already declared by {known.__name__}")
+
+
+def unregister_optimization_section(name: str) -> None:
+    if name not in _BUILTIN_SECTIONS:
+        OPTIMIZATION_SECTIONS.pop(name, None)
+
+
 class OptimizationsConfig:
-    kernel_optimizer: KernelOptimizerConfig = field(default_factory=KernelOptimizerConfig)
-    semantic_compressor: SemanticCompressorConfig = field(default_factory=SemanticCompressorConfig)
-    inference_scaling: InferenceScalingConfig = field(default_factory=InferenceScalingConfig)
+    """`optimizations:`, one frozen settings section per registered optimization, read as
+    attributes (`config.optimizations.kernel_optimizer.level`). Sections not given take their
+    defaults. A run's own snapshot may hold a section no optimization of this process declares
+    (a user's optimization): it is kept as a plain mapping, so the snapshot round-trips."""
+
+    __slots__ = ("_sections",)
+
+    def __init__(self, **sections: Any):
+        unknown = [name for name in sections if name not in OPTIMIZATION_SECTIONS]
+        values = {name: sections.get(name, cls()) for name, cls in OPTIMIZATION_SECTIONS.items()}
+        values.update({name: sections[name] for name in unknown})
+        object.__setattr__(self, "_sections", values)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = object.__getattribute__(self, "_sections")
+        if name in sections:
+            return sections[name]
+        if name in OPTIMIZATION_SECTIONS:  # registered after this config was built: defaults
+            return OPTIMIZATION_SECTIONS[name]()
+        raise AttributeError(f"no optimizations section {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OptimizationsConfig) and self._sections == other._sections
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._sections.items())))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._sections.items())
+        return f"OptimizationsConfig({inner})"
+
+    def replace(self, **changes: Any) -> OptimizationsConfig:
+        return OptimizationsConfig(**{**self._sections, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v)
+            for k, v in self._sections.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -182,7 +243,11 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready) that `config_from_dict` turns back into this."""
-        return dataclasses.asdict(self)
+        return {
+            f.name: v.to_dict() if isinstance(v := getattr(self, f.name), OptimizationsConfig)
+            else dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+            for f in dataclasses.fields(self)
+        }  # fmt: skip
 
 
 def _type_name(tp: Any) -> str:
@@ -228,6 +293,11 @@ def _build(cls: type, data: Any, path: str, source: str, snapshot: bool = False)
     for name, value in data.items():
         key_path = _join(path, name)
         tp = hints[name]
+        if tp is OptimizationsConfig:
+            kwargs[name] = _build_sections(
+                {} if value is None else value, key_path, source, snapshot
+            )
+            continue
         if dataclasses.is_dataclass(tp):
             # An empty section (every key commented out) means "all defaults".
             kwargs[name] = _build(tp, {} if value is None else value, key_path, source, snapshot)
@@ -238,6 +308,25 @@ def _build(cls: type, data: Any, path: str, source: str, snapshot: bool = False)
             raise ConfigError(f"{source}: {key_path} = {value!r} {check[1]}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _build_sections(data: Any, path: str, source: str, snapshot: bool) -> OptimizationsConfig:
+    """Each registered section through _build. Unknown sections are an error in a user's
+    config, and kept as they are in a run's snapshot (see OptimizationsConfig)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {path}: expected a mapping of keys, got {data!r}")
+    sections = {}
+    for key, value in data.items():
+        settings = OPTIMIZATION_SECTIONS.get(key)
+        if settings is not None:
+            value = {} if value is None else value
+            sections[key] = _build(settings, value, _join(path, key), source, snapshot)
+        elif snapshot and isinstance(value, dict):
+            sections[key] = dict(value)
+        else:
+            known = ", ".join(OPTIMIZATION_SECTIONS)
+            raise ConfigError(f"{source}: unknown key {_join(path, key)!r} (known here: {known})")
+    return OptimizationsConfig(**sections)
 
 
 def _join(path: str, key: Any) -> str:

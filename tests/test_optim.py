@@ -10,7 +10,7 @@ import torch
 
 from ryot.bench.model import Block, ScaledTransformerModel
 from ryot.config import ModelConfig, load_config
-from ryot.optim import ARMS, build_stack, kernel
+from ryot.optim import build_stack, kernel, registry
 from ryot.optim.base import RunFacts
 from ryot.optim.compression import SemanticCompressor, TokenDropper, drop_tokens, kept_count
 from ryot.optim.kernel import KernelOptimizer
@@ -28,8 +28,7 @@ def with_optimizations(cfg, level=0, ratio=0.0, warmup=0, score="random"):
     o = cfg.optimizations
     return replace(
         cfg,
-        optimizations=replace(
-            o,
+        optimizations=o.replace(
             kernel_optimizer=replace(o.kernel_optimizer, level=level),
             semantic_compressor=replace(o.semantic_compressor, ratio=ratio, score=score),
             inference_scaling=replace(o.inference_scaling, warmup_steps=warmup),
@@ -412,4 +411,4 @@ def test_every_combination_trains_and_resumes(smoke_config, tmp_path, level, rat
 
 
 def test_arm_names():
-    assert set(ARMS) == {"baseline", "optimized", "kernel", "compression", "scaling"}
+    assert set(registry.arms()) == {"baseline", "optimized", "kernel", "compression", "scaling"}

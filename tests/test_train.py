@@ -157,7 +157,7 @@ def test_resume_refuses_another_arm_or_other_optimization_settings(smoke_config,
     with pytest.raises(CheckpointError, match="arm 'baseline', not 'optimized'"):
         Trainer(smoke_config, arm="optimized").run(resume=path)
     o = smoke_config.optimizations
-    other = replace(smoke_config, optimizations=replace(
-        o, semantic_compressor=replace(o.semantic_compressor, ratio=0.1)))  # fmt: skip
+    other = replace(smoke_config, optimizations=o.replace(
+        semantic_compressor=replace(o.semantic_compressor, ratio=0.1)))  # fmt: skip
     with pytest.raises(CheckpointError, match="different optimizations config"):
         Trainer(other).run(resume=path)

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 from ryot.config import Config
 from ryot.judge.runs import RunJob
+from ryot.optim import registry
 
-ABLATION_ARMS = ("kernel", "compression", "scaling")
 AA_FRACTION = 0.1
 
 
@@ -24,10 +24,11 @@ def plan_runs(config: Config, arms: list[str], repeats: int, ablation: bool) -> 
     """Interleaved pairs of the requested main arms in alternating order, the A/A baseline
     when both arms are paired, then each ablation arm once."""
     jobs: list[RunJob] = []
-    main = [a for a in arms if a not in ABLATION_ARMS]
-    extra = [a for a in arms if a in ABLATION_ARMS]
+    ablation_arms = registry.ablation_arms()  # one per registered optimization
+    main = [a for a in arms if a not in ablation_arms]
+    extra = [a for a in arms if a in ablation_arms]
     if ablation and "optimized" in main:
-        extra += [a for a in ABLATION_ARMS if a not in extra]
+        extra += [a for a in ablation_arms if a not in extra]
     for r in range(repeats):
         seeded = replace(config, training=replace(config.training, seed=config.training.seed + r))
         for arm in main if r % 2 == 0 else main[::-1]:

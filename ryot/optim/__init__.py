@@ -1,58 +1,24 @@
-"""The optimization stack and the arms built from it."""
+"""The optimizations: the registry (ryot.optim.registry) and the built-ins, each in its own folder
+with its method card (README.md) and its registration. Importing this package registers them.
+
+Registration order is the ablation arms' order in the plan and the report; the optimized arm
+applies them in that order too, except that the kernel optimizer comes last (`applied_last`):
+torch.compile (level 3) must trace the model with the token dropper installed.
+"""
 
 from __future__ import annotations
 
-import torch
-
-from ryot.config import Config
+from ryot.optim import registry
 from ryot.optim.base import Evidence, Optimization
-from ryot.optim.compression import SemanticCompressor
-from ryot.optim.kernel import KernelOptimizer
-from ryot.optim.scaling import InferenceScalingEngine
+from ryot.optim.compression.registration import REGISTRATION as COMPRESSION
+from ryot.optim.kernel.registration import REGISTRATION as KERNEL
+from ryot.optim.scaling.registration import REGISTRATION as SCALING
 
-# Arm name -> the optimizations it enables. "kernel", "compression" and "scaling" are the
-# ablation arms: one optimization alone, to show what each contributes.
-ARMS: dict[str, tuple[str, ...]] = {
-    "baseline": (),
-    "optimized": ("compression", "scaling", "kernel"),
-    "kernel": ("kernel",),
-    "compression": ("compression",),
-    "scaling": ("scaling",),
-}
+BUILTINS = (KERNEL, COMPRESSION, SCALING)
+for _builtin in BUILTINS:
+    registry.register(_builtin)
 
+# The default `--stack`: every arm's stack from the registry (kept as ryot.optim:build_stack).
+build_stack = registry.build_stack
 
-def build_stack(config: Config, arm: str, device: torch.device) -> list[Optimization]:
-    """The optimizations of `arm`, in application order.
-
-    The token dropper is installed before the kernel optimizer so that torch.compile (level 3)
-    traces the model with it.
-    """
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r} (choose from {', '.join(ARMS)})")
-    o = config.optimizations
-    enabled = ARMS[arm]
-    stack: list[Optimization] = []
-    if "compression" in enabled:
-        c = o.semantic_compressor
-        stack.append(SemanticCompressor(device, c.ratio, c.score))
-    if "scaling" in enabled:
-        s = o.inference_scaling
-        stack.append(
-            InferenceScalingEngine(
-                device, s.warmup_steps, s.min_seq_len, s.step_size, config.model.max_seq_len
-            )
-        )
-    if "kernel" in enabled:
-        stack.append(KernelOptimizer(device, o.kernel_optimizer.level))
-    return stack
-
-
-__all__ = [
-    "ARMS",
-    "Evidence",
-    "InferenceScalingEngine",
-    "KernelOptimizer",
-    "Optimization",
-    "SemanticCompressor",
-    "build_stack",
-]
+__all__ = ["BUILTINS", "Evidence", "Optimization", "build_stack", "registry"]

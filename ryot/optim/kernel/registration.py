@@ -1,0 +1,43 @@
+"""KernelOptimizer's entry in the registry: its arm, config section, colour, and its evidence
+(the attention ops and matmul dtypes measured in the arm against the reference) in words."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from ryot.config import KernelOptimizerConfig
+from ryot.optim.kernel import KernelOptimizer
+from ryot.optim.registry import Registration, Rows
+
+
+def evidence_rows(m: dict[str, Any], numbers: ModuleType) -> Rows:
+    rows = []
+    for key, label in (("attention_ops", "Attention ops"), ("matmul_dtypes", "Matmul dtypes")):
+        ref_key = f"reference_{key}"
+        if key not in m and ref_key not in m:
+            continue
+        arm, ref = m.pop(key, None), m.pop(ref_key, None)
+        rows.append((label, numbers.fmt_list(arm) + (" (same as reference)" if arm == ref else "")))
+        rows.append((f"{label} (reference)", numbers.fmt_list(ref)))
+        if isinstance(arm, list) and isinstance(ref, list) and arm != ref:
+            added = ", ".join(str(x) for x in arm if x not in ref)
+            removed = ", ".join(str(x) for x in ref if x not in arm)
+            parts = [f"added {added}" if added else "", f"removed {removed}" if removed else ""]
+            rows.append((f"{label}: change", "; ".join(p for p in parts if p) or "reordered"))
+    if "optimizer_fused" in m:
+        rows.append(("Fused optimizer", "yes" if m.pop("optimizer_fused") else "no"))
+    return rows
+
+
+REGISTRATION = Registration(
+    name="kernel",
+    seed_name="KernelOptimizer",
+    cls=KernelOptimizer,
+    build=lambda s, config, device: KernelOptimizer(device, s.level),
+    section="kernel_optimizer",
+    settings=KernelOptimizerConfig,
+    color="#7048e8",
+    evidence_rows=evidence_rows,
+    applied_last=True,  # torch.compile (level 3) traces the model the others changed
+)
