@@ -13,7 +13,8 @@ import torch
 from ryot.bench import data
 from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config
-from ryot.console import BAR, FAIL, OK, WARN, Console
+from ryot.console import Console
+from ryot.experiment.console_report import print_arm, print_comparison, print_verdict
 from ryot.experiment.environment import environment, timestamp
 from ryot.experiment.plan import plan_runs
 from ryot.experiment.runners import SubprocessRunner, execute
@@ -23,9 +24,6 @@ from ryot.judge.runs import RunRecord
 from ryot.osutil import write_json_atomic
 from ryot.report.schema import SCHEMA_VERSION
 from ryot.train.results import ArmResult
-
-EPOCH_HEADER = ["Epoch", "Loss", "Time (s)", "Throughput (tok/s)", "Status"]
-EPOCH_WIDTHS = [5, 9, 8, 18, 6]
 
 
 @dataclass
@@ -224,114 +222,6 @@ def _comparison(m: Measurements, rows: list[crit.CriterionResult], verdict: str)
     }
 
 
-def epoch_cells(e) -> list[str]:
-    return [
-        str(e.epoch),
-        _fmt(e.mean_loss, ".4f"),  # None: a NaN loss, stored as JSON null
-        f"{e.time_s:.2f}",
-        f"{e.tokens_per_s:,.0f}",
-        OK if e.status == "ok" else FAIL,
-    ]
-
-
-def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
-    console.line()
-    console.heading(f"{arm.upper()} TRAINING")
-    if r is None:
-        console.line(f"{FAIL} no completed run of this arm")
-        return
-    for ev in r.evidence:
-        if ev["enabled"]:
-            console.line(f"{ev['name']}: {', '.join(ev['applied']) or 'nothing applied'}")
-            for s in ev["skipped"]:
-                console.line(f"  {WARN} skipped {s['what']}: {s['why']}")
-    console.table(EPOCH_HEADER, [epoch_cells(e) for e in r.epochs], EPOCH_WIDTHS)
-    console.line()
-    if r.diverged:
-        console.line(f"{FAIL} {arm.upper()} TRAINING DIVERGED: {r.divergence}")
-        return
-    tokens = sum(r.step_tokens)
-    console.line(f"{arm.upper()} TRAINING COMPLETE")
-    if r.resumed_from_step:
-        console.line(f"Resumed from step: {r.resumed_from_step}")
-    console.line(f"Total time: {r.total_time_s:.2f} seconds (setup {r.setup_time_s:.2f} s)")
-    if r.stall_s > 0:
-        console.line(
-            f"Machine stalls: {r.stall_s:.2f} s taken off the clock (the stack's own time "
-            f"{r.clock_s:.2f} s)"
-        )
-    # A zero training time or a NaN loss is judged (DEBUG) later; printing it must not crash.
-    epoch_time = r.train_time_s / len(r.epochs) if r.epochs else None
-    console.line(f"Average epoch time: {_fmt(epoch_time)} seconds")
-    first = r.epochs[0].mean_loss if r.epochs else None
-    console.line(f"Final loss: {_fmt(r.final_loss, '.4f')} (first epoch {_fmt(first, '.4f')})")
-    console.line(
-        f"Validation loss: {_fmt(r.val_loss, '.4f')} (before training "
-        f"{_fmt(r.initial_val_loss, '.4f')}; unigram {_fmt(r.unigram_loss, '.4f')}, "
-        f"Bayes floor {_fmt(r.bayes_floor, '.4f')})"
-    )
-    rate = tokens / r.train_time_s if r.train_time_s > 0 else None
-    console.line(f"Average throughput: {_fmt(rate, ',.0f')} tok/s")
-    console.line(f"Peak memory: {r.peak_memory_mb:.0f} MiB ({r.memory_method})")
-    if r.peak_rss_mb is not None:
-        console.line(f"Peak RSS: {r.peak_rss_mb:.0f} MiB (includes memory the allocator keeps)")
-
-
-def _fmt(x, spec=".2f"):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def _pct_text(fraction: float | None) -> str:
-    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
-
-
-def headline(m: dict[str, Any]) -> str:
-    """The speedup at equal quality with its CI, from comparison.json's measurements."""
-    e, s = m["time_to_target"], m["speedup"]
-
-    def ci(est: dict[str, Any]) -> str:
-        # With pairs measured, a missing bound is an unbounded one (n = 1); JSON cannot hold
-        # the infinity itself.
-        lo, hi = (
-            _pct_text(est[k]) if est[k] is not None or not est["n"] else inf
-            for k, inf in (("low", "-inf"), ("high", "+inf"))
-        )
-        return f"{100 * est['level']:g}% CI {lo} .. {hi}"
-
-    point = _pct_text(e["point"]) if e["point"] is not None else "n/a"
-    return (
-        f"Speedup at equal quality (time to matched loss): {point} ({ci(e)}); "
-        f"end to end {_pct_text(s['point'])} ({ci(s)})"
-    )
-
-
-def learning_lines(m: dict[str, Any]) -> list[str]:
-    """The baseline's learning, each pair's matched loss and times, and the stalls."""
-    w = m["learning"]
-    lines = [
-        f"Baseline learning (worst seed): loss {_fmt(w['initial_loss'], '.4f')} -> "
-        f"{_fmt(w['final_loss'], '.4f')} (drop {_fmt(w['drop'], '.3f')} nats), context learned "
-        f"{_pct_text(w['context_learned'])} (unigram {_fmt(w['unigram_loss'], '.4f')}, "
-        f"Bayes floor {_fmt(w['bayes_floor'], '.4f')})"
-    ]
-    for p in m["time_to_target"]["pairs"]:
-        lines.append(
-            f"Seed {p['seed']}: matched loss L* {_fmt(p['loss'], '.4f')} (finals "
-            f"{_fmt(p['baseline_final'], '.4f')} / {_fmt(p['optimized_final'], '.4f')}), "
-            f"reached in {_fmt(p['baseline_s'])} s / {_fmt(p['optimized_s'])} s "
-            "(baseline / optimized)"
-        )
-    stalls = m.get("stalls") or {}
-    # under 10 ms is the detector's resolution, and would print as 0.00 s
-    stalled = [r for r in stalls.get("runs", []) if r["stall_s"] >= 0.01]
-    if stalled:
-        shown = ", ".join(f"{r['label']} {r['stall_s']:.2f} s" for r in stalled)
-        lines.append(f"Machine stalls taken off the clock: {shown}")
-    else:
-        lines.append("Machine stalls taken off the clock: none seen")
-    return lines
-
-
 def verdict_reasons(rows: list[crit.CriterionResult], evidence: dict[str, list]) -> list[str]:
     """Why the verdict is not GO, in words: each failed criterion, then what the optimized arm
     measured it could not apply (on a CPU without native bf16, the kernel's bf16 autocast)."""
@@ -341,58 +231,3 @@ def verdict_reasons(rows: list[crit.CriterionResult], evidence: dict[str, list])
             if ev.get("enabled"):
                 reasons += [f"{ev['name']} skipped {s['what']}: {s['why']}" for s in ev["skipped"]]
     return reasons
-
-
-def print_comparison(console: Console, c: dict[str, Any]) -> None:
-    b, o = c["baseline"], c["optimized"]
-    if not b or not o:
-        return
-    console.line()
-    console.heading("PHASE 3 STAGE 3a RESULTS COMPARISON")
-    m = c.get("measurements")
-    if m:
-        console.line(headline(m))
-        for line in learning_lines(m):
-            console.line(line)
-        console.line()
-
-    def change(base, opt, lower_is_better=True):
-        if base is None or opt is None or base == 0:
-            return "n/a"
-        pct = 100.0 * (base - opt) / base if lower_is_better else 100.0 * (opt - base) / base
-        return f"{base - opt if lower_is_better else opt - base:+.2f} ({pct:+.1f}%)"
-
-    rows = [
-        ["Total training time (s)", _fmt(b["total_time"]), _fmt(o["total_time"]),
-         change(b["total_time"], o["total_time"])],
-        ["Average epoch time (s)", _fmt(b["avg_epoch_time"]), _fmt(o["avg_epoch_time"]),
-         change(b["avg_epoch_time"], o["avg_epoch_time"])],
-        ["Final loss value", _fmt(b["final_loss"], ".4f"), _fmt(o["final_loss"], ".4f"),
-         _fmt(None if o["final_loss"] is None or b["final_loss"] is None
-              else o["final_loss"] - b["final_loss"], "+.4f")],
-        ["Validation loss", _fmt(b["val_loss"], ".4f"), _fmt(o["val_loss"], ".4f"),
-         _fmt(c["comparison"]["loss_delta"], "+.4f")],
-        ["Average throughput (tok/s)", _fmt(b["throughput"], ",.0f"), _fmt(o["throughput"], ",.0f"),
-         change(b["throughput"], o["throughput"], lower_is_better=False)],
-        ["Samples/second", _fmt(b["samples_per_s"]), _fmt(o["samples_per_s"]),
-         change(b["samples_per_s"], o["samples_per_s"], lower_is_better=False)],
-    ]  # fmt: skip
-    console.table(["METRIC", "BASELINE", "OPTIMIZED", "IMPROVEMENT"], rows, [26, 10, 10, 18])
-    console.line(
-        f"(medians over {b['runs']} interleaved pairs; times are end-to-end, machine stalls off)"
-    )
-
-
-def print_verdict(console: Console, c: dict[str, Any]) -> None:
-    """Each criterion's summary line (as pytest and the report show it), then the verdict."""
-    console.line()
-    console.heading("SUCCESS CRITERIA VALIDATION")
-    for row in c["criteria"]:
-        console.line(f"{OK if row['passed'] else FAIL} {row['summary']}")
-    v = c["verdict"]
-    console.line()
-    console.heading(
-        f"PHASE 3 STAGE 3a: {v['status']} {BAR} {v['decision']} ({v['scenario']} scenario)"
-    )
-    for reason in v.get("reasons", []):
-        console.line(f"  why: {reason}")

@@ -7,9 +7,7 @@ only lays values out.
 from __future__ import annotations
 
 import json
-import math
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -23,12 +21,8 @@ from ryot.report.charts import (
     history_chart,
     loss_chart,
     position_chart,
-    reference,
     speedup_chart,
     step_time_chart,
-    ttt_pairs,
-    ttt_text,
-    ttt_words,
 )
 from ryot.report.evidence import evidence_context
 from ryot.report.fields import (
@@ -41,21 +35,32 @@ from ryot.report.fields import (
     judged_at_target,
     last_run,
     measurement,
-    pair_runs,
+    reference,
+    ttt_pairs,
 )
 from ryot.report.formatting import (
     NA,
     fmt,
+    fmt_ci,
     fmt_created,
     fmt_criterion_value,
     fmt_duration,
     fmt_frac_pct,
     fmt_int,
+    fmt_level,
     fmt_loss,
     fmt_loss_delta,
     fmt_pct,
     fmt_seconds,
     to_percent,
+)
+from ryot.report.summary import (
+    EPOCH_HEADER,
+    TABLE_HEADER,
+    comparison_note,
+    comparison_rows,
+    epoch_numbers,
+    headline_figures,
 )
 
 CRITERION_TEST = "validation/test_stage3a.py::test_criterion[{id}]"
@@ -92,76 +97,6 @@ def _reason(row: dict) -> str:
     return f"{text}, needs {row.get('threshold', NA)}"
 
 
-def _level(e: dict) -> str:
-    return fmt(to_percent(e.get("level")), ".0f")
-
-
-def _losses_text(pairs: Sequence[dict]) -> str:
-    """Each pair's matched loss L* in words (a range beyond 4 pairs)."""
-    losses = [p.get("loss") for p in pairs]
-    if len(losses) <= 4:
-        return ", ".join(fmt_loss(v) for v in losses)
-    finite = [v for v in losses if is_num(v)]
-    shown = f"{fmt_loss(min(finite))} to {fmt_loss(max(finite))}" if finite else NA
-    return f"{shown} ({len(losses)} pairs)"
-
-
-def _ttt_metric(c: dict) -> dict[str, str]:
-    """The headline: speedup at equal quality, 1 - T_opt / T_base at each pair's matched loss
-    (schema 2.0: at the one target loss), with its CI."""
-    e, pairs = estimate(c, "time_to_target"), ttt_pairs(c)
-    at_target = judged_at_target(c)
-    missed = sum(1 for p in pairs if not is_num(p.get("optimized_s")))
-    n = e.get("n", len(pairs))
-    if missed:
-        value = "not reached"
-        sub = (
-            f"the optimized arm never reached the target in {missed} of {len(pairs)} pair(s): "
-            "infinite time, speedup -∞"
-            if at_target  # 3.0 times are finite by construction: a null is a broken file
-            else f"the optimized arm has no time to its matched loss in {missed} of "
-            f"{len(pairs)} pair(s)"
-        )
-    else:
-        value = fmt_frac_pct(e.get("point"))
-        sub = (
-            f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
-            f" · geometric mean of {n} pair{'' if n == 1 else 's'}"
-        )
-    times = f"baseline {ttt_text(pairs, 'baseline')}; optimized {ttt_text(pairs, 'optimized')}"
-    if not pairs:
-        note = f"no {ttt_words(c)} measured"
-    elif at_target:
-        target = get_path(c, "measurements", "target", "loss")
-        note = f"time to reach validation loss {fmt_loss(target)}: {times}"
-    else:
-        note = (
-            f"each pair at its matched loss L* (the worse of its two final validation losses) "
-            f"{_losses_text(pairs)}; time to L*: {times}"
-        )
-    return {
-        "id": "headline-ttt",
-        "label": f"Speedup at equal quality ({ttt_words(c)})",
-        "value": value,
-        "sub": sub,
-        "note": note,
-    }
-
-
-def _speedup_metric(c: dict) -> dict[str, str]:
-    e = estimate(c, "speedup")
-    n = e.get("n", NA)
-    return {
-        "id": "headline-speedup",
-        "label": "End-to-end speedup (equal steps)",
-        "value": fmt_frac_pct(e.get("point")),
-        "sub": f"{_level(e)}% CI [{fmt_frac_pct(e.get('low'))}, {fmt_frac_pct(e.get('high'))}]"
-        f" · geometric mean of {n} pair{'' if n == 1 else 's'}",
-        "note": "1 - T_opt / T_base over the whole budget, setup included"
-        + ("" if judged_at_target(c) else ", machine stalls off"),
-    }
-
-
 def _aa_metric(c: dict) -> tuple[str, str, str]:
     """A/A noise: per step (median step-time ratio, schema 3.0) or end to end (2.0)."""
     noise = as_dict(c.get("noise"))
@@ -192,8 +127,7 @@ def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, 
     verdict = "equivalence n/a"
     if isinstance(equivalent, bool):
         verdict = "equivalent" if equivalent else "NOT equivalent"
-    low, high = fmt_loss_delta(loss.get("low")), fmt_loss_delta(loss.get("high"))
-    ci = f"{_level(loss)}% CI [{low}, {high}]"
+    ci = fmt_ci(loss.get("level"), loss.get("low"), loss.get("high"), fmt_loss_delta)
     if judged_at_target(c):
         quality = ("Val loss delta (TOST)", f"{ci} vs ±{fmt(margin, '.4f')}: {verdict}")
     else:
@@ -216,8 +150,7 @@ def _headline(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, 
         (
             "Throughput",
             fmt_frac_pct(tput.get("point")),
-            f"{_level(tput)}% CI [{fmt_frac_pct(tput.get('low'))}, "
-            f"{fmt_frac_pct(tput.get('high'))}]",
+            fmt_ci(tput.get("level"), tput.get("low"), tput.get("high")),
         ),
         _aa_metric(c),
         (
@@ -252,9 +185,7 @@ def banner_context(c: dict) -> dict[str, Any]:
         "why": why,
         "reasons": [_reason(r) for r in sorted(failed, key=lambda r: not r.get("critical"))],
         "more_reasons": _more_reasons(verdict, failed),
-        "primary": [_ttt_metric(c), _speedup_metric(c)]
-        if c.get("confidence_intervals") or c.get("measurements")
-        else [],
+        "primary": headline_figures(c),
         "headline": _headline(c, rows, failed),
         "created": fmt_created(c.get("created")),
         "device": str(env.get("device") or NA),
@@ -429,7 +360,7 @@ def equivalence_context(c: dict) -> dict[str, Any] | None:
     rows = [
         ("Loss delta (optimized - baseline), mean", fmt_loss_delta(e.get("point"))),
         (
-            f"{_level(e)}% CI ({n} pair{'' if n == 1 else 's'})",
+            f"{fmt_level(e.get('level'))}% CI ({n} pair{'' if n == 1 else 's'})",
             f"[{fmt_loss_delta(e.get('low'))}, {fmt_loss_delta(e.get('high'))}]",
         ),
     ]
@@ -617,10 +548,7 @@ def epoch_tables(c: dict) -> list[dict[str, Any]]:
         res = run["result"]
         rows = [
             {
-                "epoch": str(e.get("epoch", NA)),
-                "loss": fmt_loss(e.get("mean_loss")),
-                "time": fmt(e.get("time_s"), ".2f"),
-                "throughput": fmt_int(e.get("tokens_per_s")),
+                "cells": epoch_numbers(e),
                 "ok": e.get("status") == "ok",
                 "status": str(e.get("status", NA)),
             }
@@ -647,90 +575,13 @@ def epoch_tables(c: dict) -> list[dict[str, Any]]:
     return tables
 
 
-def _change(base: Any, opt: Any, lower_is_better: bool = True) -> str:
-    if not (is_num(base) and is_num(opt)) or base == 0:
-        return NA
-    diff = base - opt if lower_is_better else opt - base
-    return f"{diff:+.2f} ({100.0 * diff / base:+.1f}%)"
-
-
-def _delta(base: Any, opt: Any) -> float | None:
-    return opt - base if is_num(base) and is_num(opt) else None
-
-
-# The seed plan's comparison table: (metric, summary key, value format, improvement rule).
-COMPARISON_ROWS: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
-    ("Total training time (s)", "total_time", fmt, "lower"),
-    ("Average epoch time (s)", "avg_epoch_time", fmt, "lower"),
-    ("Final loss value", "final_loss", fmt_loss, "delta"),
-    ("Validation loss", "val_loss", fmt_loss, "comparison"),
-    ("Average throughput (tok/s)", "throughput", fmt_int, "higher"),
-    ("Samples/second", "samples_per_s", fmt, "higher"),
-    ("Peak memory (MiB)", "peak_memory_mb", lambda x: fmt(x, ".1f"), "lower"),
-)
-
-
-def _median_ttt(pairs: list[dict], arm: str) -> float | None:
-    """Median time to target (or to each pair's matched loss) over pairs; a pair that never
-    reached it counts as infinite."""
-    values = [p.get(f"{arm}_s") for p in pairs]
-    if not values:
-        return None
-    mid = statistics.median(v if is_num(v) else math.inf for v in values)
-    return mid if math.isfinite(mid) else math.inf
-
-
-def _ttt_row(c: dict) -> tuple[str, str, str, str] | None:
-    pairs = ttt_pairs(c)
-    if not pairs:
-        return None
-    base, opt = _median_ttt(pairs, "baseline"), _median_ttt(pairs, "optimized")
-
-    def show(x):
-        return "not reached" if x == math.inf else fmt(x)
-
-    label = "Time to target (s)" if judged_at_target(c) else "Time to matched loss (s)"
-    return (label, show(base), show(opt), _change(base, opt))
-
-
-def _clock_row(c: dict) -> tuple[str, str, str, str] | None:
-    """Schema 3.0: the median stack clock (wall time less machine stalls) of each arm's pairs,
-    the clock the end-to-end speedup is judged on."""
-    med = []
-    for arm in ("baseline", "optimized"):
-        clocks = [as_dict(r["result"]).get("clock_s") for r in pair_runs(c, arm)]
-        clocks = [x for x in clocks if is_num(x)]
-        med.append(statistics.median(clocks) if clocks else None)
-    if med == [None, None]:
-        return None
-    return ("Stack clock, machine stalls off (s)", fmt(med[0]), fmt(med[1]), _change(*med))
-
-
 def comparison_table(c: dict) -> dict[str, Any] | None:
-    b, o = c.get("baseline"), c.get("optimized")
-    if not isinstance(b, dict) or not isinstance(o, dict):
+    """The baseline against the optimized arm (ryot.report.summary: the console prints the same
+    rows), with what its numbers are."""
+    rows = comparison_rows(c)
+    if rows is None:
         return None
-    rows = [row for row in (_ttt_row(c),) if row]
-    for label, key, show, rule in COMPARISON_ROWS:
-        base, opt = b.get(key), o.get(key)
-        if rule == "delta":
-            change = fmt_loss_delta(_delta(base, opt))
-        elif rule == "comparison":  # the judged paired mean, as in the console table
-            change = fmt_loss_delta(get_path(c, "comparison", "loss_delta"))
-        else:
-            change = _change(base, opt, lower_is_better=rule == "lower")
-        rows.append((label, show(base), show(opt), change))
-        if key == "total_time" and (clock := _clock_row(c)):
-            rows.append(clock)
-    clock = ""
-    if any(row[0].startswith("Stack clock") for row in rows):
-        clock = "; the stack clock is the total time less the machine's stalls"
-    return {
-        "rows": rows,
-        "note": f"medians over {b.get('runs', NA)} interleaved runs; times are end-to-end "
-        f"(setup included){clock}; the validation loss change is the paired mean delta; "
-        "improvement = absolute (relative), positive is better",
-    }
+    return {"header": TABLE_HEADER, "rows": rows, "note": comparison_note(c, rows)}
 
 
 def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
@@ -901,6 +752,7 @@ def build_context(
         "noise": noise_context(c),
         "stalls": stalls_context(c),
         "charts": charts_context(c),
+        "epoch_header": EPOCH_HEADER,
         "epoch_tables": epoch_tables(c),
         "comparison": comparison_table(c),
         "evidence": evidence_context(c),

@@ -8,8 +8,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from ryot.optim import registry
+from ryot.report import formatting
 from ryot.report.fields import arm_sort_key, as_dict, as_list, is_num, result_runs
-from ryot.report.formatting import NA, fmt, fmt_int, fmt_ms, fmt_seconds
+from ryot.report.formatting import NA, fmt_int, fmt_ms, fmt_seconds
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -45,72 +47,7 @@ def _full_tokens(c: dict) -> int | None:
     return int(max(tokens)) if tokens else None
 
 
-def _short(values: Any) -> str:
-    if isinstance(values, list):
-        return ", ".join(str(v) for v in values) if values else "(none)"
-    return NA if values is None else str(values)
-
-
 Rows = list[tuple[str, str]]
-
-
-def _compression_rows(m: dict) -> Rows:
-    rows = []
-    # The reference is the arm without this optimization (schema 1.0: the baseline).
-    old = "baseline_flops_per_step" in m
-    ref_name = "baseline" if old else "reference"
-    if "flops_per_step" in m or "reference_flops_per_step" in m or old:
-        arm = m.pop("flops_per_step", None)
-        ref = m.pop("reference_flops_per_step", m.pop("baseline_flops_per_step", None))
-        rows.append(("FLOPs per step", f"{fmt_int(arm)} vs {ref_name} {fmt_int(ref)}"))
-    if "flops_ratio" in m:
-        rows.append((f"FLOPs ratio (arm / {ref_name})", fmt(m.pop("flops_ratio"), ".4f")))
-    if "kept_fraction_per_layer" in m:
-        kept = as_dict(m.pop("kept_fraction_per_layer"))
-        text = ", ".join(f"layer {k}: {fmt(v, '.4f')}" for k, v in kept.items())
-        rows.append(("Kept fraction per layer", text or "(none)"))
-    return rows
-
-
-def _scaling_rows(m: dict) -> Rows:
-    rows = []
-    if "tokens_per_step" in m:
-        tokens = [t for t in as_list(m.pop("tokens_per_step")) if is_num(t)]
-        if tokens:
-            summary = (
-                f"{len(tokens)} steps: min {fmt_int(min(tokens))}, median "
-                f"{fmt_int(statistics.median(tokens))}, max {fmt_int(max(tokens))}, "
-                f"total {fmt_int(sum(tokens))}"
-            )
-            rows.append(("Tokens per step", summary))
-    if "full_tokens_per_step" in m:
-        rows.append(("Full tokens per step", fmt_int(m.pop("full_tokens_per_step"))))
-    if "tokens_fraction" in m:
-        rows.append(("Tokens fed (fraction of full)", fmt(m.pop("tokens_fraction"), ".4f")))
-    if "schedule" in m:
-        changes = [s for s in as_list(m.pop("schedule")) if isinstance(s, list) and len(s) == 2]
-        text = "; ".join(f"from step {step}: length {length}" for step, length in changes)
-        rows.append(("Length schedule", text or "(none)"))
-    return rows
-
-
-def _kernel_rows(m: dict) -> Rows:
-    rows = []
-    for key, label in (("attention_ops", "Attention ops"), ("matmul_dtypes", "Matmul dtypes")):
-        ref_key = f"reference_{key}"
-        if key not in m and ref_key not in m:
-            continue
-        arm, ref = m.pop(key, None), m.pop(ref_key, None)
-        rows.append((label, _short(arm) + (" (same as reference)" if arm == ref else "")))
-        rows.append((f"{label} (reference)", _short(ref)))
-        if isinstance(arm, list) and isinstance(ref, list) and arm != ref:
-            added = ", ".join(str(x) for x in arm if x not in ref)
-            removed = ", ".join(str(x) for x in ref if x not in arm)
-            parts = [f"added {added}" if added else "", f"removed {removed}" if removed else ""]
-            rows.append((f"{label}: change", "; ".join(p for p in parts if p) or "reordered"))
-    if "optimizer_fused" in m:
-        rows.append(("Fused optimizer", "yes" if m.pop("optimizer_fused") else "no"))
-    return rows
 
 
 def _compile_rows(c: dict, arm: str, m: dict) -> Rows:
@@ -159,7 +96,12 @@ def _compile_rows(c: dict, arm: str, m: dict) -> Rows:
 def _measurement_rows(c: dict, arm: str, item: dict) -> Rows:
     """Known measurements in words; any other measurement as compact JSON."""
     m = dict(as_dict(item.get("measurements")))
-    rows = _compression_rows(m) + _scaling_rows(m) + _kernel_rows(m) + _compile_rows(c, arm, m)
+    # Its own registration's rows; a name not registered here (an older run, a user's stack)
+    # gets every registered optimization's rows, each of which shows only the keys it knows.
+    own = registry.evidence_rows(str(item.get("name")))
+    makers = [own] if own else [r.evidence_rows for r in registry.registrations()]
+    rows = [row for make in makers if make for row in make(m, formatting)]
+    rows += _compile_rows(c, arm, m)
     return rows + [(str(k), json.dumps(v, ensure_ascii=False)) for k, v in m.items()]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-ARM_ORDER = ("baseline", "optimized", "kernel", "compression", "scaling")
+from ryot.optim import registry
 
 
 def is_num(x: Any) -> bool:
@@ -33,7 +33,9 @@ def as_dict(x: Any) -> dict:
 
 
 def arm_sort_key(arm: str) -> tuple[int, str]:
-    return (ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER), arm)
+    """baseline, optimized, then the ablation arms in registration order, then any other."""
+    order = registry.arm_order()
+    return (order.index(arm) if arm in order else len(order), arm)
 
 
 def result_runs(comparison: dict) -> list[dict]:
@@ -82,3 +84,21 @@ def judged_at_target(comparison: dict) -> bool:
     return comparison.get("schema_version") in ("1.0", "2.0") or isinstance(
         get_path(comparison, "measurements", "target"), dict
     )
+
+
+def reference(comparison: dict, key: str) -> Any:
+    """A bench reference loss (bayes_floor, unigram_loss): top level, else from "bench"."""
+    value = comparison.get(key)
+    return value if is_num(value) else get_path(comparison, "bench", key)
+
+
+def ttt_pairs(comparison: dict) -> list[dict]:
+    """measurements.time_to_target.pairs: each pair's times to its matched loss (2.0: to the
+    target), the dicts alone."""
+    pairs = get_path(comparison, "measurements", "time_to_target", "pairs")
+    return [p for p in as_list(pairs) if isinstance(p, dict)]
+
+
+def ttt_words(comparison: dict) -> str:
+    """What the speedup at equal quality times: one target (schema 2.0) or each pair's L*."""
+    return "time to target" if judged_at_target(comparison) else "time to matched loss"

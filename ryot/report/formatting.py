@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ryot.report.fields import is_num
+from ryot.report.fields import as_dict, as_list, is_num
+
+__all__ = ["NA", "as_dict", "as_list", "is_num"]  # with every fmt_*: what evidence rows get
 
 NA = "n/a"
 
@@ -94,3 +97,29 @@ def fmt_created(text: Any) -> str:
 def to_percent(v: Any) -> float | None:
     """A fraction (0.05) as a percentage (5.0); None for null or non-numbers."""
     return v * 100.0 if is_num(v) else None
+
+
+def fmt_list(values: Any) -> str:
+    """A list as "a, b, c" ("(none)" when empty); n/a for null."""
+    if isinstance(values, list):
+        return ", ".join(str(v) for v in values) if values else "(none)"
+    return NA if values is None else str(values)
+
+
+def fmt_change(base: Any, opt: Any, lower_is_better: bool = True) -> str:
+    """The optimized arm's improvement on the baseline, absolute (relative): "+0.08 (+4.7%)",
+    positive is better; n/a when either is null or the baseline is 0."""
+    if not (is_num(base) and is_num(opt)) or base == 0:
+        return NA
+    diff = base - opt if lower_is_better else opt - base
+    return f"{fmt(diff, '+.2f')} ({fmt_pct(100.0 * diff / base)})"
+
+
+def fmt_level(level: Any) -> str:
+    """A confidence level (0.95) as "95"; n/a for null."""
+    return fmt(to_percent(level), ".0f")
+
+
+def fmt_ci(level: Any, low: Any, high: Any, show: Callable[[Any], str] = fmt_frac_pct) -> str:
+    """A confidence interval in words, "95% CI [-0.2%, +7.4%]"; a null bound reads n/a."""
+    return f"{fmt_level(level)}% CI [{show(low)}, {show(high)}]"

@@ -1,0 +1,593 @@
+"""What each chart shows, as typed data read from comparison.json (None when it has no data).
+
+Each builder here reads the comparison tolerantly and returns a small model: the series, levels,
+interval rows, boxes or bars in data units, with their colours and words. charts.py draws a
+model and nothing else, so the numbers a chart carries can be checked on its model.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ryot.report.chart_parts import (
+    GREEN,
+    RED,
+    STATUS_COLORS,
+    Bar,
+    IntervalRow,
+    LegendItem,
+    Level,
+    Point,
+    Series,
+    arm_color,
+    segments,
+    thin,
+)
+from ryot.report.fields import (
+    arm_names,
+    arm_sort_key,
+    as_dict,
+    as_list,
+    estimate,
+    get_path,
+    is_num,
+    judged_at_target,
+    last_pair_run,
+    last_run,
+    pair_runs,
+    reference,
+    result_runs,
+    ttt_pairs,
+    ttt_words,
+)
+from ryot.report.formatting import NA, fmt_ci, fmt_loss, fmt_loss_delta, fmt_pct, to_percent
+from ryot.report.summary import ttt_text
+from ryot.report.svg import MUTED
+
+ARMS = ("baseline", "optimized")
+
+
+def _num(x: Any) -> float | None:
+    return x if is_num(x) else None
+
+
+def _reference_levels(comparison: dict, what: str) -> tuple[Level, ...]:
+    """The bench's reference losses as level lines: unigram (dotted) and Bayes floor."""
+    levels = []
+    for key, label, color, dash in (
+        ("unigram_loss", "unigram loss", MUTED, "2 3"),
+        ("bayes_floor", "Bayes floor", GREEN, "6 4"),
+    ):
+        value = reference(comparison, key)
+        if is_num(value):
+            text = f"{label} {what} {fmt_loss(value)}"
+            attrs = {"class_": key, "data_value": f"{value:.6g}"}
+            levels.append(Level(value, text, color, dash, attrs))
+    return tuple(levels)
+
+
+# --- (a) training loss per step ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossChart:
+    """Every run's training loss per optimizer step (x: the step, from 1); earlier runs faint
+    and first, each arm's last run on top; the reference losses as levels."""
+
+    series: tuple[Series, ...]
+    levels: tuple[Level, ...]
+    legend: tuple[LegendItem, ...]
+
+
+def loss_model(comparison: dict) -> LossChart | None:
+    runs = []  # (arm, segments, is the arm's last run)
+    for arm in ARMS:
+        mine = [r for r in result_runs(comparison) if r.get("arm") == arm]
+        for k, run in enumerate(mine):
+            segs = segments(as_list(run["result"].get("step_losses")), x0=1)
+            runs.append((arm, run, segs, k == len(mine) - 1))
+    if not any(segs for _, _, segs, _ in runs):
+        return None
+    few = sum(len(seg) for _, _, segs, _ in runs for seg in segs) <= 120
+    series = [
+        Series(
+            arm,
+            f"{arm} (run {run.get('index')})",
+            arm_color(arm),
+            segs,
+            width="2.2" if last else "1.2",
+            opacity=None if last else "0.3",
+            dots=2.5 if last and few else None,
+            dot_opacity=None if last else "0.3",
+        )
+        for bold in (False, True)  # faint earlier runs first, the last runs on top
+        for arm, run, segs, last in runs
+        if last == bold
+    ]
+    legend: list[LegendItem] = []
+    for arm in ARMS:
+        last = last_run(comparison, arm)
+        if last is not None:
+            legend.append((f"{arm} (run {last.get('index')})", arm_color(arm), "line"))
+    if any(not last for *_, last in runs):
+        legend.append(("earlier runs", MUTED, "faint"))
+    levels = _reference_levels(comparison, "(validation)")
+    return LossChart(tuple(series), levels, tuple(legend))
+
+
+# --- validation loss against the training clock --------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchedLoss:
+    """One pair's matched loss L* and each arm's time to it (None: never reached)."""
+
+    repeat: Any  # None when the pair has none
+    seed: Any
+    loss: float
+    baseline_s: float | None
+    optimized_s: float | None
+
+    def seconds(self, arm: str) -> float | None:
+        return self.baseline_s if arm == "baseline" else self.optimized_s
+
+
+@dataclass(frozen=True)
+class TimeMark:
+    """An arm's time to the loss its pair is judged at, marked on that loss."""
+
+    arm: str
+    repeat: Any  # None when the pair has none
+    seconds: float
+    loss: float
+    color: str
+
+
+@dataclass(frozen=True)
+class CurveChart:
+    series: tuple[Series, ...]  # every paired run's validation curve (x: its clock, s)
+    at_target: bool  # schema 2.0: one target; 3.0: each pair's matched loss
+    target: Level | None
+    matched: tuple[MatchedLoss, ...]  # 3.0 only
+    marks: tuple[TimeMark, ...]
+    legend: tuple[LegendItem, ...]
+    times: tuple[str, ...]  # each arm's times in words
+    missing: str | None  # why there are none
+    clock: str  # what the clock includes
+
+    @property
+    def levels(self) -> list[float]:
+        """The losses pairs are judged at: the target, else each pair's L*."""
+        if self.at_target:
+            return [self.target.value] if self.target else []
+        return [m.loss for m in self.matched]
+
+
+def _curve_runs(comparison: dict, arm: str) -> list[dict]:
+    """The arm's paired runs; a single-arm run (no pair) shows its own runs instead."""
+    return pair_runs(comparison, arm) or [
+        r for r in result_runs(comparison) if r.get("arm") == arm and r.get("role") != "aa"
+    ]
+
+
+def _curve_segments(curve: Any) -> tuple[tuple[Point, ...], ...]:
+    """(clock_s, val_loss) runs of a curve; a null loss (or a malformed point) breaks the line."""
+    pieces: list[list[Point]] = [[]]
+    for _, p in thin(as_list(curve)):
+        x, y = get_path(p, "clock_s"), get_path(p, "val_loss")
+        if is_num(x) and is_num(y):
+            pieces[-1].append((float(x), float(y)))
+        elif pieces[-1]:
+            pieces.append([])
+    return tuple(tuple(p) for p in pieces if p)
+
+
+def curve_model(comparison: dict) -> CurveChart | None:
+    series = [
+        Series(
+            arm,
+            f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}",
+            arm_color(arm),
+            segs,
+            width="1.8",
+            opacity="0.8",
+            dots=2.2,
+            dot_opacity="0.8",
+            title=f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}",
+            line_attrs={"class_": "curve", "data_arm": arm},
+        )
+        for arm in ARMS
+        for run in _curve_runs(comparison, arm)
+        if (segs := _curve_segments(run["result"].get("curve")))
+    ]
+    if not series:
+        return None
+    at_target = judged_at_target(comparison)
+    pairs = ttt_pairs(comparison)
+    target = None
+    loss = get_path(comparison, "measurements", "target", "loss") if at_target else None
+    if is_num(loss):
+        attrs = {"class_": "target", "data_loss": f"{loss:.6g}"}
+        target = Level(loss, f"target {fmt_loss(loss)}", RED, "6 4", attrs)
+    matched = []
+    if not at_target:
+        matched = [
+            MatchedLoss(
+                p.get("repeat"),
+                p.get("seed", NA),
+                p["loss"],
+                _num(p.get("baseline_s")),
+                _num(p.get("optimized_s")),
+            )
+            for p in pairs
+            if is_num(p.get("loss"))
+        ]
+    marks = [
+        TimeMark(arm, p.get("repeat"), p[f"{arm}_s"], level, arm_color(arm))
+        for p in pairs
+        if is_num(level := (loss if at_target else p.get("loss")))
+        for arm in ARMS
+        if is_num(p.get(f"{arm}_s"))
+    ]
+    legend: list[LegendItem] = [
+        (f"{arm} ({sum(1 for s in series if s.key == arm)} runs)", arm_color(arm), "line")
+        for arm in ARMS
+        if any(s.key == arm for s in series)
+    ]
+    if target:
+        legend.append(("target", RED, "dash"))
+    if matched:
+        legend.append(("L* per pair", RED, "dash"))
+    if marks:
+        legend.append(("time to target" if at_target else "time to L*", MUTED, "dot"))
+    times: tuple[str, ...] = ()
+    missing = None
+    if pairs:
+        shown = "time to target" if at_target else "time to matched loss L*"
+        times = tuple(f"{shown}, {arm}: {ttt_text(pairs, arm)}" for arm in ARMS)
+    elif at_target and not target:
+        missing = "no target: no baseline pair reached a final loss"
+    elif not at_target:
+        missing = "no matched loss: no pair finished with a final loss"
+    clock = "setup included, evaluation off the clock"
+    if not at_target:
+        clock = "setup included, machine stalls and evaluation off the clock"
+    return CurveChart(
+        tuple(series),
+        at_target,
+        target,
+        tuple(matched),
+        tuple(marks),
+        tuple(legend),
+        times,
+        missing,
+        clock,
+    )
+
+
+# --- validation loss per position ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionChart:
+    """Each arm's last paired run's validation loss per position (x: the position, from 0),
+    with the bench's unigram loss and Bayes floor per position."""
+
+    series: tuple[Series, ...]
+    last: int  # the last position with a value
+    low: float  # the smallest and largest value, every position (the lines may be thinned)
+    high: float
+
+    @property
+    def legend(self) -> list[LegendItem]:
+        return [s.legend for s in self.series]
+
+
+def _position_series(key: str, label: str, values: list, color: str, dash, width) -> Series:
+    attrs = {"class_": "series", "data_series": key}
+    return Series(
+        key,
+        label,
+        color,
+        segments(values),
+        width=width,
+        dash=dash,
+        line_attrs=attrs,
+        dot_attrs=attrs,
+        count_points=True,
+    )
+
+
+def position_model(comparison: dict) -> PositionChart | None:
+    bench = as_dict(comparison.get("bench"))
+    series, shown = [], []
+    for arm in ARMS:
+        run = last_pair_run(comparison, arm)
+        values = as_list(get_path(run, "result", "val_loss_per_position"))
+        if any(is_num(v) for v in values):
+            label = f"{arm} (run {run.get('index', NA) if run else NA})"
+            series.append(_position_series(arm, label, values, arm_color(arm), None, "2"))
+            shown.append(values)
+    if not series:
+        return None
+    for key, label, color, dash in (
+        ("unigram_per_position", "unigram loss", MUTED, "2 3"),
+        ("floor_per_position", "Bayes floor", GREEN, "6 4"),
+    ):
+        values = as_list(bench.get(key))
+        if any(is_num(v) for v in values):
+            series.append(_position_series(key, label, values, color, dash, "1.6"))
+            shown.append(values)
+    points = [(i, v) for values in shown for i, v in enumerate(values) if is_num(v)]
+    last = max(i for i, _ in points)
+    return PositionChart(tuple(series), last, min(v for _, v in points), max(v for _, v in points))
+
+
+# --- (b) step times ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    """One arm's step times (ms, every run): quartiles, extremes, and each step."""
+
+    arm: str
+    color: str
+    ms: tuple[float, ...]
+    q1: float
+    median: float
+    q3: float
+
+    @property
+    def low(self) -> float:
+        return min(self.ms)
+
+    @property
+    def high(self) -> float:
+        return max(self.ms)
+
+
+@dataclass(frozen=True)
+class StepTimeChart:
+    boxes: tuple[Box, ...]
+
+    @property
+    def log(self) -> bool:
+        """Compile or warmup outliers: a log axis keeps the boxes visible."""
+        lo, hi = min(b.low for b in self.boxes), max(b.high for b in self.boxes)
+        return lo > 0 and hi / lo > 50
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def step_time_model(comparison: dict) -> StepTimeChart | None:
+    data = []
+    for arm in arm_names(comparison):
+        runs = [r for r in result_runs(comparison) if r.get("arm") == arm]
+        seconds = [t for r in runs for t in as_list(r["result"].get("step_times")) if is_num(t)]
+        ms = [v for v in (1000.0 * t for t in seconds) if is_num(v)]  # 1e308 s is inf ms
+        if ms:
+            data.append((arm, ms))
+    if not data:
+        return None
+    arms = [a for a, _ in data]
+    boxes = [Box(arm, arm_color(arm, arms), tuple(ms), *_quartiles(sorted(ms))) for arm, ms in data]
+    return StepTimeChart(tuple(boxes))
+
+
+# --- (c) the speedups ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeedupChart:
+    """The speedup at equal quality and end to end (percent): each an interval row, against
+    the threshold (the CI's lower bound must reach it) and the A/A noise band (+-aa)."""
+
+    rows: tuple[IntervalRow, ...]
+    threshold: float | None
+    aa: float | None
+    at_target: bool
+
+
+SPEEDUP_ROWS = (  # (estimate, row label, what it times: None for ttt_words)
+    ("time_to_target", "at equal quality", None),
+    ("speedup", "end to end", "end-to-end time"),
+)
+
+
+def _speedup_row(comparison: dict, key: str, label: str, what: str) -> IntervalRow:
+    est = estimate(comparison, key)
+    values = as_list(est.get("values"))
+    point, low, high = (to_percent(est.get(k)) for k in ("point", "low", "high"))
+    n = est.get("n", NA)
+    ci = (
+        fmt_ci(est.get("level"), low, high, fmt_pct)
+        if low is not None and high is not None
+        else "CI n/a"
+    )
+    summary = f"{what}: geometric mean {fmt_pct(point)} · {ci} · n={n} pair{'' if n == 1 else 's'}"
+    return IntervalRow(
+        label,
+        point,
+        low,
+        high,
+        arm_color("optimized"),
+        pairs=tuple(to_percent(v) for v in values if is_num(v)),
+        level=est.get("level"),
+        n=n,
+        infinite=sum(1 for v in values if not is_num(v)),  # 2.0: -inf, target not reached
+        summary=summary,
+    )
+
+
+def speedup_model(comparison: dict) -> SpeedupChart | None:
+    rows = tuple(
+        _speedup_row(comparison, key, label, what or ttt_words(comparison))
+        for key, label, what in SPEEDUP_ROWS
+    )
+    if not any(r.point is not None or r.pairs for r in rows):
+        return None
+    threshold = get_path(comparison, "config", "criteria", "min_speedup_percent")
+    return SpeedupChart(
+        rows,
+        _num(threshold),
+        to_percent(get_path(comparison, "noise", "aa")),
+        judged_at_target(comparison),
+    )
+
+
+# --- the loss delta against its margin -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EquivalenceChart:
+    """The paired validation-loss delta (nats) as an interval row, against the margin: schema
+    3.0 non-inferiority (upper bound below +margin, TOST's +-margin beside), 2.0 TOST alone;
+    the baseline's seed-to-seed spread for scale."""
+
+    row: IntervalRow
+    margin: float | None
+    spread: float | None
+    non_inferiority: bool
+    non_inferior: bool | None  # the judge's reading, None when not recorded
+
+    @property
+    def heading(self) -> str:
+        r = self.row
+        ci = fmt_ci(r.level, r.low, r.high, fmt_loss_delta) if r.has_ci else "CI n/a"
+        text = f"mean {fmt_loss_delta(r.point)} · {ci}"
+        if self.non_inferiority and isinstance(self.non_inferior, bool):
+            text += " · non-inferior" if self.non_inferior else " · NOT non-inferior"
+        return text
+
+
+def equivalence_model(comparison: dict) -> EquivalenceChart | None:
+    est = estimate(comparison, "loss_delta")
+    point, low, high = (_num(est.get(k)) for k in ("point", "low", "high"))
+    if point is None and (low is None or high is None):
+        return None
+    margin = est.get("margin")
+    if not is_num(margin):
+        margin = get_path(comparison, "config", "criteria", "max_loss_delta")
+    pairs = tuple(v for v in as_list(est.get("values")) if is_num(v))
+    row = IntervalRow(
+        "loss delta",
+        point,
+        low,
+        high,
+        arm_color("optimized"),
+        pairs=pairs,
+        level=est.get("level"),
+        n=est.get("n", NA),
+    )
+    verdict = est.get("non_inferior")
+    return EquivalenceChart(
+        row,
+        _num(margin),
+        _num(est.get("baseline_spread")),
+        not judged_at_target(comparison),
+        verdict if isinstance(verdict, bool) else None,
+    )
+
+
+# --- (d) the ablation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AblationChart:
+    """Each ablation arm (and the full stack) against the baseline: speedup and loss delta."""
+
+    speed: tuple[Bar, ...]
+    loss: tuple[Bar, ...]
+
+
+def ablation_model(comparison: dict) -> AblationChart | None:
+    table = as_dict(comparison.get("ablation"))
+    if not table:
+        return None
+    names = sorted(table, key=arm_sort_key)
+    speed = [Bar(a, get_path(table, a, "speedup_percent"), arm_color(a, names)) for a in names]
+    loss = [Bar(a, get_path(table, a, "loss_delta"), arm_color(a, names)) for a in names]
+    comp = as_dict(comparison.get("comparison"))
+    if comp:
+        color = arm_color("optimized")
+        speed.append(Bar("optimized (all)", comp.get("speedup_percent"), color))
+        loss.append(Bar("optimized (all)", comp.get("loss_delta"), color))
+    return AblationChart(tuple(speed), tuple(loss))
+
+
+# --- the history ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One run of the history in one panel: its value and CI (None where it has none)."""
+
+    index: int  # 0 = the oldest
+    value: float | None
+    low: float | None
+    high: float | None
+    ring: str  # the verdict's colour
+    current: bool  # this run (drawn hollow)
+
+
+@dataclass(frozen=True)
+class HistoryPanel:
+    key: str
+    label: str
+    points: tuple[HistoryPoint, ...]
+
+    @property
+    def line(self) -> Series:
+        """The runs with a value, joined (x: the run's index)."""
+        color = arm_color("optimized")
+        seg = tuple((p.index, p.value) for p in self.points if p.value is not None)
+        return Series(self.key, self.label, color, (seg,), width="1.5", lone_dot=None)
+
+
+@dataclass(frozen=True)
+class HistoryChart:
+    panels: tuple[HistoryPanel, ...]
+    runs: int
+    color: str  # the whiskers'
+
+
+HISTORY_PANELS = (
+    ("ttt", "speedup at equal quality (%)"),
+    ("speedup", "end-to-end speedup (%)"),
+    ("loss_delta", "validation loss delta (nats)"),
+)
+
+
+def history_model(points: Sequence[dict]) -> HistoryChart | None:
+    """From the history's points (context.history_context: each run's numbers, oldest first);
+    None for fewer than two runs."""
+    if len(points) < 2:
+        return None
+    color = arm_color("optimized")
+    panels = tuple(
+        HistoryPanel(
+            key,
+            label,
+            tuple(
+                HistoryPoint(
+                    i,
+                    _num(p[key]),
+                    _num(p[key + "_low"]),
+                    _num(p[key + "_high"]),
+                    STATUS_COLORS.get(p["status"], color),
+                    p["current"],
+                )
+                for i, p in enumerate(points)
+            ),
+        )
+        for key, label in HISTORY_PANELS
+    )
+    return HistoryChart(panels, len(points), color)
