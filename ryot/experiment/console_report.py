@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from ryot.console import BAR, FAIL, OK, WARN, Console
+from ryot.optim import registry
 from ryot.report.fields import as_dict, as_list, get_path, is_num, judged_at_target, ttt_pairs
 from ryot.report.formatting import fmt, fmt_frac_pct, fmt_int, fmt_loss, fmt_seconds
 from ryot.report.summary import (
@@ -39,7 +40,8 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
         return
     for ev in r.evidence:
         if ev["enabled"]:
-            console.line(f"{ev['name']}: {', '.join(ev['applied']) or 'nothing applied'}")
+            title = registry.seed_name(ev["name"])  # the seed's name, then what it really is
+            console.line(f"{title}: {', '.join(ev['applied']) or 'nothing applied'}")
             for s in ev["skipped"]:
                 console.line(f"  {WARN} skipped {s['what']}: {s['why']}")
     console.table(list(EPOCH_HEADER), [epoch_cells(e) for e in r.epochs], EPOCH_WIDTHS)

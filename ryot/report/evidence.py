@@ -118,6 +118,7 @@ def _evidence_card(c: dict, arm: str, item: dict) -> dict[str, Any]:
     return {
         "arm": arm,
         "name": str(item.get("name", NA)),
+        "title": registry.seed_name(str(item.get("name", NA))),  # 'KernelOptimizer (kernel)'
         "enabled": bool(item.get("enabled")),
         "effective": bool(item.get("effective")),
         "settings": ", ".join(
