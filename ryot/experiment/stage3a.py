@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from ryot.experiment.runners import SubprocessRunner, execute
 from ryot.judge import criteria as crit
 from ryot.judge.measurements import Measurements, measure, summarize_arm, throughput
 from ryot.judge.runs import RunRecord
+from ryot.judge.stats import percent
 from ryot.osutil import write_json_atomic
 from ryot.report.schema import SCHEMA_VERSION
 from ryot.train.results import ArmResult
@@ -133,11 +133,6 @@ def run_stage3a(
     return outcome
 
 
-def _pct(x: float | None) -> float | None:
-    """A fraction as a JSON-ready percentage (None for unknown or infinite)."""
-    return 100.0 * x if x is not None and math.isfinite(x) else None
-
-
 def build_comparison(
     config: Config,
     config_path: str,
@@ -190,7 +185,7 @@ def build_comparison(
             "status": verdict,
             "decision": crit.DECISIONS[verdict],
             "scenario": crit.scenario(
-                _pct(measured.time_to_target.estimate.point), measured.loss_delta.estimate.point
+                percent(measured.time_to_target.estimate.point), measured.loss_delta.estimate.point
             ),
             "exit_code": crit.EXIT_CODES[verdict],
             "reasons": verdict_reasons(rows, evidence),
@@ -211,9 +206,9 @@ def _comparison(m: Measurements, rows: list[crit.CriterionResult], verdict: str)
     """The seed plan's comparison block, with the speedup at equal quality beside it."""
     loss_row = next((r for r in rows if r.id == "loss_match"), None)
     return {
-        "time_to_target_speedup_percent": _pct(m.time_to_target.estimate.point),
-        "speedup_percent": _pct(m.speedup.point),
-        "throughput_improvement_percent": _pct(m.throughput.point),
+        "time_to_target_speedup_percent": percent(m.time_to_target.estimate.point),
+        "speedup_percent": percent(m.speedup.point),
+        "throughput_improvement_percent": percent(m.throughput.point),
         "loss_delta": m.loss_delta.estimate.to_dict()["point"],
         "loss_non_inferior": m.loss_delta.non_inferior,
         "loss_equivalent": m.loss_delta.equivalent,

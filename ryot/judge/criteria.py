@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from ryot.config import CriteriaConfig
 from ryot.judge.measurements import Measurements
-from ryot.judge.stats import Estimate
+from ryot.judge.stats import Estimate, finite
 
 GO, INVESTIGATE, DEBUG = "GO", "INVESTIGATE", "DEBUG"
 DECISIONS = {
@@ -83,19 +83,15 @@ class Criterion:
             id=self.id,
             name=self.name,
             threshold=threshold,
-            measured=_num(r.measured),
+            measured=finite(r.measured),
             unit=self.unit,
-            ci_low=_num(low),
-            ci_high=_num(high),
+            ci_low=finite(low),
+            ci_high=finite(high),
             passed=r.passed,
             critical=self.critical,
             detail=r.detail,
             summary=f"{self.name}: {value}{ci}; required {threshold}",
         )
-
-
-def _num(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def _fmt(x: float | None, unit: str) -> str:
@@ -290,7 +286,7 @@ def verdict(rows: list[CriterionResult]) -> str:
 
 def scenario(speedup_percent: float | None, loss_delta: float | None) -> str:
     """The seed plan's scenario classes, from the speedup at equal quality and the loss delta."""
-    if _num(speedup_percent) is None or _num(loss_delta) is None:
+    if finite(speedup_percent) is None or finite(loss_delta) is None:
         return "worst-case"
     if speedup_percent >= 25 and abs(loss_delta) < 0.05:
         return "optimistic"

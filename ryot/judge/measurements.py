@@ -31,16 +31,11 @@ if TYPE_CHECKING:
     from ryot.judge.runs import RunRecord
 
 
-def _num(x: float | None) -> float | None:
-    """JSON-ready number: NaN, infinities and None become None."""
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
 def _json(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if isinstance(value, float):
-        return _num(value)
+        return stats.finite(value)
     if isinstance(value, (tuple, list)):
         return [_json(v) for v in value]
     return value
@@ -89,7 +84,7 @@ class LossDelta:
             "margin": self.margin,
             "non_inferior": self.non_inferior,
             "equivalent": self.equivalent,
-            "baseline_spread": _num(self.baseline_spread),
+            "baseline_spread": stats.finite(self.baseline_spread),
         }
 
 
@@ -274,7 +269,7 @@ def run_problem(rec: RunRecord) -> str | None:
         return f"{label} crashed: {rec.error}"
     if r.diverged:
         return f"{label} diverged: {r.divergence}"
-    if _num(r.val_loss) is None:
+    if stats.finite(r.val_loss) is None:
         return f"{label}: validation loss is {r.val_loss} (NaN, infinite or missing)"
     if not (r.train_time_s > 0 and math.isfinite(r.total_time_s)):
         return f"{label}: training time is {r.train_time_s} s; nothing measurable was trained"
@@ -288,7 +283,8 @@ def _not_falling(rec: RunRecord) -> str | None:
     e = rec.result.epochs
     if len(e) < 2:
         return None
-    first, last = _num(e[0].mean_loss), _num(e[-1].mean_loss)  # None: NaN, stored as null
+    # None: a NaN loss, stored as null
+    first, last = stats.finite(e[0].mean_loss), stats.finite(e[-1].mean_loss)
     if first is not None and last is not None and last < first:
         return None
     shown = ("n/a" if x is None else f"{x:.4f}" for x in (first, last))
@@ -321,7 +317,7 @@ def _point(p: Any, key: str) -> Any:
 
 
 def _final_curve_loss(r: ArmResult) -> float | None:
-    return _num(_point(r.curve[-1], "val_loss")) if r.curve else None
+    return stats.finite(_point(r.curve[-1], "val_loss")) if r.curve else None
 
 
 def _time_to(r: ArmResult, loss: float) -> float:
@@ -351,8 +347,8 @@ def _learning(records: list[RunRecord]) -> Learning:
         r = rec.result
         if r is None:
             continue
-        initial, final = _num(r.initial_val_loss), _num(r.val_loss)
-        unigram, floor = _num(r.unigram_loss), _num(r.bayes_floor)
+        initial, final = stats.finite(r.initial_val_loss), stats.finite(r.val_loss)
+        unigram, floor = stats.finite(r.unigram_loss), stats.finite(r.bayes_floor)
         drop = initial - final if initial is not None and final is not None else None
         learned = None
         if None not in (final, unigram, floor) and unigram > floor:
@@ -475,7 +471,7 @@ def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:
         return None
 
     def med(values) -> float | None:
-        finite = [v for v in values if _num(v) is not None]  # a NaN would poison the median
+        finite = [v for v in values if stats.finite(v) is not None]  # a NaN would poison the median
         return statistics.median(finite) if finite else None
 
     return {

@@ -53,6 +53,16 @@ class Estimate:
         }
 
 
+def finite(x: float | None) -> float | None:
+    """A JSON-ready number: NaN, infinities and None become None (JSON has no such numbers)."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def percent(fraction: float | None) -> float | None:
+    """A fraction as a JSON-ready percentage (None for unknown or infinite)."""
+    return finite(None if fraction is None else 100.0 * fraction)
+
+
 def speedups(base_times, opt_times) -> list[float]:
     """Per-pair time speedup 1 - opt/base (0.4 means 40% less time)."""
     base, opt = _paired_positive(base_times, opt_times, "base_times", "opt_times")
