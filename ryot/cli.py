@@ -20,20 +20,19 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from ryot.bench.sizing import ModelTooLarge, check_fits
+from ryot.bench.sizing import check_fits
 from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
 from ryot.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from ryot.experiment.run_folder import RunDirError, RunFolder
+from ryot.experiment.run_folder import RunFolder
 from ryot.experiment.runners import SubprocessRunner
+from ryot.experiment.session import PreflightError, preflight, publish, set_aside
 from ryot.experiment.stage3a import run_stage3a
-from ryot.optim import ARMS as OPTIM_ARMS
-from ryot.optim.stack_spec import StackSpecError, check_stack_factory
+from ryot.optim import registry
+from ryot.optim.stack_spec import DEFAULT_STACK
 from ryot.osutil import interrupt_on_sigterm, os_error_line
 from ryot.train.checkpoint import CheckpointError, load_checkpoint, resume_problem
 from ryot.train.trainer import resolve_device
-
-ARMS = tuple(OPTIM_ARMS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument(
         "--arms",
         default="baseline,optimized",
-        help=f"comma-separated arms: {', '.join(ARMS)} (default: baseline,optimized)",
+        help=f"comma-separated arms: {', '.join(registry.arms())} (default: baseline,optimized)",
     )
     stage.add_argument("--repeats", type=int, help="interleaved pairs (default: the config's)")
     stage.add_argument("--resume", type=Path, help="continue one arm from its checkpoint")
     stage.add_argument(
         "--stack",
-        default="ryot.optim:build_stack",
+        default=DEFAULT_STACK,
         metavar="MODULE:FUNCTION",
         help="build each arm's optimization stack with this function (to validate your own)",
     )
@@ -88,11 +87,12 @@ def report(args: argparse.Namespace) -> int:
 
 def parse_arms(text: str) -> list[str]:
     arms = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in arms if a not in ARMS]
+    known = registry.arms()
+    unknown = [a for a in arms if a not in known]
     if not arms or unknown:
         raise UsageError(
             f"--arms: unknown arm {unknown[0] if unknown else text!r} "
-            f"(choose from {', '.join(ARMS)})"
+            f"(choose from {', '.join(known)})"
         )
     return arms
 
@@ -112,30 +112,29 @@ def print_architecture(console: Console, config: Config, num_parameters: int) ->
 
 
 def run(args: argparse.Namespace, console_stream=None) -> int:
-    """Check everything that can be checked, then train into a staged run folder."""
+    """Check everything that can be checked (ryot.experiment.session), then train into a
+    staged run folder."""
     config = load_config(args.config)
     arms = parse_arms(args.arms)
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.repeats is not None and args.repeats < 1:
-        raise UsageError(f"--repeats: must be >= 1, got {args.repeats}")
+    resume = None
     if args.resume is not None:
-        config = resumable_config(args.resume, arms, config)
+        resume = lambda config: resumable_config(args.resume, arms, config)  # noqa: E731
     try:
-        num_parameters = check_fits(config, str(args.config), device)
-        check_stack_factory(args.stack, config, arms, device)
-    except (ModelTooLarge, StackSpecError) as exc:
+        ready = preflight(
+            args.config, out=args.out, device=device, arms=arms, repeats=args.repeats,
+            stack=args.stack, config=config, resume=resume, fits=check_fits,
+        )  # fmt: skip
+    except PreflightError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        folder = RunFolder(args.out)
-        folder.acquire()
-    except RunDirError as exc:
-        raise UsageError(str(exc)) from None
+    folder = ready.folder
     previous = interrupt_on_sigterm()
     try:
-        return train_into(folder, args, config, arms, device, num_parameters, console_stream)
+        return train_into(folder, args, ready.config, arms, device, ready.num_parameters,
+                          console_stream)  # fmt: skip
     finally:
         folder.release()
         if previous is not None:
@@ -170,47 +169,25 @@ def train_into(folder: RunFolder, args, config, arms, device, num_parameters, st
         )  # fmt: skip
     except KeyboardInterrupt:
         console.line(f"{FAIL} INTERRUPTED: the run stopped before its verdict.")
-        return set_aside(folder, console, EXIT_INTERRUPTED)
+        set_aside(folder, console)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         console.line(f"{FAIL} {os_error_line(exc)}")
-        return set_aside(folder, console, EXIT_CRASH)
+        set_aside(folder, console)
+        return EXIT_CRASH
     except Exception as exc:
         with (out / "monitor.log").open("a", encoding="utf-8") as log:
             log.write(traceback.format_exc())
         console.line(f"{FAIL} CRASH: {type(exc).__name__}: {exc}")
-        return set_aside(folder, console, EXIT_CRASH)
-    failed = [r for r in outcome.records if r.result is None]
-    if folder.keeps_earlier_run(bool(failed)):
-        console.line(
-            f"{FAIL} {len(failed)} run(s) failed (no result): {folder.final} keeps its earlier "
-            "complete run."
-        )
-        return set_aside(folder, console, outcome.exit_code)
-    try:
-        console.log_path = folder.publish() / "monitor.log"
-    except OSError as exc:
-        console.line(f"{FAIL} cannot move the run into place: {os_error_line(exc)}")
-        return set_aside(folder, console, EXIT_CRASH)
-    render_report_if_available(folder.final, console)
-    console.line()
-    final = folder.final
-    console.line(f"Artifacts: {final / 'comparison.json'}, {final / 'checkpoints'}, "
-                 f"{console.log_path}")  # fmt: skip
-    return outcome.exit_code
-
-
-def set_aside(folder: RunFolder, console: Console, code: int) -> int:
-    """Keep the failed run's files beside --out, which stays exactly as it was."""
-    try:
-        kept = folder.set_aside()
-    except OSError as exc:
-        console.line(f"{FAIL} {os_error_line(exc)}")
-        return code
-    console.log_path = kept / "monitor.log"
-    if (kept / "comparison.json").is_file():
-        render_report_if_available(kept, console)
-    console.line(f"{folder.final} is unchanged; this run's files are in {kept}")
-    return code
+        set_aside(folder, console)
+        return EXIT_CRASH
+    ending = publish(folder, outcome, console)  # or set aside where it may not replace DIR
+    if ending.published is not None:
+        final = ending.published
+        console.line()
+        console.line(f"Artifacts: {final / 'comparison.json'}, {final / 'checkpoints'}, "
+                     f"{console.log_path}")  # fmt: skip
+    return ending.exit_code
 
 
 def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRunner:
@@ -231,14 +208,6 @@ def load_or_usage_error(path: Path) -> dict:
         return load_checkpoint(path)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
-
-
-def render_report_if_available(out: Path, console: Console) -> None:
-    from ryot.report.html import render_run_dir_or_warn
-
-    path = render_run_dir_or_warn(out, console.line)
-    if path is not None:
-        console.line(f"Report: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """`pytest validation/` refuses bad options with one usage error before any training.
 
-The suite is started in process (a nested `pytest.main`): what is tested is its conftest's option
-checks, which end the session before anything is collected or trained.
+The suite is started in process (a nested `pytest.main`): what is tested is the ryot pytest
+plugin's option checks (ryot/pytest_plugin.py), which end the session once the suite is collected,
+before anything is trained or written. tests/test_pytest_plugin.py tests the plugin with pytester.
 """
 
 from __future__ import annotations
