@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from ryot.judge.criteria import CRITERIA
-from ryot.optim import build_stack
 from ryot.train.trainer import Trainer
 
 
@@ -17,9 +16,11 @@ def test_criterion(stage3a, criterion):
 
 @pytest.mark.parametrize("arm", ["baseline", "optimized"])
 def test_training_step_time(benchmark, stage3a, arm):
-    """pytest-benchmark's statistics of one full-length training step of each arm."""
+    """pytest-benchmark's statistics of one full-length training step of each arm, with the
+    stack under validation (--ryot-stack; the shipped one by default)."""
     config, device = stage3a.config, stage3a.device
-    trainer = Trainer(config, arm=arm, stack=build_stack(config, arm, device), device=device)
+    stack = stage3a.stack_factory(config, arm, device)
+    trainer = Trainer(config, arm=arm, stack=stack, device=device)
     _, trained, optimizer = trainer.build()
     last = config.total_steps - 1  # past any sequence-length warmup, which ends by then
     full = config.training.batch_size * config.training.grad_accumulation * config.model.max_seq_len
