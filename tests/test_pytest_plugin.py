@@ -90,6 +90,10 @@ def test_a_sabotaged_stack_turns_the_suite_to_debug(pytester, monkeypatch):
     # The workers (and this pytest process) start in pytester's folder: tests.sabotage from ROOT.
     path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
+    # Not an xdist worker, as this test's own process may be: pytest-benchmark reads that from
+    # the environment and would switch itself off in the nested session.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     out = pytester.path / "run"
     result = pytester.runpytest_subprocess(
         str(ROOT / "validation"), "-p", "no:cacheprovider", "--ryot-config", SMOKE,

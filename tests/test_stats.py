@@ -179,9 +179,15 @@ def test_aa_noise_compares_the_common_prefix():
     assert aa_noise([1.0, 1.0, 9.0, 9.0], [1.1, 1.1]) == pytest.approx(0.1, abs=1e-12)
 
 
+def test_aa_noise_leaves_out_a_step_taken_whole_off_the_clock():
+    # a 5 ms step the stall monitor charged whole to the machine has no time to compare
+    assert aa_noise([1.0, 0.0, 1.0], [1.1, 1.0, 1.1]) == pytest.approx(0.1, abs=1e-12)
+    assert aa_noise([0.0], [1.0]) == math.inf  # nothing left: no evidence of a quiet machine
+
+
 def test_aa_noise_rejects_bad_times():
-    with pytest.raises(ValueError, match=r"aa_steps\[0\] = 0\.0"):
-        aa_noise([1.0], [0.0])
+    with pytest.raises(ValueError, match=r"aa_steps\[0\] = -1\.0"):
+        aa_noise([1.0], [-1.0])
     with pytest.raises(ValueError, match=r"base_steps\[0\] = inf"):
         aa_noise([math.inf], [1.0])
     with pytest.raises(ValueError, match="empty"):

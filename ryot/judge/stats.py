@@ -168,7 +168,15 @@ def aa_noise(base_steps, aa_steps) -> float:
     fault) cannot move a median. One end-to-end ratio would be one draw of that noise.
     """
     n = min(len(base_steps), len(aa_steps))
-    base, aa = _paired_positive(base_steps[:n], aa_steps[:n], "base_steps", "aa_steps")
+    # A step the stall monitor took whole off the clock (a 5 ms step on a machine whose CPU
+    # counters tick every 10 ms, under load) has no time of its own to compare: it is left out,
+    # as a step one run did not take would be. NaN and negative times are still errors.
+    pairs = [(b, a) for b, a in zip(base_steps[:n], aa_steps[:n], strict=True) if b != 0 and a != 0]
+    if not pairs and n:
+        return math.inf  # nothing to compare: no evidence the machine is quiet
+    if not pairs:
+        _paired_positive([], [], "base_steps", "aa_steps")  # raises: no steps at all
+    base, aa = _paired_positive(*map(list, zip(*pairs, strict=True)), "base_steps", "aa_steps")
     return abs(1.0 - median([a / b for b, a in zip(base, aa, strict=True)]))
 
 
