@@ -7,7 +7,8 @@ model that cannot fit, a checkpoint of another arm or config, an --out in use by
 3 DEBUG (a crash, a divergence, an optimization with no effect, a full disk), 130 interrupted
 (Ctrl-C or SIGTERM: workers are stopped first).
 
-A run is written into a staging folder and moved into --out whole: see ryot.rundir.
+A run is written into a staging folder and moved into --out whole: see ryot.experiment.run_folder.
+With --nproc-per-node or --nnodes, each run is a torchrun (DDP) job: see ryot.experiment.launch.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from ryot.bench.sizing import check_fits
+from ryot.bench.sizing import ModelTooLarge, check_fits
 from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
 from ryot.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from ryot.experiment.launch import Launch, LaunchError
 from ryot.experiment.run_folder import RunFolder
 from ryot.experiment.runners import SubprocessRunner
 from ryot.experiment.session import PreflightError, preflight, publish, set_aside
-from ryot.experiment.stage3a import run_stage3a
+from ryot.experiment.stage3a import follow_stage3a, run_stage3a
 from ryot.optim import registry
-from ryot.optim.stack_spec import DEFAULT_STACK
+from ryot.optim.stack_spec import DEFAULT_STACK, StackSpecError, check_stack_factory
 from ryot.osutil import interrupt_on_sigterm, os_error_line
 from ryot.train.checkpoint import CheckpointError, load_checkpoint, resume_problem
 from ryot.train.trainer import resolve_device
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION",
         help="build each arm's optimization stack with this function (to validate your own)",
     )
+    add_launch_arguments(stage)
     report = sub.add_parser("report", help="render DIR/report.html again from DIR/comparison.json")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.add_argument(
@@ -71,6 +75,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(serve)
     return parser
+
+
+def add_launch_arguments(stage: argparse.ArgumentParser) -> None:
+    """Each run as a torchrun (DDP) job (ryot.experiment.launch)."""
+    group = stage.add_argument_group("torchrun (DDP): each run on several processes or machines")
+    group.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=1,
+        metavar="N",
+        help="ranks per machine: one per GPU on CUDA; on CPU the cores are split "
+        "between them (default: 1, a single process)",
+    )
+    group.add_argument(
+        "--nnodes",
+        type=int,
+        default=1,
+        metavar="M",
+        help="machines; each runs this same command with its --node-rank",
+    )
+    group.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        metavar="R",
+        help="this machine's rank; node 0 judges and writes --out (default: 0)",
+    )
+    group.add_argument(
+        "--rdzv-endpoint",
+        metavar="HOST:PORT",
+        help="node 0's address and a free port, for --nnodes > 1",
+    )
+    group.add_argument("--rdzv-timeout", type=float, default=Launch.rdzv_timeout_s, metavar="S",
+                       help="seconds node 0 waits for every node to join a run "
+                       "(default: %(default)g)")  # fmt: skip
+
+
+def launch_of(args: argparse.Namespace) -> Launch:
+    return Launch(args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint,
+                  args.rdzv_timeout)  # fmt: skip
 
 
 def report(args: argparse.Namespace) -> int:
@@ -123,10 +167,17 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     resume = None
     if args.resume is not None:
         resume = lambda config: resumable_config(args.resume, arms, config)  # noqa: E731
+    launch = launch_of(args)
+    if not launch.is_main_node:
+        try:
+            launch.check(config, device)
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from None
+        return follow(args, config, arms, device, launch, console_stream)
     try:
         ready = preflight(
             args.config, out=args.out, device=device, arms=arms, repeats=args.repeats,
-            stack=args.stack, config=config, resume=resume, fits=check_fits,
+            stack=args.stack, config=config, resume=resume, fits=check_fits, launch=launch,
         )  # fmt: skip
     except PreflightError as exc:
         raise UsageError(str(exc)) from None
@@ -134,7 +185,7 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     previous = interrupt_on_sigterm()
     try:
         return train_into(folder, args, ready.config, arms, device, ready.num_parameters,
-                          console_stream)  # fmt: skip
+                          console_stream, launch)  # fmt: skip
     finally:
         folder.release()
         if previous is not None:
@@ -153,19 +204,50 @@ def resumable_config(path: Path, arms: list[str], config: Config) -> Config:
     return replace(config, training=replace(config.training, seed=snapshot.training.seed))
 
 
-def train_into(folder: RunFolder, args, config, arms, device, num_parameters, stream) -> int:
+def follow(args, config: Config, arms, device, launch: Launch, stream) -> int:
+    """Node 1, 2, ...: the same checks and plan as node 0, whose rank 0 judges and writes; this
+    node writes only its job files, in a temporary folder it removes."""
+    try:
+        check_fits(config, str(args.config), device)
+        check_stack_factory(args.stack, config, arms, device)
+    except (ModelTooLarge, StackSpecError) as exc:
+        raise UsageError(str(exc)) from None
+    console = Console(stream)
+    console.heading(f"RYOT STAGE 3a: {config.name} ({args.config}), node {launch.node_rank}")
+    console.line(f"Device: {device}   {launch.describe()}; node 0 writes {args.out}")
+    previous = interrupt_on_sigterm()
+    with tempfile.TemporaryDirectory(prefix=f"ryot-node{launch.node_rank}-") as scratch:
+        runner = make_runner(device, Path(scratch), args.stack, console, launch)
+        try:
+            return follow_stage3a(config, Path(scratch), arms, runner, console,
+                                  repeats=1 if args.resume else args.repeats,
+                                  resume=args.resume)  # fmt: skip
+        except KeyboardInterrupt:
+            console.line(f"{FAIL} INTERRUPTED: this node's ranks were stopped.")
+            return EXIT_INTERRUPTED
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def train_into(
+    folder: RunFolder, args, config, arms, device, num_parameters, stream, launch: Launch
+) -> int:
     """Train in the staging folder; publish it as --out only if it may replace what is there."""
     out = folder.staging
     console = Console(stream, log_path=out / "monitor.log")
     console.heading(f"RYOT STAGE 3a: {config.name} ({args.config})")
     console.line(f"Device: {device}   Output: {folder.final}")
     print_architecture(console, config, num_parameters)
-    runner = make_runner(device, out, args.stack, console)
+    if launch.distributed:
+        console.line(f"Launch: {launch.describe()} (gloo on CPU, nccl on CUDA)")
+    runner = make_runner(device, out, args.stack, console, launch)
     command = " ".join(["ryot", *(args.argv or [])])
     try:
         outcome = run_stage3a(
             config, str(args.config), out, device, arms, runner, console,
             repeats=1 if args.resume else args.repeats, command=command, resume=args.resume,
+            earlier=folder.final / "comparison.json",
         )  # fmt: skip
     except KeyboardInterrupt:
         console.line(f"{FAIL} INTERRUPTED: the run stopped before its verdict.")
@@ -190,9 +272,13 @@ def train_into(folder: RunFolder, args, config, arms, device, num_parameters, st
     return ending.exit_code
 
 
-def make_runner(device, out: Path, stack: str, console: Console) -> SubprocessRunner:
-    """Every run in a fresh worker process (tests swap this for an in-process runner)."""
-    return SubprocessRunner(device, out, stack_factory=stack, console=console)
+def make_runner(
+    device, out: Path, stack: str, console: Console, launch: Launch | None = None
+) -> SubprocessRunner:
+    """Every run in a fresh worker process, or a torchrun job of one per rank (tests swap this
+    for an in-process runner)."""
+    return SubprocessRunner(device, out, stack_factory=stack, console=console,
+                            launch=launch or Launch())  # fmt: skip
 
 
 def check_resumable(path: Path, saved_arm, saved: Config, arm: str, config: Config) -> None:

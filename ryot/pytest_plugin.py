@@ -68,6 +68,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "`ryot stage3a --stack` does; MODULE is imported from the directory pytest runs in, as "
         "the workers import it (default: ryot.optim:build_stack)",
     )
+    group.addoption(
+        "--ryot-nproc-per-node", type=int, default=1, metavar="N",
+        help="each run as a torchrun (DDP) job of N ranks: one per GPU with --gpu, the cores "
+        "split between them on CPU (default: 1, a single process)",
+    )  # fmt: skip
+    group.addoption(
+        "--ryot-nnodes", type=int, default=1, metavar="M",
+        help="machines: the suite runs on node 0, each other node runs `ryot stage3a` with the "
+        "same options and its --node-rank",
+    )  # fmt: skip
+    group.addoption(
+        "--ryot-rdzv-endpoint",
+        default=None,
+        metavar="HOST:PORT",
+        help="node 0's address and a free port, for --ryot-nnodes > 1",
+    )
+    group.addoption(
+        "--ryot-rdzv-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds node 0 waits for every node to join a run (default: 300)",
+    )
 
 
 @dataclass
@@ -158,6 +181,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     import torch
 
+    from ryot.experiment.launch import Launch
     from ryot.experiment.session import Flags, PreflightError, preflight
     from ryot.optim.stack_spec import DEFAULT_STACK
     from ryot.osutil import interrupt_on_sigterm
@@ -165,7 +189,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gpu = config.getoption("--gpu")
     if gpu and not torch.cuda.is_available():
         raise pytest.UsageError("--gpu: CUDA is not available on this machine")
-    flags = Flags(out="--ryot-out", stack="--ryot-stack", repeats="--ryot-repeats")
+    flags = Flags(out="--ryot-out", stack="--ryot-stack", repeats="--ryot-repeats",
+                  launch_prefix="--ryot-")  # fmt: skip
+    launch = Launch(
+        nproc_per_node=config.getoption("--ryot-nproc-per-node"),
+        nnodes=config.getoption("--ryot-nnodes"),
+        rdzv_endpoint=config.getoption("--ryot-rdzv-endpoint"),
+        rdzv_timeout_s=config.getoption("--ryot-rdzv-timeout"),
+    )
     _importable_from(config, config.invocation_params.dir)
     try:
         prepared = preflight(
@@ -175,6 +206,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             repeats=config.getoption("--ryot-repeats"),
             stack=config.getoption("--ryot-stack") or DEFAULT_STACK,
             flags=flags,
+            launch=launch,
         )
     except PreflightError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -222,11 +254,14 @@ def _run(config: pytest.Config, state: Stage3a) -> None:
         console = _console(config, log)
         console.line()
         console.heading(f"RYOT STAGE 3a VALIDATION: {p.config.name} ({p.config_path})")
-        runner = SubprocessRunner(p.device, p.out, stack_factory=p.stack, console=console)
+        runner = SubprocessRunner(
+            p.device, p.out, stack_factory=p.stack, console=console, launch=p.launch
+        )
         try:
             state.outcome = run_stage3a(
                 p.config, p.config_path, p.out, p.device, p.arms, runner, console,
                 repeats=p.repeats, command=state.command,
+                earlier=p.folder.final / "comparison.json",
             )  # fmt: skip
         except Exception as exc:
             state.error = f"{type(exc).__name__}: {exc}"

@@ -76,7 +76,8 @@ def go_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return proc, out
 
 
-def in_process_runner(device, out, stack: str, console) -> InProcessRunner:
+def in_process_runner(device, out, stack: str, console, launch=None) -> InProcessRunner:
+    assert launch is None or not launch.distributed, "a torchrun job needs the real runner"
     return InProcessRunner(device, stack_factory=load_stack_factory(stack))
 
 

@@ -415,3 +415,24 @@ def raises_when_built(config, arm, device):
 
 def returns_a_dict(config, arm, device):
     return {"optimized": []}
+
+
+# torchrun (DDP) faults: one rank of a job dies, or every rank of every arm hangs.
+class KillsRankOne(KillsItsProcess):
+    """SIGKILLs its worker in the first step on global rank 1 only: the other ranks are left
+    waiting for it in the gradient all-reduce."""
+
+    name = "kills_rank_one"
+
+    def transform_batch(self, step, inputs, targets):
+        if os.environ.get("RANK") == "1":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return inputs, targets
+
+
+def kills_rank_one_stack(config, arm, device):
+    return build_stack(config, arm, device) + [KillsRankOne(device)]
+
+
+def hangs_in_every_arm(config, arm, device):
+    return build_stack(config, arm, device) + [Hangs(device)]

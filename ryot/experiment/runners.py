@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +16,11 @@ import torch
 
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS, Console
+from ryot.experiment.launch import Launch, failure
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim import build_stack
 from ryot.osutil import stop
+from ryot.train.distributed import threads_per_rank
 from ryot.train.job import JobSpec
 from ryot.train.results import ArmResult
 from ryot.train.trainer import Trainer
@@ -29,13 +30,15 @@ StackFactory = Callable[[Config, str, torch.device], list]
 
 @dataclass
 class SubprocessRunner:
-    """Runs each job in a fresh `python -m ryot.train.worker` process."""
+    """Runs each job in a fresh `python -m ryot.train.worker` process, or as a torchrun job of
+    one worker per rank (`launch`, see ryot.experiment.launch)."""
 
     device: torch.device
     out: Path
     stack_factory: str = "ryot.optim:build_stack"
     console: Console | None = None
     timeout_s: float | None = None  # default: the job's measurement.worker_timeout_s
+    launch: Launch = field(default_factory=Launch)
     runs_dir: Path = field(init=False)
 
     def __post_init__(self):
@@ -63,9 +66,13 @@ class SubprocessRunner:
         job_path = stem.with_suffix(".job.json")
         job_path.write_text(spec.to_json(), encoding="utf-8")
         env = {**os.environ, "PYTHONIOENCODING": f"{encoding}:strict"}
+        if self.launch.distributed:
+            # torchrun would set 1; the trainer splits the cores between the ranks itself
+            total = job.config.training.threads or os.cpu_count() or 1
+            env["OMP_NUM_THREADS"] = str(threads_per_rank(total, self.launch.nproc_per_node))
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ryot.train.worker", str(job_path)],
+            self.launch.command(job_path, job.index),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -103,8 +110,15 @@ class SubprocessRunner:
         stem.with_suffix(".console.txt").write_text(stderr, encoding="utf-8")
         result = None
         error = ""
+        cause = failure(stderr, code, self.launch) if code else None
         if timed_out:
             error = f"worker killed after the {timeout:g} s timeout (measurement.worker_timeout_s)"
+            if self.launch.distributed:
+                error += ": a rank hung, and every other rank waited for it in a collective"
+        elif code == 0 and not self.launch.is_main_node:
+            pass  # this node's ranks trained; node 0's rank 0 writes the result
+        elif cause is not None:
+            error = cause
         elif code == 0 and result_path.is_file():
             result = ArmResult.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
         elif code < 0:

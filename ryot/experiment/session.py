@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ryot.bench.sizing import ModelTooLarge, check_fits
 from ryot.config import Config, ConfigError, load_config
 from ryot.console import FAIL, Console
 from ryot.errors import EXIT_CRASH
+from ryot.experiment.launch import Launch, LaunchError
 from ryot.experiment.run_folder import RunDirError, RunFolder
 from ryot.experiment.stage3a import Outcome
 from ryot.optim.stack_spec import DEFAULT_STACK, StackSpecError, check_stack_factory
@@ -42,16 +43,19 @@ class Flags:
     out: str = "--out"
     stack: str = "--stack"
     repeats: str = "--repeats"
+    launch_prefix: str = "--"  # --nproc-per-node, --nnodes, ... (the plugin's: --ryot-...)
 
     def name(self, message: str) -> str:
         """`message` (which names the CLI's flags) with this caller's flag names."""
         renames = [("--out", self.out), ("--stack", self.stack), ("--repeats", self.repeats)]
+        renames += [(f"--{flag}", f"{self.launch_prefix}{flag}") for flag in LAUNCH_FLAGS]
         for cli_flag, ours in renames:
             if ours != cli_flag:
                 message = re.sub(rf"(?<![\w-]){cli_flag}(?![\w-])", ours, message)
         return message
 
 
+LAUNCH_FLAGS = ("nproc-per-node", "nnodes", "node-rank", "rdzv-endpoint")
 CLI_FLAGS = Flags()
 
 
@@ -68,6 +72,7 @@ class Prepared:
     stack_factory: Callable[..., Any]  # the same function, loaded in this process
     num_parameters: int
     folder: RunFolder
+    launch: Launch = field(default_factory=Launch)  # each run one process, or a torchrun job
 
     @property
     def out(self) -> Path:
@@ -95,6 +100,7 @@ def preflight(
     config: Config | None = None,
     resume: Callable[[Config], Config] | None = None,
     fits: Callable[[Config, str, torch.device], int] = check_fits,
+    launch: Launch | None = None,
 ) -> Prepared:
     """Check the run in this order, then lock its folder; PreflightError at the first problem.
 
@@ -109,6 +115,11 @@ def preflight(
         raise PreflightError(f"{flags.repeats}: must be >= 1, got {repeats}")
     if resume is not None:
         config = resume(config)
+    launch = launch or Launch()
+    try:
+        launch.check(config, device)
+    except LaunchError as exc:
+        raise PreflightError(flags.name(str(exc))) from None
     try:
         num_parameters = fits(config, str(config_path), device)
         factory = check_stack_factory(stack, config, arms, device)
@@ -120,8 +131,9 @@ def preflight(
     except RunDirError as exc:
         raise PreflightError(flags.name(str(exc))) from None
     return Prepared(
-        config, str(config_path), device, arms, repeats, stack, factory, num_parameters, folder
-    )
+        config, str(config_path), device, arms, repeats, stack, factory, num_parameters, folder,
+        launch,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +13,14 @@ import torch
 from ryot.bench import data
 from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config
-from ryot.console import Console
+from ryot.console import FAIL, OK, Console
 from ryot.experiment.console_report import print_arm, print_comparison, print_verdict
 from ryot.experiment.environment import environment, timestamp
 from ryot.experiment.plan import plan_runs
 from ryot.experiment.runners import SubprocessRunner, execute
 from ryot.judge import criteria as crit
 from ryot.judge.measurements import Measurements, measure, summarize_arm, throughput
-from ryot.judge.runs import RunRecord
+from ryot.judge.runs import RunJob, RunRecord
 from ryot.judge.stats import percent
 from ryot.osutil import write_json_atomic
 from ryot.report.schema import SCHEMA_VERSION
@@ -99,17 +100,13 @@ def run_stage3a(
     repeats: int | None = None,
     command: str = "",
     resume: Path | None = None,
+    earlier: Path | None = None,
 ) -> Outcome:
-    """Train the planned runs and judge them; writes DIR/comparison.json."""
+    """Train the planned runs and judge them; writes DIR/comparison.json. `earlier`: the
+    comparison.json this run will replace, whose single-process baseline a torchrun job is
+    compared with."""
     paired = "baseline" in arms and "optimized" in arms
-    if repeats is None:
-        # Repeats exist to pair the arms; a lone arm is trained once unless asked otherwise.
-        repeats = config.measurement.repeats if paired else 1
-    ablation = config.measurement.ablation and resume is None
-    jobs = plan_runs(config, arms, repeats, ablation)
-    where = ", each in a fresh process" if isinstance(runner, SubprocessRunner) else ""
-    plural = "s" if len(jobs) != 1 else ""
-    console.line(f"Plan: {len(jobs)} run{plural} ({', '.join(j.arm for j in jobs)}){where}")
+    jobs = _plan(config, arms, repeats, resume, runner, console)
     records = execute(jobs, runner, out, console, resume)
     for arm in dict.fromkeys(j.arm for j in jobs):
         print_arm(console, arm, last_result(records, arm))
@@ -125,12 +122,57 @@ def run_stage3a(
     comparison = build_comparison(
         config, config_path, device, records, measured, rows, verdict, command
     )
+    if comparison["distributed"] and earlier is not None:
+        reference = single_process_reference(earlier, config, comparison)
+        comparison["distributed"]["single_process"] = reference
     write_json_atomic(comparison, out / "comparison.json")
     outcome = Outcome(comparison, records, rows, verdict)
     if paired:
         print_comparison(console, comparison)
         print_verdict(console, comparison)
     return outcome
+
+
+def _plan(config, arms, repeats, resume, runner, console: Console) -> list[RunJob]:
+    """The runs, in order: the same on every node of a torchrun job, which is what keeps each
+    job's rendezvous and both arms of every pair on the same nodes."""
+    if repeats is None:
+        # Repeats exist to pair the arms; a lone arm is trained once unless asked otherwise.
+        paired = "baseline" in arms and "optimized" in arms
+        repeats = config.measurement.repeats if paired else 1
+    ablation = config.measurement.ablation and resume is None
+    jobs = plan_runs(config, arms, repeats, ablation)
+    where = ""
+    if isinstance(runner, SubprocessRunner):
+        where = ", each in a fresh process"
+        if runner.launch.distributed:
+            where = f", each a {runner.launch.describe()}"
+    plural = "s" if len(jobs) != 1 else ""
+    console.line(f"Plan: {len(jobs)} run{plural} ({', '.join(j.arm for j in jobs)}){where}")
+    return jobs
+
+
+def follow_stage3a(
+    config: Config,
+    out: Path,
+    arms: list[str],
+    runner: SubprocessRunner,
+    console: Console,
+    repeats: int | None = None,
+    resume: Path | None = None,
+) -> int:
+    """Node 1, 2, ... of a multi-node job: run every job of the same plan with node 0, which
+    holds rank 0 and so judges and writes. Returns 0 when every job ended well here, 3 else."""
+    jobs = _plan(config, arms, repeats, resume, runner, console)
+    records = execute(jobs, runner, out, console, resume)
+    failed = [r for r in records if r.exit_code != 0]
+    for r in failed:
+        console.line(f"{FAIL} {r.job.label}: {r.error or f'exit code {r.exit_code}'}")
+    node = runner.launch.node_rank
+    if failed:
+        return crit.EXIT_CODES[crit.DEBUG]
+    console.line(f"{OK} node {node}: {len(records)} jobs trained; node 0 judges and writes")
+    return 0
 
 
 def build_comparison(
@@ -195,10 +237,61 @@ def build_comparison(
         "evidence": evidence,
         "ablation": ablation_table(records),
         "environment": environment(device),
+        "distributed": distributed_summary(records),
         "config": config.to_dict(),
         "runs": [r.to_dict() for r in records],
         "benchmarks": None,
         "tests": None,
+    }
+
+
+def distributed_summary(records: list[RunRecord]) -> dict[str, Any] | None:
+    """A torchrun job's world (size, backend) and each run's step-time skew between its ranks
+    (per step, the slowest rank's own time less the fastest's); None for single processes."""
+    results = [(r, r.result) for r in records if r.result is not None and r.result.world_size > 1]
+    if not results:
+        return None
+    runs = []
+    for rec, res in results:
+        per_step = [max(s) - min(s) for s in zip(*res.rank_step_times, strict=False)] or [0.0]
+        runs.append({
+            "label": rec.job.label,
+            "arm": rec.job.arm,
+            "rank_median_step_s": [statistics.median(ts) if ts else None
+                                   for ts in res.rank_step_times],
+            "median_skew_s": statistics.median(per_step),
+            "max_skew_s": max(per_step),
+        })  # fmt: skip
+    return {
+        "world_size": results[0][1].world_size,
+        "backend": results[0][1].backend,
+        "median_skew_s": statistics.median(r["median_skew_s"] for r in runs),
+        "max_skew_s": max(r["max_skew_s"] for r in runs),
+        "runs": runs,
+    }
+
+
+def single_process_reference(path: Path, config: Config, c: dict) -> dict[str, Any] | None:
+    """The baseline of an earlier single-process run of the same bench and training config
+    (the run folder's previous comparison.json), beside this torchrun job's; None without one."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        runs = [r["result"] for r in earlier["runs"] if r.get("result")]
+        base = earlier["baseline"]
+        same = all(
+            earlier["config"][k] == config.to_dict()[k] for k in ("model", "data", "training")
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not same or not base or not runs or any(r.get("world_size", 1) != 1 for r in runs):
+        return None
+    here = c.get("baseline") or {}
+    return {
+        "source": str(path),
+        "clock_s": base.get("total_time"),
+        "val_loss": base.get("val_loss"),
+        "distributed_clock_s": here.get("total_time"),
+        "distributed_val_loss": here.get("val_loss"),
     }
 
 

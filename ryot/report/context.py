@@ -50,6 +50,7 @@ from ryot.report.formatting import (
     fmt_level,
     fmt_loss,
     fmt_loss_delta,
+    fmt_ms,
     fmt_pct,
     fmt_seconds,
     to_percent,
@@ -751,6 +752,7 @@ def build_context(
         "equivalence": equivalence_context(c),
         "noise": noise_context(c),
         "stalls": stalls_context(c),
+        "distributed": distributed_context(c),
         "charts": charts_context(c),
         "epoch_header": EPOCH_HEADER,
         "epoch_tables": epoch_tables(c),
@@ -771,3 +773,38 @@ def _flags(env: dict[str, Any]) -> str | None:
     native = any(f in flags for f in ("avx512_bf16", "amx_bf16"))
     listed = ", ".join(flags) or "none of avx512f, avx512_bf16, amx_bf16, amx_tile"
     return f"{listed} ({'native bf16' if native else 'no native bf16: bf16 autocast is skipped'})"
+
+
+def distributed_context(c: dict) -> dict[str, Any] | None:
+    """A torchrun job's world, backend and per-rank step skew (None for single processes), and
+    the single-process baseline of the same config, when the run recorded one."""
+    d = as_dict(c.get("distributed"))
+    if not d:
+        return None
+    rows = [
+        {
+            "label": str(r.get("label", NA)),
+            "arm": str(r.get("arm", "")),
+            "ranks": " / ".join(fmt_ms(x) for x in as_list(r.get("rank_median_step_s"))) or NA,
+            "median": fmt_ms(r.get("median_skew_s")),
+            "max": fmt_ms(r.get("max_skew_s")),
+        }
+        for r in as_list(d.get("runs"))
+        if isinstance(r, dict)
+    ]
+    single = as_dict(d.get("single_process"))
+    text = None
+    if single:
+        text = (
+            f"Against the single-process baseline of the same config in this folder's previous "
+            f"run ({single.get('source', NA)}): stack clock {fmt_seconds(single.get('clock_s'))}"
+            f" with one process, {fmt_seconds(single.get('distributed_clock_s'))} here; "
+            f"validation loss {fmt(single.get('val_loss'), '.4f')} there, "
+            f"{fmt(single.get('distributed_val_loss'), '.4f')} here."
+        )
+    return {
+        "world_size": d.get("world_size", NA),
+        "backend": d.get("backend") or NA,
+        "rows": rows,
+        "single": text,
+    }

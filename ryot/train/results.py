@@ -69,6 +69,11 @@ class ArmResult:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     run_queue_wait_s: float | None = None  # training threads runnable but waiting, summed
     involuntary_switches: int | None = None  # preemptions of the process (reported)
+    # A torchrun (DDP) job (ryot.train.distributed): its ranks, backend, and each rank's own
+    # step times before the step's barrier; a single process is world_size 1.
+    world_size: int = 1
+    backend: str | None = None
+    rank_step_times: list[list[float]] = field(default_factory=list)
 
     @property
     def total_time_s(self) -> float:

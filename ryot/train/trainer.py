@@ -9,6 +9,7 @@ because they are the protocol's cost, not the stack's.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -31,6 +32,7 @@ from ryot.train.checkpoint import (
     resume_problem,
     save_checkpoint,
 )
+from ryot.train.distributed import World, threads_per_rank
 from ryot.train.evaluation import mean_and_per_position, token_losses
 from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
 from ryot.train.schedule import batch_indices, curve_steps, learning_rate
@@ -70,19 +72,26 @@ class Trainer:
         checkpoint_every: int | None = None,
         on_epoch: Callable[[EpochMetrics], None] | None = None,
         on_step: Callable[[int, int, float], None] | None = None,
+        world: World | None = None,
     ):
         self.config = config
+        # A torchrun job's place (ryot.train.distributed); a single process is a world of one.
+        self.world = world or World()
         self.arm = arm
         # A callable builds the stack inside run(), on the clock: an optimization cannot do its
         # work in its constructor for free.
         self._stack_factory = stack if callable(stack) else None
         self.stack = [] if callable(stack) else list(stack)
-        self.device = torch.device(device)
+        self.device = self.world.device(torch.device(device))
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every or 1  # epochs between checkpoints
         self.on_epoch = on_epoch
         self.on_step = on_step
-        if config.training.threads:
+        if self.world.distributed and self.device.type == "cpu":
+            # the machine's cores (or training.threads) split between the ranks on it
+            total = config.training.threads or os.cpu_count() or 1
+            torch.set_num_threads(threads_per_rank(total, self.world.local_size))
+        elif config.training.threads:
             torch.set_num_threads(config.training.threads)
         m, d = config.model, config.data
         self.train_data, self.val_data, self.source = make_splits(d, m.max_seq_len, m.vocab_size)
@@ -97,6 +106,11 @@ class Trainer:
         trained: torch.nn.Module = model
         for opt in self.stack:
             trained = opt.prepare_model(trained)
+        if self.world.distributed:
+            # gradients averaged over the ranks in backward; the optimizer still holds `model`'s
+            # own parameters, which DDP keeps identical on every rank
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            trained = torch.nn.parallel.DistributedDataParallel(trained, device_ids=ids)
         options: dict[str, Any] = {}
         for opt in self.stack:
             options.update(opt.optimizer_options())
@@ -108,6 +122,7 @@ class Trainer:
 
     def run(self, resume: Path | None = None, stop_after_epoch: int | None = None) -> ArmResult:
         """Train (or continue from `resume`) and evaluate; stops at the first NaN/Inf."""
+        self._own_step_times: list[float] = []
         with RunMeter(self.device) as meter:
             arm, result = self._timed_setup(meter)
             if resume is None:
@@ -124,6 +139,9 @@ class Trainer:
                 self._evaluate_final(arm.model, result)
             meter.finish(result)
             self._collect_evidence(arm, result)
+            if self.world.distributed:
+                # every rank's own step times (before the step's barrier): the skew between them
+                result.rank_step_times = self.world.gather(self._own_step_times)
         return result
 
     def _timed_setup(self, meter: RunMeter) -> tuple[_Arm, ArmResult]:
@@ -140,6 +158,8 @@ class Trainer:
             device=str(self.device),
             threads=torch.get_num_threads(),
             num_parameters=num_parameters,
+            world_size=self.world.size,
+            backend=self.world.backend,
             setup_time_s=setup.took,
             setup_stall_s=setup.stall,
             stack_build_s=stack_built,
@@ -150,11 +170,13 @@ class Trainer:
 
     def _evaluate_initial(self, model: ScaledTransformerModel, result: ArmResult) -> None:
         """The untrained model's full validation loss, off the clock; the curve's step-0 point
-        comes from the same evaluation."""
+        comes from the same evaluation. In a torchrun job rank 0 evaluates (the others wait)."""
         began = time.perf_counter()
-        losses = token_losses(model, self.val_data, self.device)
-        result.initial_val_loss = float(losses.mean())
-        self._add_curve_point(result, losses)
+        if self.world.is_main:
+            losses = token_losses(model, self.val_data, self.device)
+            result.initial_val_loss = float(losses.mean())
+            self._add_curve_point(result, losses)
+        self.world.barrier()
         result.eval_time_s += time.perf_counter() - began
 
     def _train_epochs(
@@ -190,6 +212,10 @@ class Trainer:
             step = epoch * t.steps_per_epoch + i
             with meter.span() as span:
                 loss, norm, fed = self.train_step(step, trained, optimizer)
+                # this rank's own time; then the step ends for all ranks together, so rank 0's
+                # clock (the one judged) includes the slowest rank
+                self._own_step_times.append(now(self.device) - span.began)
+                self.world.barrier()
             result.step_stalls.append(span.stall)
             result.step_times.append(span.took)
             result.step_losses.append(loss)
@@ -211,7 +237,8 @@ class Trainer:
                 self.on_step(step + 1, self.config.total_steps, loss)
             # The last step's point comes from the final full evaluation (see run).
             if step + 1 in self.curve_at and step + 1 < self.config.total_steps:
-                self._curve_point(getattr(trained, "_orig_mod", trained), result)
+                model = getattr(trained, "module", trained)  # under DDP, the module it wraps
+                self._curve_point(getattr(model, "_orig_mod", model), result)
         return EpochMetrics(
             epoch=epoch + 1,
             mean_loss=sum(losses) / len(losses),
@@ -235,6 +262,7 @@ class Trainer:
             ids = batch_indices(
                 step, micro, t.batch_size, t.grad_accumulation, len(self.train_data), t.seed
             )
+            ids = self.world.shard(ids)  # this rank's slice of the same global batch
             batch = self.train_data[ids].to(self.device, non_blocking=True)
             inputs, targets = batch[:, :-1], batch[:, 1:]
             for opt in self.stack:
@@ -244,6 +272,9 @@ class Trainer:
             loss.backward()
             total_loss += loss.item()
             fed += inputs.numel()
+        if self.world.distributed:  # the batch's loss and tokens, as one process would see them
+            total_loss, fed_sum = self.world.sum([total_loss, fed])
+            total_loss, fed = total_loss / self.world.size, int(fed_sum)
         params = [p for p in optimizer.param_groups[0]["params"] if p.grad is not None]
         if t.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
@@ -262,9 +293,11 @@ class Trainer:
         return stack
 
     def _curve_point(self, model: torch.nn.Module, result: ArmResult) -> None:
-        """One point of the validation curve, measured off the training clock."""
+        """One point of the validation curve, measured off the training clock (by rank 0)."""
         began = time.perf_counter()
-        self._add_curve_point(result, token_losses(model, self.curve_data, self.device))
+        if self.world.is_main:
+            self._add_curve_point(result, token_losses(model, self.curve_data, self.device))
+        self.world.barrier()
         result.eval_time_s += time.perf_counter() - began
 
     def _add_curve_point(self, result: ArmResult, losses: torch.Tensor) -> None:
@@ -278,17 +311,19 @@ class Trainer:
         finished run's last curve point comes from it, unless it has one already (a finished
         run resumed from its last checkpoint)."""
         began = time.perf_counter()
-        losses = token_losses(model, self.val_data, self.device)
-        result.val_loss, result.val_loss_per_position = mean_and_per_position(losses)
-        steps = len(result.step_times)
-        done = steps == self.config.total_steps
-        if done and not (result.curve and result.curve[-1].step == steps):
-            self._add_curve_point(result, losses)
+        if self.world.is_main:
+            losses = token_losses(model, self.val_data, self.device)
+            result.val_loss, result.val_loss_per_position = mean_and_per_position(losses)
+            steps = len(result.step_times)
+            done = steps == self.config.total_steps
+            if done and not (result.curve and result.curve[-1].step == steps):
+                self._add_curve_point(result, losses)
+        self.world.barrier()
         result.eval_time_s += time.perf_counter() - began
 
     def _collect_evidence(self, arm: _Arm, result: ArmResult) -> None:
         """Let each optimization measure its effect on this arm (outside the timed region)."""
-        if not self.stack:
+        if not self.stack or not self.world.is_main:
             return
         t, max_len = self.config.training, self.config.model.max_seq_len
         first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
@@ -308,8 +343,11 @@ class Trainer:
             result.evidence.append(opt.evidence.to_dict())
 
     def _checkpoint(self, arm: _Arm, result: ArmResult, epoch: int) -> None:
-        """Save the run after `epoch` epochs, off the clock."""
+        """Save the run after `epoch` epochs, off the clock; once, by rank 0."""
         began = time.perf_counter()
+        if not self.world.is_main:
+            self.world.barrier()
+            return
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -327,6 +365,7 @@ class Trainer:
             history=History.of(result),
         )
         save_checkpoint(state.to_dict(), self.checkpoint_path)
+        self.world.barrier()
         result.checkpoint_time_s += time.perf_counter() - began
 
     def _restore(self, path: Path, arm: _Arm, result: ArmResult) -> int:
