@@ -274,7 +274,7 @@ CRITERIA = tuple(c.id for c in ALL)
 
 
 def judge(measured: Measurements, c: CriteriaConfig) -> list[CriterionResult]:
-    """One result per criterion, in report order (see ryot.metrics.measure)."""
+    """One result per criterion, in report order (see ryot.judge.measurements.measure)."""
     return [criterion.judge(measured, c) for criterion in ALL]
 
 

@@ -195,7 +195,7 @@ def throughput(r: ArmResult) -> float:
 
 
 def measure(config: Config, records: list[RunRecord], artifact_problems: list[str]) -> Measurements:
-    """Everything the criteria judge (see ryot.criteria.judge), from the runs of one job."""
+    """Everything the criteria judge (see ryot.judge.criteria.judge), from the runs of one job."""
     level = config.measurement.confidence
     divergence = [p for rec in records if (p := run_problem(rec) or _not_falling(rec))]
     pairs = [(b, o) for b, o in _pairs(records) if not (run_problem(b) or run_problem(o))]
