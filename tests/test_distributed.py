@@ -4,7 +4,9 @@ scale-out acceptance suite, `pytest scaleout/`."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,6 +14,7 @@ import torch
 
 from ryot.experiment.launch import Launch, LaunchError, failure
 from ryot.train.distributed import World, threads_per_rank
+from ryot.train.timing import process_cpu_s, sibling_ranks
 
 CPU = torch.device("cpu")
 
@@ -81,3 +84,15 @@ def test_a_world_of_one_is_the_identity():
     shards = [World(rank=r, size=2).shard(ids).tolist() for r in (0, 1)]
     assert shards == [[0, 1, 2, 3], [4, 5, 6, 7]]  # contiguous slices, in order, all of it
     assert threads_per_rank(2, 2) == 1 and threads_per_rank(16, 3) == 5 and threads_per_rank(1, 4)
+
+
+def test_the_stall_monitor_counts_sibling_ranks_as_the_jobs_own_cpu(monkeypatch):
+    """A 2-rank job's other rank is its own work, not a neighbour crowding it out: outside a
+    multi-rank job there are none; the CPU of a process is read from /proc."""
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert sibling_ranks() == []
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert process_cpu_s(os.getpid()) >= 0.04
+    assert process_cpu_s(2**22 + 12345) == 0.0  # gone: nothing

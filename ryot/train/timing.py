@@ -225,6 +225,7 @@ class StallMonitor:
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="ryot-stall-monitor")
         self._helpers: set[int | None] | None = None  # native ids, looked up at the first mark
+        self._siblings: list[int] | None = None  # a torchrun job's other ranks on this machine
 
     def __enter__(self) -> StallMonitor:
         self._thread.start()
@@ -256,8 +257,12 @@ class StallMonitor:
             self._helpers = {
                 t.native_id for t in threading.enumerate() if t.name.startswith("ryot-")
             }
+            self._siblings = sibling_ranks()
         queued = run_queue_wait_s(exclude=self._helpers)
-        return Mark(time.perf_counter(), time.process_time(), queued, _cpu_seconds())
+        # The job's own CPU: this rank's, and its sibling ranks' on this machine, which are the
+        # job's work and no neighbour (counted as one, they took ~10 s off a 2-rank run's clock)
+        own = time.process_time() + sum(process_cpu_s(pid) for pid in self._siblings or ())
+        return Mark(time.perf_counter(), own, queued, _cpu_seconds())
 
     def stalled_since(self, mark: Mark) -> float:
         """Seconds of stall between `mark` and now (at most the time elapsed)."""
@@ -277,6 +282,34 @@ class StallMonitor:
                     waited = max(0.0, now.queued - mark.queued) / self.threads
                     crowded = min(others / self.cpus, waited)
         return min(now.wall - mark.wall, max(held, stolen, crowded))
+
+
+def sibling_ranks() -> list[int]:
+    """The other ranks of this torchrun job on this machine: the other children of this
+    process's parent (the torchrun agent). None outside a multi-rank job."""
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= 1:
+        return []
+    me, parent = os.getpid(), os.getppid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of process `pid` (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_queue_wait_s(exclude: set[int | None] | frozenset = frozenset()) -> float | None:
