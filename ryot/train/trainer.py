@@ -212,10 +212,12 @@ class Trainer:
             step = epoch * t.steps_per_epoch + i
             with meter.span() as span:
                 loss, norm, fed = self.train_step(step, trained, optimizer)
-                # this rank's own time; then the step ends for all ranks together, so rank 0's
-                # clock (the one judged) includes the slowest rank
-                self._own_step_times.append(now(self.device) - span.began)
-                self.world.barrier()
+                if self.world.distributed:
+                    # this rank's own time; then the step ends for all ranks together, so rank
+                    # 0's clock (the one judged) includes the slowest rank. A single process
+                    # pays neither the extra synchronizing clock read nor the barrier.
+                    self._own_step_times.append(now(self.device) - span.began)
+                    self.world.barrier()
             result.step_stalls.append(span.stall)
             result.step_times.append(span.took)
             result.step_losses.append(loss)
