@@ -197,6 +197,14 @@ class MeasurementConfig:
     curve_points: int = _checked(10, (lambda v: v >= 2, "must be >= 2"))  # denser near the end
     curve_samples: int = _checked(32, _positive())  # first N validation rows, for the curve
     worker_timeout_s: float = _checked(3600.0, _positive())
+    # A run whose clock lost more than this share of its time to contention the stall rule can
+    # only estimate (neighbours' CPU, hypervisor steal) is contaminated: its pair is re-run,
+    # never judged (ryot.judge.contamination). Fixed before any outcome is seen.
+    max_contended_share: float = _checked(0.05, (lambda v: 0 < v < 1, "must be in (0, 1)"))
+    max_reruns: int = _checked(2, (lambda v: v >= 0, "must be >= 0"))  # per job, pairs + A/A
+    # The job's first run is slower (cold page cache, lazy first-touch work): a short baseline
+    # run of this many epochs goes first and is discarded, so no arm is ever the job's first.
+    warmup_epochs: int = _checked(1, (lambda v: v >= 0, "must be >= 0"))
 
 
 MIN_BODY_BYTES, MAX_BODY_BYTES = 1024, 1 << 30  # serving.max_body_bytes, ryot serve's flag

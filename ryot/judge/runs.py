@@ -16,12 +16,16 @@ class RunJob:
     arm: str
     repeat: int  # 0-based pair index; ablation runs use 0
     config: Config  # with this run's seed
-    role: str  # "pair", "aa" (baseline again, pair 0's seed) or "ablation"
-    stop_after_epoch: int | None = None  # the A/A run times a prefix of the run only
+    # "warmup" (discarded: the job's first run), "pair", "aa" (baseline again, pair 0's seed)
+    # or "ablation"
+    role: str
+    stop_after_epoch: int | None = None  # the A/A and warm-up runs time a prefix of the run only
+    attempt: int = 0  # 1, 2, ...: a re-run of a contaminated run (ryot.judge.contamination)
 
     @property
     def label(self) -> str:
-        return f"run {self.index} ({self.arm}, {self.role} {self.repeat + 1})"
+        again = f", re-run {self.attempt}" if self.attempt else ""
+        return f"run {self.index} ({self.arm}, {self.role} {self.repeat + 1}{again})"
 
 
 @dataclass
@@ -33,6 +37,9 @@ class RunRecord:
     wall_s: float
     error: str = ""
     stderr_tail: str = ""
+    # Why this run cannot be judged (too much of its time contended), or None; set by the
+    # experiment as the run ends, from ryot.judge.contamination's fixed bound.
+    contamination: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,5 +52,7 @@ class RunRecord:
             "console_encoding": self.encoding,
             "wall_s": self.wall_s,
             "error": self.error,
+            "attempt": self.job.attempt,
+            "contamination": self.contamination,
             "result": self.result.to_dict() if self.result else None,
         }

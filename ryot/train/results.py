@@ -68,6 +68,14 @@ class ArmResult:
     unigram_loss: float = 0.0  # the validation split's loss from token frequencies alone
     evidence: list[dict[str, Any]] = field(default_factory=list)
     run_queue_wait_s: float | None = None  # training threads runnable but waiting, summed
+    # Of stall_s: what rests on the stall rule's estimates (neighbours' CPU, hypervisor steal),
+    # which under-count contention; a run with too much of it is re-run (judge.contamination).
+    # The rest is time the process was stopped outright (SIGCONT seen), measured exactly.
+    contended_s: float = 0.0
+    stopped_s: float = 0.0
+    # The stack's close() and finish() after the last step: on the clock, like the steps.
+    close_time_s: float = 0.0
+    close_stall_s: float = 0.0
     involuntary_switches: int | None = None  # preemptions of the process (reported)
     # A torchrun (DDP) job (ryot.train.distributed): its ranks, backend, and each rank's own
     # step times before the step's barrier; a single process is world_size 1.
@@ -77,19 +85,22 @@ class ArmResult:
 
     @property
     def total_time_s(self) -> float:
-        """End-to-end training time as the wall clock saw it: setup plus every step."""
-        return self.setup_time_s + self.train_time_s
+        """End-to-end training time as the wall clock saw it: setup, every step, and the
+        stack's close() and finish()."""
+        return self.setup_time_s + self.train_time_s + self.close_time_s
 
     @property
     def stall_s(self) -> float:
-        """Machine stalls on the training clock (setup and steps; evaluations are off it)."""
-        return self.setup_stall_s + sum(self.step_stalls)
+        """Machine stalls on the training clock (setup, steps and close; evaluations are off
+        it)."""
+        return self.setup_stall_s + sum(self.step_stalls) + self.close_stall_s
 
     @property
     def clock_s(self) -> float:
         """The stack's own end-to-end time: total_time_s less the machine's stalls. Everything
-        the stack does (computing, compiling, sleeping, I/O, garbage collection) stays on it."""
-        return self.clock_at(len(self.step_times))
+        the stack does (computing, compiling, sleeping, I/O, garbage collection, closing) stays
+        on it."""
+        return self.clock_at(len(self.step_times)) + self.close_time_s - self.close_stall_s
 
     def clock_at(self, steps: int) -> float:
         """The stack's own clock after setup and the first `steps` steps, stalls off."""
