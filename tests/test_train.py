@@ -31,7 +31,9 @@ def test_trains_and_loss_falls(smoke_config):
     assert result.initial_val_loss > result.val_loss
     assert len(result.val_loss_per_position) == smoke_config.model.max_seq_len
     assert sum(result.val_loss_per_position) / full_length == pytest.approx(result.val_loss)
-    assert result.total_time_s == result.setup_time_s + sum(result.step_times)
+    assert result.total_time_s == pytest.approx(
+        result.setup_time_s + sum(result.step_times) + result.close_time_s
+    )
     assert result.peak_memory_mb > 0
 
 
@@ -85,8 +87,10 @@ def test_curve_is_measured_off_the_clock_at_every_planned_step(smoke_config):
     assert steps[0] == 0 and steps[-1] == smoke_config.total_steps
     for point in result.curve:
         # the arm's own training clock: setup plus the steps done, less the machine's stalls,
-        # never evaluation time
+        # never evaluation time; the final point after the stack's close() and finish() too
         expected = result.setup_time_s - result.setup_stall_s + sum(result.step_clock[: point.step])
+        if point.step == smoke_config.total_steps:
+            expected += result.close_time_s - result.close_stall_s
         assert point.clock_s == pytest.approx(expected)
     assert result.curve[-1].val_loss < result.curve[0].val_loss
     assert result.eval_time_s > 0

@@ -17,9 +17,10 @@ import torch
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS, Console
 from ryot.experiment.launch import Launch, failure
+from ryot.judge.contamination import contamination
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim import build_stack
-from ryot.osutil import stop
+from ryot.osutil import fresh_caches, stop
 from ryot.train.distributed import threads_per_rank
 from ryot.train.job import JobSpec
 from ryot.train.results import ArmResult
@@ -70,7 +71,37 @@ class SubprocessRunner:
             # torchrun would set 1; the trainer splits the cores between the ranks itself
             total = job.config.training.threads or os.cpu_count() or 1
             env["OMP_NUM_THREADS"] = str(threads_per_rank(total, self.launch.nproc_per_node))
-        started = time.perf_counter()
+        timeout = self.timeout_s or job.config.measurement.worker_timeout_s
+        # Hermetic: every run starts from the same, empty caches (compiled graphs, kernels,
+        # built extensions), removed after it, so a compile stack pays the same on its first
+        # pair as on its last, and no run finds what an earlier one left warm.
+        with fresh_caches(prefix=f"ryot-run{job.index:02d}-") as caches:
+            started = time.perf_counter()
+            code, timed_out, stderr = self._wait(job, job_path, {**env, **caches}, timeout)
+            wall = time.perf_counter() - started
+        stem.with_suffix(".console.txt").write_text(stderr, encoding="utf-8")
+        result = None
+        error = ""
+        cause = failure(stderr, code, self.launch) if code else None
+        if timed_out:
+            error = f"worker killed after the {timeout:g} s timeout (measurement.worker_timeout_s)"
+            if self.launch.distributed:
+                error += ": a rank hung, and every other rank waited for it in a collective"
+        elif code == 0 and not self.launch.is_main_node:
+            pass  # this node's ranks trained; node 0's rank 0 writes the result
+        elif cause is not None:
+            error = cause
+        elif code == 0 and result_path.is_file():
+            result = ArmResult.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
+        elif code < 0:
+            error = f"worker killed by signal {-code}"
+        else:
+            last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+            error = f"worker exited {code}: {last[0]}"
+        return RunRecord(job, result, code, encoding, wall, error, stderr[-4000:])
+
+    def _wait(self, job: RunJob, job_path: Path, env: dict[str, str], timeout: float):
+        """Start the worker and wait for it: (exit code, timed out, its stderr)."""
         proc = subprocess.Popen(
             self.launch.command(job_path, job.index),
             stdout=subprocess.PIPE,
@@ -92,7 +123,6 @@ class SubprocessRunner:
         )
         drain.start()
         relay.start()
-        timeout = self.timeout_s or job.config.measurement.worker_timeout_s
         timed_out = False
         try:
             code = proc.wait(timeout=timeout)
@@ -105,28 +135,7 @@ class SubprocessRunner:
             raise
         relay.join(timeout=10)
         drain.join(timeout=10)
-        wall = time.perf_counter() - started
-        stderr = "".join(stderr_lines)
-        stem.with_suffix(".console.txt").write_text(stderr, encoding="utf-8")
-        result = None
-        error = ""
-        cause = failure(stderr, code, self.launch) if code else None
-        if timed_out:
-            error = f"worker killed after the {timeout:g} s timeout (measurement.worker_timeout_s)"
-            if self.launch.distributed:
-                error += ": a rank hung, and every other rank waited for it in a collective"
-        elif code == 0 and not self.launch.is_main_node:
-            pass  # this node's ranks trained; node 0's rank 0 writes the result
-        elif cause is not None:
-            error = cause
-        elif code == 0 and result_path.is_file():
-            result = ArmResult.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
-        elif code < 0:
-            error = f"worker killed by signal {-code}"
-        else:
-            last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-            error = f"worker exited {code}: {last[0]}"
-        return RunRecord(job, result, code, encoding, wall, error, stderr[-4000:])
+        return code, timed_out, "".join(stderr_lines)
 
     def _relay(self, job: RunJob, line: str) -> None:
         if self.console is None:
@@ -185,26 +194,83 @@ def execute(
     console: Console | None = None,
     resume: Path | None = None,
 ) -> list[RunRecord]:
-    """Run the plan in order; the last run of each arm leaves DIR/checkpoints/ARM.pt."""
-    # the A/A run stops early: the arm's checkpoint comes from its last complete run
-    last_of_arm = {job.arm: job.index for job in jobs if job.stop_after_epoch is None}
-    records = []
-    for job in jobs:
-        checkpoint = (
-            out / "checkpoints" / f"{job.arm}.pt" if last_of_arm.get(job.arm) == job.index else None
-        )
+    """Run the plan in order; the last run of each arm leaves DIR/checkpoints/ARM.pt.
+
+    A contaminated run (ryot.judge.contamination: too much of its time lost to other
+    processes or the hypervisor) is re-run, never judged: its whole pair again, right away,
+    or the A/A run, while the job's measurement.max_reruns lasts. Every record is kept, the
+    contaminated ones with their reason, so the judge can skip them and the report show them.
+    """
+    queue = list(jobs)
+    reruns_left = jobs[0].config.measurement.max_reruns if jobs else 0
+    records: list[RunRecord] = []
+    at = 0
+    while at < len(queue):
+        job = queue[at]
         if console:
-            console.line(f"{job.label} of {len(jobs)}: training ...")
-        record = runner.run(job, checkpoint, resume)
+            console.line(f"{job.label} of {len(queue)}: training ...")
+        record = runner.run(job, _checkpoint_for(job, queue, out), resume)
+        if job.role in JUDGED_ROLES:
+            bound = job.config.measurement.max_contended_share
+            record.contamination = contamination(record.result, bound)
         records.append(record)
         if console:
-            if record.result is None:
-                console.line(f"  {job.label}: FAILED ({record.error})")
-            else:
-                r = record.result
-                console.line(
-                    f"  {job.label}: {r.total_time_s:.2f} s end-to-end, val loss "
-                    f"{r.val_loss if r.val_loss is not None else float('nan'):.4f}"
-                    + (f", DIVERGED: {r.divergence}" if r.diverged else "")
-                )
+            _print_record(console, record)
+        again = _rerun_of(job, records, queue, at)
+        if again and reruns_left > 0:
+            reruns_left -= 1
+            _insert(queue, at + 1, again)
+            if console:
+                console.line(f"  re-running {', '.join(j.label for j in again)}: a run was "
+                             "contaminated; it is kept, never judged")  # fmt: skip
+        elif again and console:
+            console.line("  no re-run left (measurement.max_reruns): the judge sets the "
+                         "contaminated runs aside")  # fmt: skip
+        at += 1
     return records
+
+
+JUDGED_ROLES = ("pair", "aa")
+
+
+def _checkpoint_for(job: RunJob, queue: list[RunJob], out: Path) -> Path | None:
+    """The arm's checkpoint is left by its last full-length judged run: not the warm-up or the
+    A/A run, which stop early. A re-run of the last pair writes it again."""
+    full = [j.index for j in queue if j.arm == job.arm and j.stop_after_epoch is None]
+    return out / "checkpoints" / f"{job.arm}.pt" if full and full[-1] == job.index else None
+
+
+def _rerun_of(job: RunJob, records: list[RunRecord], queue: list[RunJob], at: int) -> list:
+    """The jobs to run again when the run that just ended completes a contaminated pair (or is
+    a contaminated A/A run): the same arms, seed and order, one attempt later."""
+    if job.role == "aa":
+        return [replace(job, attempt=job.attempt + 1)] if records[-1].contamination else []
+    if job.role != "pair":
+        return []
+    pair = [r for r in records if r.job.role == "pair" and r.job.repeat == job.repeat
+            and r.job.attempt == job.attempt]  # fmt: skip
+    later = [j for j in queue[at + 1 :] if j.role == "pair" and j.repeat == job.repeat
+             and j.attempt == job.attempt]  # fmt: skip
+    if later or not any(r.contamination for r in pair):
+        return []  # the pair is not complete yet, or it is clean
+    return [replace(r.job, attempt=job.attempt + 1) for r in pair]
+
+
+def _insert(queue: list[RunJob], at: int, new: list[RunJob]) -> None:
+    """Put `new` at `at`; every job keeps index = its place in the run order."""
+    queue[at:at] = new
+    for i, job in enumerate(queue):
+        job.index = i + 1
+
+
+def _print_record(console: Console, record: RunRecord) -> None:
+    if record.result is None:
+        console.line(f"  {record.job.label}: FAILED ({record.error})")
+        return
+    r = record.result
+    console.line(
+        f"  {record.job.label}: {r.total_time_s:.2f} s end-to-end, val loss "
+        f"{r.val_loss if r.val_loss is not None else float('nan'):.4f}"
+        + (f", DIVERGED: {r.divergence}" if r.diverged else "")
+        + (f"; CONTAMINATED: {record.contamination}" if record.contamination else "")
+    )

@@ -43,14 +43,21 @@ class Outcome:
 
 
 def last_result(records: list[RunRecord], arm: str) -> ArmResult | None:
-    """The arm's last finished run; the A/A repeat only stands in for no other baseline."""
-    found = [r for r in records if r.job.arm == arm and r.result is not None]
-    own = [r for r in found if r.job.role != "aa"]
-    return (own or found)[-1].result if found else None
+    """The arm's last full-length run that can be judged (not the discarded warm-up, not the
+    short A/A run, not a contaminated run), else its last full-length run, else any."""
+    found = [r for r in records if r.job.arm == arm and r.result is not None
+             and r.job.role != "warmup"]  # fmt: skip
+    full = [r for r in found if r.job.stop_after_epoch is None]
+    clean = [r for r in full if not r.contamination]
+    pick = clean or full or found
+    return pick[-1].result if pick else None
 
 
 def _pair_results(records: list[RunRecord], arm: str) -> list[ArmResult | None]:
-    return [r.result for r in records if r.job.arm == arm and r.job.role == "pair"]
+    """The arm's pair runs the judge reads (contaminated ones only when nothing else is left)."""
+    pairs = [r for r in records if r.job.arm == arm and r.job.role == "pair"]
+    clean = [r for r in pairs if not r.contamination]
+    return [r.result for r in clean or pairs]
 
 
 def ablation_table(records: list[RunRecord]) -> dict[str, Any]:

@@ -2,21 +2,32 @@
 
 A factory is called as `factory(config, arm, device)` in every worker and must return a list of
 `ryot.optim.base.Optimization`. Every way it can be wrong (no module, no attribute, not callable,
-wrong signature, raises, returns something else) is found here, in the parent, before any file
-is written: a usage error (exit 2) rather than a DEBUG verdict after every run has failed.
+wrong signature, raises, returns something else) is found before any file is written: a usage
+error (exit 2) rather than a DEBUG verdict after every run has failed.
+
+The check runs in a throwaway process with its own fresh cache folders (ryot.osutil.fresh_caches),
+never in the parent: a constructor that builds an extension or compiles a kernel must not leave
+it warm for the workers, whose clocks would then never see that cost.
+
+    python -m ryot.optim.stack_spec MODULE:FUNCTION DEVICE ARM [ARM ...] < CONFIG.json
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ryot.config import Config
+from ryot.config import Config, ConfigError, config_from_dict
 from ryot.optim.base import Optimization
+from ryot.osutil import fresh_caches
 
 DEFAULT_STACK = "ryot.optim:build_stack"
 
@@ -46,6 +57,55 @@ def load_stack_factory(spec: str) -> Callable[..., Any]:
 
 
 def check_stack_factory(
+    spec: str, config: Config, arms: list[str], device: torch.device
+) -> Callable[..., Any]:
+    """Check that `spec` builds each arm's stack, as a worker would, in a throwaway process
+    (Ryot's own stack needs no check). Returns the factory, imported in this process only when
+    first called (by the suite's step benchmark, after every judged run)."""
+    if spec == DEFAULT_STACK:
+        return load_stack_factory(spec)
+    _, sep, _ = spec.partition(":")
+    if not sep or spec.startswith(":") or spec.endswith(":"):
+        load_stack_factory(spec)  # raises the format's one-line error, imports nothing
+    command = [sys.executable, "-m", "ryot.optim.stack_spec", spec, str(device), *arms]
+    with fresh_caches(prefix="ryot-stack-check-") as caches:
+        try:
+            proc = subprocess.run(
+                command,
+                input=json.dumps(config.to_dict()),
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                env={**os.environ, **caches, "PYTHONIOENCODING": "utf-8"},
+                timeout=config.measurement.worker_timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise StackSpecError(
+                f"--stack {spec}: building the stacks took over "
+                f"{config.measurement.worker_timeout_s:g} s (measurement.worker_timeout_s)"
+            ) from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"--stack {spec}: its check exited {proc.returncode}"
+        raise StackSpecError(last)
+    return _Lazy(spec)
+
+
+class _Lazy:
+    """A factory imported on its first call, not before."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self._factory: Callable[..., Any] | None = None
+
+    def __call__(self, *args, **kwargs):
+        if self._factory is None:
+            self._factory = load_stack_factory(self.spec)
+        return self._factory(*args, **kwargs)
+
+
+def check_in_this_process(
     spec: str, config: Config, arms: list[str], device: torch.device
 ) -> Callable[..., Any]:
     """Load the factory and build each arm's stack once, as a worker would; returns it."""
@@ -80,3 +140,23 @@ def check_stack_factory(
                 if isinstance(opt, Optimization):
                     opt.close()  # undo any process-wide switch made while building
     return factory
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The throwaway process of check_stack_factory: exit 0, or 2 and one line on stderr."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3:
+        print("usage: python -m ryot.optim.stack_spec SPEC DEVICE ARM...", file=sys.stderr)
+        return 2
+    spec, device, arms = argv[0], torch.device(argv[1]), argv[2:]
+    try:
+        config = config_from_dict(json.loads(sys.stdin.read()), "<stack check>")
+        check_in_this_process(spec, config, arms, device)
+    except (StackSpecError, ConfigError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,15 @@
 """Trainer: trains one arm (a model plus an optimization stack) and returns an ArmResult.
 
 `Trainer.run` reads top to bottom: setup, the initial evaluation (or a checkpoint's history),
-the epochs, the final evaluation, the optimizations' evidence. Setup and the steps are on the
-arm's clock; evaluations and checkpoints are timed apart (eval_time_s, checkpoint_time_s),
-because they are the protocol's cost, not the stack's.
+the epochs, the stack's close() and evidence, the final checkpoint and evaluation.
+
+The clock owns every second the stack spends: setup (the stack's construction included, and
+in a worker its module's import), every step, close() and finish(). No stack code runs while
+the clock is stopped: evaluations and checkpoints are Ryot's own work on Ryot's own model, a
+second ScaledTransformerModel the stack never sees, into which the trained parameters are
+copied (the same tensors the optimizer updates, looked up before the stack touched the
+model). A forward hook, a wrapper's forward, an EMA or a deferred update cannot run there, so
+an evaluation means the same in both arms and costs neither (eval_time_s, checkpoint_time_s).
 """
 
 from __future__ import annotations
@@ -103,6 +109,9 @@ class Trainer:
         """The model (seeded init), the module to train, and its optimizer."""
         torch.manual_seed(self.config.training.seed)
         model = ScaledTransformerModel(self.config.model).to(self.device)
+        # The tensors the optimizer updates, found before any optimization touches the model:
+        # what every evaluation and checkpoint copies (see _snapshot).
+        self._trained_parameters = dict(model.named_parameters())
         trained: torch.nn.Module = model
         for opt in self.stack:
             trained = opt.prepare_model(trained)
@@ -123,22 +132,29 @@ class Trainer:
     def run(self, resume: Path | None = None, stop_after_epoch: int | None = None) -> ArmResult:
         """Train (or continue from `resume`) and evaluate; stops at the first NaN/Inf."""
         self._own_step_times: list[float] = []
+        # Built before the meter: its memory and its construction are the protocol's, alike in
+        # both arms. build() reseeds, so the trained model's init is unchanged.
+        self._eval_model = ScaledTransformerModel(self.config.model).to(self.device)
         with RunMeter(self.device) as meter:
             arm, result = self._timed_setup(meter)
             if resume is None:
                 first_epoch = 0
-                self._evaluate_initial(arm.model, result)
+                self._evaluate_initial(result)
             else:
                 first_epoch = self._restore(resume, arm, result)
             try:
-                self._train_epochs(first_epoch, stop_after_epoch, arm, result, meter)
-            finally:
-                for opt in self.stack:
-                    opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
+                checkpoint_due = self._train_epochs(
+                    first_epoch, stop_after_epoch, arm, result, meter
+                )
+            except BaseException:
+                self._close_stack()  # best effort: the run is lost, the process may go on
+                raise
+            self._timed_close(arm, result, meter)
+            if checkpoint_due is not None:
+                self._checkpoint(arm, result, checkpoint_due, meter)
             if not result.diverged:
-                self._evaluate_final(arm.model, result)
+                self._evaluate_final(result)
             meter.finish(result)
-            self._collect_evidence(arm, result)
             if self.world.distributed:
                 # every rank's own step times (before the step's barrier): the skew between them
                 result.rank_step_times = self.world.gather(self._own_step_times)
@@ -152,6 +168,7 @@ class Trainer:
                 self.stack = list(self._stack_factory())
             stack_built = now(self.device) - setup.began
             model, trained, optimizer = self.build()
+            trained.train()  # the stack's module may run its own code here: on the clock
             num_parameters = model.count_parameters()
         result = ArmResult(
             arm=self.arm,
@@ -166,14 +183,23 @@ class Trainer:
             bayes_floor=self.reference.bayes_floor,
             unigram_loss=self.reference.unigram_loss,
         )
+        result.stopped_s, result.contended_s = setup.stopped, setup.contended
         return _Arm(model, trained, optimizer), result
 
-    def _evaluate_initial(self, model: ScaledTransformerModel, result: ArmResult) -> None:
+    @torch.no_grad()
+    def _snapshot(self) -> ScaledTransformerModel:
+        """Ryot's own model holding the trained parameters as they are now: plain tensor
+        copies, so no code of the stack's runs (no hook, no wrapper, no state_dict hook)."""
+        for name, target in self._eval_model.named_parameters():
+            target.copy_(self._trained_parameters[name].detach())
+        return self._eval_model
+
+    def _evaluate_initial(self, result: ArmResult) -> None:
         """The untrained model's full validation loss, off the clock; the curve's step-0 point
         comes from the same evaluation. In a torchrun job rank 0 evaluates (the others wait)."""
         began = time.perf_counter()
         if self.world.is_main:
-            losses = token_losses(model, self.val_data, self.device)
+            losses = token_losses(self._snapshot(), self.val_data, self.device)
             result.initial_val_loss = float(losses.mean())
             self._add_curve_point(result, losses)
         self.world.barrier()
@@ -184,7 +210,9 @@ class Trainer:
         meter: RunMeter,
     ) -> None:  # fmt: skip
         """Epochs from `first_epoch` on, each followed by its checkpoint when one is due; stops
-        at a divergence, or after epoch `stop_after_epoch`."""
+        at a divergence, or after epoch `stop_after_epoch`. Returns the epochs done when the
+        last checkpoint is still due: it is written after the stack's close(), so it holds
+        whatever close() did to the weights."""
         t = self.config.training
         for epoch in range(first_epoch, t.num_epochs):
             metrics = self._train_epoch(epoch, arm.trained, arm.optimizer, result, meter)
@@ -192,13 +220,30 @@ class Trainer:
             if self.on_epoch:
                 self.on_epoch(metrics)
             if result.diverged:
-                return
+                return None
             done = epoch + 1
             last = done == t.num_epochs or done == stop_after_epoch
-            if self.checkpoint_path is not None and (last or done % self.checkpoint_every == 0):
-                self._checkpoint(arm, result, done)
+            if self.checkpoint_path is not None and last:
+                return done
+            if self.checkpoint_path is not None and done % self.checkpoint_every == 0:
+                self._checkpoint(arm, result, done, meter)
             if stop_after_epoch is not None and done >= stop_after_epoch:
-                return
+                return None
+        return None
+
+    def _close_stack(self) -> None:
+        for opt in self.stack:
+            opt.close()  # undo process-wide switches (TF32) before the fp32 evaluation
+
+    def _timed_close(self, arm: _Arm, result: ArmResult, meter: RunMeter) -> None:
+        """The stack's close() and its evidence (finish()) after the last step, on the clock:
+        work moved there is still the stack's. The final curve point is read after it."""
+        with meter.span() as closing:
+            self._close_stack()
+            self._collect_evidence(arm, result)
+        result.close_time_s, result.close_stall_s = closing.took, closing.stall
+        result.stopped_s += closing.stopped
+        result.contended_s += closing.contended
 
     def _train_epoch(
         self, epoch: int, trained, optimizer, result: ArmResult, meter: RunMeter
@@ -206,7 +251,6 @@ class Trainer:
         """One epoch's steps, each recorded in `result` as it ends; a non-finite loss or
         gradient norm marks the run diverged and ends the epoch."""
         t = self.config.training
-        trained.train()
         losses, norms, tokens, samples, elapsed = [], [], 0, 0, 0.0
         for i in range(t.steps_per_epoch):
             step = epoch * t.steps_per_epoch + i
@@ -219,6 +263,8 @@ class Trainer:
                     self._own_step_times.append(now(self.device) - span.began)
                     self.world.barrier()
             result.step_stalls.append(span.stall)
+            result.stopped_s += span.stopped
+            result.contended_s += span.contended
             result.step_times.append(span.took)
             result.step_losses.append(loss)
             result.step_tokens.append(fed)
@@ -239,8 +285,7 @@ class Trainer:
                 self.on_step(step + 1, self.config.total_steps, loss)
             # The last step's point comes from the final full evaluation (see run).
             if step + 1 in self.curve_at and step + 1 < self.config.total_steps:
-                model = getattr(trained, "module", trained)  # under DDP, the module it wraps
-                self._curve_point(getattr(model, "_orig_mod", model), result)
+                self._curve_point(result)
         return EpochMetrics(
             epoch=epoch + 1,
             mean_loss=sum(losses) / len(losses),
@@ -294,11 +339,12 @@ class Trainer:
             stack.enter_context(opt.autocast())
         return stack
 
-    def _curve_point(self, model: torch.nn.Module, result: ArmResult) -> None:
+    def _curve_point(self, result: ArmResult) -> None:
         """One point of the validation curve, measured off the training clock (by rank 0)."""
         began = time.perf_counter()
         if self.world.is_main:
-            self._add_curve_point(result, token_losses(model, self.curve_data, self.device))
+            losses = token_losses(self._snapshot(), self.curve_data, self.device)
+            self._add_curve_point(result, losses)
         self.world.barrier()
         result.eval_time_s += time.perf_counter() - began
 
@@ -308,13 +354,13 @@ class Trainer:
         loss = float(losses[: len(self.curve_data)].mean())
         result.curve.append(CurvePoint(len(result.step_times), result.clock_s, loss))
 
-    def _evaluate_final(self, model: ScaledTransformerModel, result: ArmResult) -> None:
+    def _evaluate_final(self, result: ArmResult) -> None:
         """The trained model's full validation loss, mean and per position, off the clock. A
         finished run's last curve point comes from it, unless it has one already (a finished
         run resumed from its last checkpoint)."""
         began = time.perf_counter()
         if self.world.is_main:
-            losses = token_losses(model, self.val_data, self.device)
+            losses = token_losses(self._snapshot(), self.val_data, self.device)
             result.val_loss, result.val_loss_per_position = mean_and_per_position(losses)
             steps = len(result.step_times)
             done = steps == self.config.total_steps
@@ -324,7 +370,8 @@ class Trainer:
         result.eval_time_s += time.perf_counter() - began
 
     def _collect_evidence(self, arm: _Arm, result: ArmResult) -> None:
-        """Let each optimization measure its effect on this arm (outside the timed region)."""
+        """Let each optimization measure its effect on this arm: its finish(), on the clock
+        (see _timed_close), like every other line of the stack's."""
         if not self.stack or not self.world.is_main:
             return
         t, max_len = self.config.training, self.config.model.max_seq_len
@@ -344,20 +391,28 @@ class Trainer:
             opt.finish(facts)
             result.evidence.append(opt.evidence.to_dict())
 
-    def _checkpoint(self, arm: _Arm, result: ArmResult, epoch: int) -> None:
-        """Save the run after `epoch` epochs, off the clock; once, by rank 0."""
-        began = time.perf_counter()
+    def _checkpoint(self, arm: _Arm, result: ArmResult, epoch: int, meter: RunMeter) -> None:
+        """Save the run after `epoch` epochs; once, by rank 0. The weights come from Ryot's own
+        model (_snapshot); the optimizer's state_dict() may run the stack's hooks, so that call
+        is on the clock (charged to the last step); the rest is off it."""
         if not self.world.is_main:
             self.world.barrier()
             return
+        with meter.span() as span:
+            optimizer_state = arm.optimizer.state_dict()
+        result.step_times[-1] += span.took
+        result.step_stalls[-1] += span.stall
+        result.train_time_s += span.took
+        began = time.perf_counter()
+        model = self._snapshot()
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = CheckpointState(
             arm=self.arm,
-            model=arm.model.state_dict(),
-            model_config=arm.model.get_config(),
-            optimizer=arm.optimizer.state_dict(),
+            model=model.state_dict(),
+            model_config=model.get_config(),
+            optimizer=optimizer_state,
             rng=rng,
             config=self.config.to_dict(),
             epoch=epoch,

@@ -1,7 +1,8 @@
 """One arm, one process: `python -m ryot.train.worker JOB.json` trains and writes RESULT.json.
 
-The protocol starts every run in a fresh interpreter, so no run inherits another's warm caches,
-allocator state or compiled graphs. The worker speaks to its parent through stdout, one JSON
+The protocol starts every run in a fresh interpreter, with fresh cache folders (the parent sets
+them: ryot.osutil.fresh_caches), so no run inherits another's warm caches, allocator state or
+compiled graphs, on disk or in memory. The worker speaks to its parent through stdout, one JSON
 object a line (ASCII, whatever the console encoding), and prints its own human-readable table
 to stderr through the encoding-safe console: the parent runs it under a narrow encoding on
 purpose, so a console that cannot show a symbol is exercised in every run.
@@ -44,7 +45,6 @@ def run_job(job: JobSpec) -> int:
 
 def _train(job: JobSpec, config, world: World) -> int:
     device = world.device(torch.device(job.device))
-    factory = load_stack_factory(job.stack_factory)
     console = Console(sys.stderr)
     where = f", rank {world.rank} of {world.size} ({world.backend})" if world.distributed else ""
     console.line(f"{job.label}: arm {job.arm}, seed {config.training.seed}, {device}{where}")
@@ -63,7 +63,9 @@ def _train(job: JobSpec, config, world: World) -> int:
     trainer = Trainer(
         config,
         arm=job.arm,
-        stack=lambda: factory(config, job.arm, device),  # built on the arm's clock
+        # On the arm's clock, the stack module's import included: whatever it imports or
+        # warms up there is the stack's own time, in both arms.
+        stack=lambda: load_stack_factory(job.stack_factory)(config, job.arm, device),
         device=device,
         checkpoint_path=job.checkpoint,
         checkpoint_every=job.checkpoint_every,
