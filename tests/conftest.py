@@ -41,6 +41,33 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which may already have done it
+def pytest_collection_modifyitems(config, items) -> None:
+    """On an xdist worker under `--dist loadgroup`: each test marked xdist_group gets its
+    group's `@NAME` suffix on its node id, which is how the controller's scheduler groups them.
+
+    pytest-xdist (3.8) writes the suffix to the legacy `item._nodeid`, which pytest 9.2 no longer
+    reads (its node ids are structured: pytest-dev/pytest-xdist#1386), so the suffix was silently
+    lost and the "cli_runs" tests spread over both workers, each making the whole `go_run`
+    (30 s of a core, twice). Where xdist's suffix took effect this does nothing.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}
+        if not names:
+            continue
+        suffix = "@" + "_".join(sorted(names))
+        if item.nodeid.endswith(suffix):
+            continue
+        node_id = getattr(item, "_id", None)
+        if hasattr(node_id, "parse"):  # pytest >= 9.2: a structured NodeId
+            item._id = type(node_id).parse(item.nodeid + suffix)
+        else:
+            item._nodeid = item.nodeid + suffix
+
+
 @pytest.fixture
 def children_with_default_sigint(monkeypatch):
     """Every child this test starts through subprocess.Popen starts with SIGINT at its default
