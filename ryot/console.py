@@ -6,6 +6,7 @@ The seed run crashed on a cp1252 console printing a check mark. Every line here 
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -92,10 +93,12 @@ class Console:
         self.rule()
 
     def progress(self, text: str) -> None:
-        """A transient status line, shown only on a terminal and never logged."""
+        """A transient status line, shown only on a terminal and never logged; cut to the
+        terminal's width, since a line that wraps cannot be redrawn in place."""
         if not self.interactive:
             return
-        self.stream.write("\r" + to_encoding(text, self.encoding)[:100] + "\x1b[K")
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        self.stream.write("\r" + to_encoding(text, self.encoding)[:width] + "\x1b[K")
         self.stream.flush()
         self._progress_shown = True
 

@@ -17,6 +17,7 @@ import torch
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS, Console
 from ryot.experiment.launch import Launch, failure
+from ryot.experiment.progress import JobProgress
 from ryot.judge.contamination import contamination
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim import build_stack
@@ -40,6 +41,8 @@ class SubprocessRunner:
     console: Console | None = None
     timeout_s: float | None = None  # default: the job's measurement.worker_timeout_s
     launch: Launch = field(default_factory=Launch)
+    # The job's progress on the console (execute sets it); without one, a run's own line
+    progress: JobProgress | None = None
     runs_dir: Path = field(init=False)
 
     def __post_init__(self):
@@ -138,21 +141,16 @@ class SubprocessRunner:
         return code, timed_out, "".join(stderr_lines)
 
     def _relay(self, job: RunJob, line: str) -> None:
+        """A worker's JSON line to the console, in this process: off the run's clock."""
         if self.console is None:
             return
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
             return
-        if msg.get("kind") == "epoch" and msg.get("mean_loss") is not None:
-            self.console.progress(
-                f"  {job.label}: epoch {msg['epoch']} done, loss {msg['mean_loss']:.4f}, "
-                f"{msg['tokens_per_s']:,.0f} tok/s"
-            )
-        elif msg.get("kind") == "step":
-            self.console.progress(
-                f"  {job.label}: step {msg['step']}/{msg['total']}  loss {msg['loss']:.4f}"
-            )
+        if self.progress is None:
+            self.progress = JobProgress([job], self.console)
+        self.progress.message(job, msg)
 
 
 @dataclass
@@ -204,11 +202,17 @@ def execute(
     queue = list(jobs)
     reruns_left = jobs[0].config.measurement.max_reruns if jobs else 0
     records: list[RunRecord] = []
+    progress = JobProgress(queue, console) if console else None
+    if progress:
+        console.line(progress.plan_line())
+        if hasattr(runner, "progress"):
+            runner.progress = progress
     at = 0
     while at < len(queue):
         job = queue[at]
-        if console:
+        if progress:
             console.line(f"{job.label} of {len(queue)}: training ...")
+            progress.run_started(job)
         record = runner.run(job, _checkpoint_for(job, queue, out), resume)
         if job.role in JUDGED_ROLES:
             bound = job.config.measurement.max_contended_share
@@ -226,6 +230,8 @@ def execute(
         elif again and console:
             console.line("  no re-run left (measurement.max_reruns): the judge sets the "
                          "contaminated runs aside")  # fmt: skip
+        if progress:
+            console.line(progress.run_finished(record))
         at += 1
     return records
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,9 @@ def run_stage3a(
     compared with."""
     paired = "baseline" in arms and "optimized" in arms
     jobs = _plan(config, arms, repeats, resume, runner, console)
+    started = time.monotonic()
     records = execute(jobs, runner, out, console, resume)
+    job_wall_s = time.monotonic() - started
     for arm in dict.fromkeys(j.arm for j in jobs):
         print_arm(console, arm, last_result(records, arm))
 
@@ -129,6 +132,8 @@ def run_stage3a(
     comparison = build_comparison(
         config, config_path, device, records, measured, rows, verdict, command
     )
+    # Every run of the job, start to end, by the wall clock (each run's own: runs[].wall_s)
+    comparison["job_wall_s"] = job_wall_s
     if comparison["distributed"] and earlier is not None:
         reference = single_process_reference(earlier, config, comparison)
         comparison["distributed"]["single_process"] = reference
