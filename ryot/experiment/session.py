@@ -8,13 +8,15 @@ is one PreflightError, one line naming the caller's own flags (`Flags`): the CLI
 the pytest plugin makes it a usage error (exit 4).
 
 `publish` ends a judged run: into place as the run folder, or set aside (`set_aside`) where it
-may not replace what is there. Both render the run's HTML report.
+may not replace what is there. Both render the run's HTML report. In CI it also puts the verdict
+where CI users look (`report_to_ci`: the job summary and error annotations).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import torch
 
 from ryot.bench.sizing import ModelTooLarge, check_fits
 from ryot.config import Config, ConfigError, load_config
-from ryot.console import FAIL, Console
+from ryot.console import FAIL, WARN, Console
 from ryot.errors import EXIT_CRASH
 from ryot.experiment.launch import Launch, LaunchError
 from ryot.experiment.run_folder import RunDirError, RunFolder
@@ -150,6 +152,7 @@ def publish(
 ) -> Ending:
     """Move a judged run into place, unless it has a failed job and a complete earlier run is
     there (or the move fails): then set it aside. The report is rendered either way."""
+    report_to_ci(outcome.comparison, console)
     failed = [r for r in outcome.records if r.result is None]
     if folder.keeps_earlier_run(bool(failed)):
         console.line(
@@ -164,6 +167,26 @@ def publish(
         return Ending(None, set_aside(folder, console, history), EXIT_CRASH)
     render_report(folder.final, console, history)
     return Ending(folder.final, None, outcome.exit_code)
+
+
+def report_to_ci(comparison: dict, console: Console, env: Mapping[str, str] = os.environ) -> None:
+    """A judged job's verdict in GitHub Actions: the Markdown summary appended to
+    $GITHUB_STEP_SUMMARY, when set; each failed criterion an error annotation on the console,
+    when GITHUB_ACTIONS is "true". Never an error of the run."""
+    if not comparison.get("verdict"):
+        return
+    from ryot.report.ci_summary import annotations, markdown
+
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as out:
+                out.write(markdown(comparison) + "\n")
+        except OSError as exc:
+            console.line(f"{WARN} GITHUB_STEP_SUMMARY: {os_error_line(exc)}")
+    if env.get("GITHUB_ACTIONS") == "true":
+        for line in annotations(comparison):
+            console.line(line)
 
 
 def set_aside(folder: RunFolder, console: Console, history: Sequence[Path] = ()) -> Path | None:
