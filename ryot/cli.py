@@ -14,6 +14,7 @@ With --nproc-per-node or --nnodes, each run is a torchrun (DDP) job: see ryot.ex
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import signal
 import sys
@@ -43,20 +44,41 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def version() -> str:
+    """The installed distribution's version ("unknown" when run from a bare source tree)."""
+    try:
+        return importlib.metadata.version("ryot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ryot", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print ryot's version and exit")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     stage = sub.add_parser("stage3a", help="train and compare the Stage 3a arms")
-    stage.add_argument("--config", type=Path, default=Path("configs/stage3a.yaml"))
-    stage.add_argument("--out", type=Path, default=Path("reports/stage3a"))
+    stage.add_argument("--config", type=Path, default=Path("configs/stage3a.yaml"),
+                       metavar="PATH", help="the experiment's config YAML")  # fmt: skip
+    stage.add_argument(
+        "--out", type=Path, default=Path("reports/stage3a"), metavar="DIR",
+        help="run folder to write: comparison.json, report.html, monitor.log, checkpoints/, "
+        "runs/ (an earlier complete run there is replaced only by a complete one)",
+    )  # fmt: skip
     stage.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     stage.add_argument(
         "--arms",
         default="baseline,optimized",
         help=f"comma-separated arms: {', '.join(registry.arms())} (default: baseline,optimized)",
     )
-    stage.add_argument("--repeats", type=int, help="interleaved pairs (default: the config's)")
-    stage.add_argument("--resume", type=Path, help="continue one arm from its checkpoint")
+    stage.add_argument(
+        "--repeats", type=int, metavar="N",
+        help="interleaved pairs (default: the config's measurement.repeats)",
+    )  # fmt: skip
+    stage.add_argument(
+        "--resume", type=Path, metavar="PATH",
+        help="continue one arm from its checkpoint (default: a fresh run)",
+    )  # fmt: skip
     stage.add_argument(
         "--stack",
         default=DEFAULT_STACK,
@@ -65,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_launch_arguments(stage)
     report = sub.add_parser("report", help="render DIR/report.html again from DIR/comparison.json")
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR",
+        help="a run folder: its comparison.json is read, its report.html written",
+    )  # fmt: skip
     report.add_argument(
         "--history", type=Path, action="append", default=[], metavar="RUN_DIR",
         help="an earlier run folder for the history trend (repeatable; siblings are found too)",
@@ -74,7 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     from ryot.serve.command import add_arguments  # the server's own dependencies load lazily
 
     add_arguments(serve)
+    for each in (parser, stage, report, serve):
+        show_defaults(each)
     return parser
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option's help ends with its default, where it has one its help does not name
+    already (ArgumentDefaultsHelpFormatter would say it twice where the help says it in words)."""
+    for action in parser._actions:  # argparse has no public walk over a parser's options
+        default = action.default
+        if (not action.option_strings or action.help in (None, argparse.SUPPRESS)
+                or default in (None, False, [], argparse.SUPPRESS)
+                or "default" in action.help):  # fmt: skip
+            continue
+        action.help += " (default: %(default)s)"
 
 
 def add_launch_arguments(stage: argparse.ArgumentParser) -> None:

@@ -43,22 +43,27 @@ BENCHMARK_PLUGIN = "pytest-benchmark"  # the name pytest-benchmark registers its
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ryot", "Ryot Stage 3a validation")
-    group.addoption("--gpu", action="store_true", help="train on CUDA (fails at once without it)")
+    group.addoption("--gpu", action="store_true",
+                    help="train on CUDA (fails at once without it; default: CPU)")  # fmt: skip
     group.addoption(
-        "--ryot-config", default="configs/stage3a.yaml", help="config YAML (default: %(default)s)"
-    )
+        "--ryot-config", default="configs/stage3a.yaml", metavar="PATH",
+        help="config YAML (default: %(default)s)",
+    )  # fmt: skip
     group.addoption(
-        "--ryot-out", default="reports/stage3a", help="run folder to write (default: %(default)s)"
-    )
+        "--ryot-out", default="reports/stage3a", metavar="DIR",
+        help="run folder to write (default: %(default)s)",
+    )  # fmt: skip
     group.addoption(
-        "--ryot-repeats", type=int, default=None, help="interleaved pairs (default: the config's)"
-    )
+        "--ryot-repeats", type=int, default=None, metavar="N",
+        help="interleaved pairs (default: the config's measurement.repeats)",
+    )  # fmt: skip
     group.addoption(
         "--ryot-history",
         action="append",
         default=[],
         metavar="RUN_DIR",
-        help="earlier run folder for the report's history (repeatable)",
+        help="earlier run folder for the report's history (repeatable; default: the run "
+        "folder's siblings only)",
     )
     group.addoption(
         "--ryot-stack",
@@ -76,20 +81,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--ryot-nnodes", type=int, default=1, metavar="M",
         help="machines: the suite runs on node 0, each other node runs `ryot stage3a` with the "
-        "same options and its --node-rank",
+        "same options and its --node-rank (default: 1)",
     )  # fmt: skip
     group.addoption(
         "--ryot-rdzv-endpoint",
         default=None,
         metavar="HOST:PORT",
-        help="node 0's address and a free port, for --ryot-nnodes > 1",
+        help="node 0's address and a free port, for --ryot-nnodes > 1 (default: none)",
     )
     group.addoption(
         "--ryot-rdzv-timeout",
         type=float,
         default=300.0,
         metavar="S",
-        help="seconds node 0 waits for every node to join a run (default: 300)",
+        help="seconds node 0 waits for every node to join a run (default: %(default)g)",
     )
 
 
