@@ -172,6 +172,7 @@ def test_criteria_ids_in_report_order():
         "encoding_safety",
         "optimizations_effective",
         "measurement_reliable",
+        "machine_quiet",
     )
 
 
@@ -464,6 +465,9 @@ def test_comparison_has_the_new_fields_and_validates(stub_bench, tmp_path):
         "no_effect",
         "noise",
         "stalls",
+        "wall_speedup",
+        "wall_gap",
+        "contamination",
     }
     write_json_atomic(c, tmp_path / "comparison.json")
     written = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))

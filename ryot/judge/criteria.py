@@ -5,7 +5,9 @@ the config's `criteria:` section) and how it reads the measurements. Judging it 
 `CriterionResult` whose `summary` line is what the console, the pytest message and the report
 all show. A failed *critical* criterion (a baseline that did not learn, a crash or divergence,
 an optimization that changed nothing, a console crash) means the experiment itself is broken:
-DEBUG. Any other failure: INVESTIGATE. All passed: GO.
+DEBUG. Any other failure: INVESTIGATE. All passed: GO. A machine too busy to judge (a planned
+pair or the A/A with no clean run left: ryot.judge.contamination) is no fault of the stack:
+INVESTIGATE, and a critical criterion it left with nothing to read fails as a non-critical one.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Reading:
     ci: tuple[float, float] | None = None
     level: float | None = None  # confidence level of `ci`
     shown: str | None = None  # the measured value in words, where one number says too little
+    # Nothing to read because the machine was too busy to judge: a failure, never a critical one
+    too_busy: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class Criterion:
             ci_low=finite(low),
             ci_high=finite(high),
             passed=r.passed,
-            critical=self.critical,
+            critical=self.critical and not r.too_busy,
             detail=r.detail,
             summary=f"{self.name}: {value}{ci}; required {threshold}",
         )
@@ -123,6 +127,13 @@ def _ratio_reading(e: Estimate, threshold_pct: float, detail: str) -> Reading:
 
 def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
     seeds, worst = m.learning.per_seed, m.learning.worst
+    if (not seeds or worst is None) and m.contamination.too_busy:
+        return Reading(
+            None,
+            False,
+            f"not judged: {TOO_BUSY}, so no clean baseline pair run is left to show learning.",
+            too_busy=True,
+        )
     if not seeds or worst is None:
         return Reading(None, False, "no baseline pair run finished: nothing shows learning.")
 
@@ -243,6 +254,53 @@ def _noise(m: Measurements, c: CriteriaConfig) -> Reading:
     return Reading(value, value is not None and value <= c.max_noise_percent, m.noise.detail)
 
 
+TOO_BUSY = "the machine was too busy to judge"
+
+
+def _seconds(x: float | None) -> str:
+    return "n/a" if finite(x) is None else f"{x:.2f} s"
+
+
+def _runs_text(m: Measurements) -> str:
+    """Each contaminated run with its contended seconds and share, in words."""
+    return "; ".join(
+        f"{r.label}: {_seconds(r.contended_s)} contended "
+        f"({'n/a' if finite(r.share) is None else f'{100 * r.share:.1f}%'})"
+        for r in m.contamination.runs
+    )
+
+
+def _machine_quiet(m: Measurements, c: CriteriaConfig) -> Reading:
+    k = m.contamination
+    bound = (
+        f"more than {100 * k.max_share:g}% of a run's time contended "
+        "(measurement.max_contended_share)"
+    )
+    if not k.runs:
+        return Reading(0.0, True, f"no run had {bound}.", shown="no run contaminated")
+    runs = _runs_text(m)
+    if not k.too_busy:
+        return Reading(
+            float(len(k.runs)),
+            True,
+            f"{len(k.runs)} run(s) had {bound}; each was re-run ({k.reruns} re-run(s), at most "
+            f"{k.max_reruns}) and never judged: {runs}.",
+            shown=f"{len(k.runs)} contaminated run(s), re-run clean",
+        )
+    return Reading(
+        float(len(k.runs)),
+        False,
+        f"{' and '.join(k.busy)} had no clean run left after {k.reruns} re-run(s) (at most "
+        f"{k.max_reruns}, measurement.max_reruns); a run with {bound} is never judged. "
+        f"Contaminated: {runs}. Re-run on a quieter machine.",
+        shown=(
+            f"{TOO_BUSY}: {' and '.join(k.busy)} left without a clean run; "
+            f"{_seconds(k.contended_s)} contended in {len(k.runs)} contaminated run(s) "
+            f"({runs})"
+        ),
+    )
+
+
 ALL = (
     Criterion("baseline_learned", "Baseline learned", True, "%",
               lambda c: f"loss drop >= {c.min_loss_drop:g} nats and context learned >= "
@@ -267,6 +325,11 @@ ALL = (
               lambda c: "no NoEffect finding", _effective),
     Criterion("measurement_reliable", "Measurement reliable (A/A noise, per step)", False, "%",
               lambda c: f"<= {c.max_noise_percent:g}%", _noise),
+    # The bound is measurement.max_contended_share, fixed before any run; not a criteria key.
+    Criterion("machine_quiet", "Machine quiet enough to judge", False, " contaminated runs",
+              lambda c: "every pair and the A/A judged on clean runs, within the re-runs "
+                        "allowed (measurement.max_contended_share, max_reruns)",
+              _machine_quiet),
 )  # fmt: skip
 
 # Criterion ids, in report order; each is one parametrized test in validation/.

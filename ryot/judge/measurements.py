@@ -9,6 +9,13 @@ baseline learned at all decides whether any loss comparison means something. A/A
 from a real A/A: the "aa" run repeats pair 0's baseline with the same seed, compared step by
 step. Every clock here is the stack's own: the machine's stalls are taken off it and reported.
 
+A contaminated run (too much of its time contended: ryot.judge.contamination) is re-run, never
+judged: each repeat is judged on its last pair whose two runs are both clean, the A/A on its last
+clean run. A repeat (or the A/A) with no clean run left makes the machine too busy to judge,
+which a criterion of its own turns into INVESTIGATE. The job's warm-up run is never judged. The
+wall clock's end-to-end speedup is shown beside the stack clock's, with the runs whose seconds
+taken off explain any gap between them beyond the A/A noise.
+
 A broken run (crash, NaN, no training time) is a measurement too: it becomes a divergence
 entry, which the judge turns into DEBUG. Nothing here raises on a bad run.
 """
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS
 from ryot.judge import stats
+from ryot.judge.contamination import contamination
 from ryot.judge.stats import Estimate
 from ryot.train.results import ArmResult
 
@@ -174,9 +182,77 @@ STALL_RULE = (
 
 
 @dataclass(frozen=True)
+class ContaminatedRun(_Fields):
+    """A run left unjudged: too much of its time rests on the stall rule's contention estimate."""
+
+    label: str
+    arm: str
+    role: str
+    repeat: int
+    attempt: int
+    contended_s: float | None
+    share: float | None  # contended_s / the run's wall time (total_time_s)
+    reason: str
+
+
+@dataclass(frozen=True)
+class Contamination:
+    """The contaminated runs of the job, and whether a planned measurement has no clean run left:
+    then the machine was too busy to judge."""
+
+    runs: tuple[ContaminatedRun, ...]
+    busy: tuple[str, ...]  # "pair 2", "the A/A run": planned, with no clean run left
+    max_share: float  # measurement.max_contended_share
+    max_reruns: int  # measurement.max_reruns
+    reruns: int  # re-runs made: of a pair (both its runs) or of the A/A run
+
+    @property
+    def too_busy(self) -> bool:
+        return bool(self.busy)
+
+    @property
+    def contended_s(self) -> float:
+        return sum(r.contended_s or 0.0 for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "too_busy": self.too_busy,
+            "busy": list(self.busy),
+            "max_share": self.max_share,
+            "max_reruns": self.max_reruns,
+            "reruns": self.reruns,
+            "contended_s": self.contended_s,
+            "runs": _json(self.runs),
+        }
+
+
+@dataclass(frozen=True)
+class TakenOff(_Fields):
+    """One judged run's seconds taken off its clock: the stall rule's, stopped + contended."""
+
+    label: str
+    arm: str
+    repeat: int
+    stall_s: float  # wall less the stack's clock
+    stopped_s: float  # of it: the process stopped outright, measured exactly
+    contended_s: float  # of it: the rule's estimate of neighbours' CPU and hypervisor steal
+
+
+@dataclass(frozen=True)
+class WallGap(_Fields):
+    """The wall clock's end-to-end speedup against the stack clock's. A gap beyond the A/A noise
+    is explained by the judged runs' seconds taken off (their stalls), largest first."""
+
+    gap: float | None  # wall_speedup.point - speedup.point; None: either unknown
+    noise: float  # what the gap is held against: the A/A noise (0 when unknown)
+    exceeds: bool
+    runs: tuple[TakenOff, ...]  # empty unless the gap exceeds the noise
+
+
+@dataclass(frozen=True)
 class Measurements(_Fields):
     time_to_target: TimeToTarget
-    speedup: Estimate  # end to end, equal steps
+    speedup: Estimate  # end to end, equal steps, on the stack's clock
     throughput: Estimate
     loss_delta: LossDelta
     learning: Learning
@@ -186,6 +262,9 @@ class Measurements(_Fields):
     no_effect: tuple[str, ...]
     noise: Noise
     stalls: Stalls
+    wall_speedup: Estimate  # end to end on the wall clock (stalls on), the same pairs
+    wall_gap: WallGap
+    contamination: Contamination
 
 
 def throughput(r: ArmResult) -> float:
@@ -197,8 +276,10 @@ def throughput(r: ArmResult) -> float:
 def measure(config: Config, records: list[RunRecord], artifact_problems: list[str]) -> Measurements:
     """Everything the criteria judge (see ryot.judge.criteria.judge), from the runs of one job."""
     level = config.measurement.confidence
-    divergence = [p for rec in records if (p := run_problem(rec) or _not_falling(rec))]
-    pairs = [(b, o) for b, o in _pairs(records) if not (run_problem(b) or run_problem(o))]
+    judged = _Judged.select(records, config.measurement.max_contended_share)
+    counted = judged.counted  # every run but the warm-up
+    divergence = [p for rec in counted if (p := run_problem(rec) or _not_falling(rec))]
+    pairs = [(b, o) for b, o in judged.pairs if not (run_problem(b) or run_problem(o))]
     base = [b.result for b, _ in pairs]
     opt = [o.result for _, o in pairs]
 
@@ -217,6 +298,12 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         [r.clock_s for r in base],
         [r.clock_s for r in opt],
     )
+    wall = estimate(
+        stats.speedup_estimate,
+        "end-to-end speedup by the wall clock",
+        [r.total_time_s for r in base],
+        [r.total_time_s for r in opt],
+    )
     tput = estimate(
         stats.improvement_estimate,
         "throughput",
@@ -229,7 +316,7 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         [r.val_loss for r in base],
         [r.val_loss for r in opt],
     )
-    spread = [r.result.val_loss for r in _baselines(records) if not run_problem(r)]
+    spread = [b.result.val_loss for b, _ in judged.pairs if not run_problem(b)]
     margin = config.criteria.max_loss_delta
     loss = LossDelta(
         delta,
@@ -246,20 +333,132 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         [p.baseline_s for p in matched],
         [p.optimized_s for p in matched],
     )
+    noise = _noise(judged)
 
     return Measurements(
         time_to_target=TimeToTarget(ttt, tuple(matched)),
         speedup=speedup,
         throughput=tput,
         loss_delta=loss,
-        learning=_learning(records),
+        learning=_learning(judged),
         divergence=tuple(divergence),
-        memory=_memory(records),
+        memory=_memory(judged),
         encoding=_encoding(records, artifact_problems),
-        no_effect=_no_effect(records),
-        noise=_noise(records),
+        no_effect=_no_effect(judged),
+        noise=noise,
         stalls=_stalls(records),
+        wall_speedup=wall,
+        wall_gap=_wall_gap(speedup, wall, noise, pairs),
+        contamination=judged.contamination(config.measurement.max_reruns),
     )
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """Which runs the judge reads. Each repeat: its last pair (same repeat and attempt) whose
+    two runs are both clean; the A/A: its last clean run; pair 1's baseline for the A/A: the
+    judged pair's, else the last clean one. The warm-up run is never read, a contaminated run
+    (its record's reason, or over the bound now) never for a number."""
+
+    counted: tuple[RunRecord, ...]  # every run but the warm-up
+    dirty: dict[int, str]  # id(record) -> why it is contaminated
+    pairs: tuple[tuple[RunRecord, RunRecord], ...]
+    aa: RunRecord | None
+    base0: RunRecord | None
+    busy: tuple[str, ...]
+    max_share: float
+
+    @classmethod
+    def select(cls, records: list[RunRecord], max_share: float) -> _Judged:
+        counted = tuple(r for r in records if r.job.role != "warmup")
+        dirty = {
+            id(r): why
+            for r in counted
+            if (why := r.contamination or contamination(r.result, max_share))
+        }
+        attempts: dict[int, dict[int, dict[str, RunRecord]]] = {}
+        for rec in counted:
+            if rec.job.role == "pair":
+                per_attempt = attempts.setdefault(rec.job.repeat, {})
+                per_attempt.setdefault(rec.job.attempt, {})[rec.job.arm] = rec
+        pairs, busy = [], []
+        for repeat, tries in sorted(attempts.items()):
+            clean = [
+                (arms["baseline"], arms["optimized"])
+                for _, arms in sorted(tries.items())
+                if {"baseline", "optimized"} <= arms.keys()
+                and not any(id(r) in dirty for r in arms.values())
+            ]
+            if clean:
+                pairs.append(clean[-1])
+            elif any(id(r) in dirty for arms in tries.values() for r in arms.values()):
+                busy.append(f"pair {repeat + 1}")
+        aa_runs = [r for r in counted if r.job.role == "aa"]
+        aa = next((r for r in reversed(aa_runs) if id(r) not in dirty), None)
+        if aa_runs and aa is None:
+            busy.append("the A/A run")
+        clean0 = [
+            r
+            for r in counted
+            if r.job.role == "pair"
+            and r.job.arm == "baseline"
+            and r.job.repeat == 0
+            and id(r) not in dirty
+        ]
+        base0 = next((b for b, _ in pairs if b.job.repeat == 0), clean0[-1] if clean0 else None)
+        return cls(counted, dirty, tuple(pairs), aa, base0, tuple(busy), max_share)
+
+    def clean(self, rec: RunRecord) -> bool:
+        return id(rec) not in self.dirty
+
+    def any_dirty_baseline0(self, role: str) -> bool:
+        """Whether some baseline run of repeat 0 in this role was contaminated."""
+        return any(
+            r.job.role == role and r.job.arm == "baseline" and r.job.repeat == 0
+            for r in self.counted
+            if not self.clean(r)
+        )
+
+    def contamination(self, max_reruns: int) -> Contamination:
+        runs = []
+        for rec in self.counted:
+            if id(rec) not in self.dirty:
+                continue
+            r = rec.result
+            span = r.total_time_s if r is not None else 0.0
+            runs.append(ContaminatedRun(
+                rec.job.label, rec.job.arm, rec.job.role, rec.job.repeat, rec.job.attempt,
+                r.contended_s if r is not None else None,
+                r.contended_s / span if r is not None and span > 0 else None,
+                self.dirty[id(rec)],
+            ))  # fmt: skip
+        # a pair's re-run (both its runs) or the A/A's is one of the job's max_reruns
+        reruns = len({(r.job.role, r.job.repeat, r.job.attempt) for r in self.counted
+                      if r.job.attempt > 0})  # fmt: skip
+        return Contamination(tuple(runs), self.busy, self.max_share, max_reruns, reruns)
+
+
+STALL_RESOLUTION_S = 0.01  # the stall detector's resolution: less is no stall
+
+
+def _wall_gap(clock: Estimate, wall: Estimate, noise: Noise,
+              pairs: list[tuple[RunRecord, RunRecord]]) -> WallGap:  # fmt: skip
+    """The wall clock's speedup against the stack clock's; beyond the A/A noise, the judged
+    runs whose stalls (wall less clock) explain the difference, largest first."""
+    bound = noise.aa if noise.aa is not None and math.isfinite(noise.aa) else 0.0
+    if clock.n == 0 or wall.n == 0:
+        return WallGap(None, bound, False, ())
+    gap = wall.point - clock.point
+    if not abs(gap) > bound:
+        return WallGap(gap, bound, False, ())
+    runs = [
+        TakenOff(rec.job.label, rec.job.arm, rec.job.repeat, r.stall_s, r.stopped_s, r.contended_s)
+        for pair in pairs
+        for rec in pair
+        if (r := rec.result).stall_s >= STALL_RESOLUTION_S
+    ]
+    runs.sort(key=lambda t: t.stall_s, reverse=True)
+    return WallGap(gap, bound, True, tuple(runs))
 
 
 def run_problem(rec: RunRecord) -> str | None:
@@ -295,23 +494,6 @@ def _seed(rec: RunRecord) -> int:
     return rec.job.config.training.seed
 
 
-def _pairs(records: list[RunRecord]) -> list[tuple[RunRecord, RunRecord]]:
-    """(baseline, optimized) records of each repeat that has both; the A/A run is never in one."""
-    by_repeat: dict[int, dict[str, RunRecord]] = {}
-    for rec in records:
-        if rec.job.role == "pair":
-            by_repeat.setdefault(rec.job.repeat, {})[rec.job.arm] = rec
-    return [
-        (arms["baseline"], arms["optimized"])
-        for _, arms in sorted(by_repeat.items())
-        if "baseline" in arms and "optimized" in arms
-    ]
-
-
-def _baselines(records: list[RunRecord]) -> list[RunRecord]:
-    return [r for r in records if r.job.role == "pair" and r.job.arm == "baseline"]
-
-
 def _point(p: Any, key: str) -> Any:
     return p[key] if isinstance(p, dict) else getattr(p, key)
 
@@ -341,9 +523,10 @@ def _matched(b: RunRecord, o: RunRecord, divergence: list[str]) -> MatchedPair |
                        tb, to)  # fmt: skip
 
 
-def _learning(records: list[RunRecord]) -> Learning:
+def _learning(judged: _Judged) -> Learning:
+    """Each judged pair's baseline: how much it learned."""
     per_seed = []
-    for rec in _baselines(records):
+    for rec, _ in judged.pairs:
         r = rec.result
         if r is None:
             continue
@@ -363,22 +546,19 @@ def _learning(records: list[RunRecord]) -> Learning:
     return Learning(worst, tuple(per_seed))
 
 
-def _memory(records: list[RunRecord]) -> Memory:
+def _memory(judged: _Judged) -> Memory:
+    """Peak memory over every clean run of each arm (the warm-up's is not read)."""
+    records = [r for r in judged.counted if r.result is not None and judged.clean(r)]
+
     def peak(arm: str) -> float | None:
-        values = [
-            rec.result.peak_memory_mb
-            for rec in records
-            if rec.job.arm == arm and rec.result is not None
-        ]
+        values = [rec.result.peak_memory_mb for rec in records if rec.job.arm == arm]
         return max(values) if values else None
 
-    methods = {rec.result.memory_method for rec in records if rec.result is not None}
+    methods = {rec.result.memory_method for rec in records}
     rss = [
         rec.result.peak_rss_mb
         for rec in records
-        if rec.job.arm == "optimized"
-        and rec.result is not None
-        and rec.result.peak_rss_mb is not None
+        if rec.job.arm == "optimized" and rec.result.peak_rss_mb is not None
     ]
     return Memory(
         peak("baseline"),
@@ -404,11 +584,12 @@ def _encoding(records: list[RunRecord], artifact_problems: list[str]) -> Encodin
     return Encoding(tuple(problems), summary)
 
 
-def _no_effect(records: list[RunRecord]) -> tuple[str, ...]:
-    """Every finding of enabled optimizations, and any non-baseline arm with nothing enabled."""
+def _no_effect(judged: _Judged) -> tuple[str, ...]:
+    """Every finding of enabled optimizations, and any non-baseline arm with nothing enabled,
+    in every clean run (a contaminated run's re-run says the same of the same stack)."""
     found = []
-    for rec in records:
-        if rec.result is None or rec.job.arm == "baseline":
+    for rec in judged.counted:
+        if rec.result is None or rec.job.arm == "baseline" or not judged.clean(rec):
             continue
         enabled = [e for e in rec.result.evidence if e["enabled"]]
         if not enabled:
@@ -419,11 +600,23 @@ def _no_effect(records: list[RunRecord]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _noise(records: list[RunRecord]) -> Noise:
-    """A real A/A: the "aa" run against pair 0's baseline, same seed, step by step."""
-    aa = next((r for r in records if r.job.role == "aa"), None)
-    base0 = next((r for r in _baselines(records) if r.job.repeat == 0), None)
+def _noise(judged: _Judged) -> Noise:
+    """A real A/A: the "aa" run against pair 0's baseline, same seed, step by step; both clean."""
+    aa, base0 = judged.aa, judged.base0
     if aa is None or base0 is None:
+        dirty = [
+            what
+            for what, run, role in (("A/A run", aa, "aa"), ("pair 1's baseline", base0, "pair"))
+            if run is None and judged.any_dirty_baseline0(role)
+        ]
+        if dirty:
+            return Noise(
+                None,
+                f"not measurable: every {' and every '.join(dirty)} was contaminated (too much "
+                "of its time contended), and a contaminated run is never judged.",
+                None,
+                None,
+            )
         return Noise(
             None, "no A/A run: the plan needs pair 1's baseline and its 'aa' repeat.", None, None
         )
@@ -451,6 +644,7 @@ def _noise(records: list[RunRecord]) -> Noise:
 
 
 def _stalls(records: list[RunRecord]) -> Stalls:
+    """Every run's stalls, the warm-up's and the contaminated runs' included: all reported."""
     runs = []
     for rec in records:
         r = rec.result
