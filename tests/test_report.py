@@ -1782,7 +1782,7 @@ def test_compile_break_even_on_a_real_run(comparisons):
         return statistics.median(
             t
             for r in c["runs"]
-            if r["arm"] == arm and r["result"]
+            if r["arm"] == arm and r["result"] and r["role"] != "warmup"  # never an arm's run
             for t, k in zip(r["result"]["step_times"], r["result"]["step_tokens"], strict=True)
             if k == full
         )

@@ -19,8 +19,10 @@ from ryot.report.summary import (
     TABLE_HEADER,
     comparison_note,
     comparison_rows,
+    contamination_lines,
     epoch_numbers,
     headline,
+    wall_gap_text,
 )
 from ryot.train.results import ArmResult, EpochMetrics
 
@@ -80,7 +82,7 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
 
 def learning_lines(c: dict[str, Any]) -> list[str]:
     """The baseline's learning, each pair's matched loss (schema 2.0: the target) and times,
-    and the machine stalls, from comparison.json's measurements."""
+    the machine stalls and the contaminated runs, from comparison.json's measurements."""
     w = as_dict(get_path(c, "measurements", "learning"))
     lines = [
         f"Baseline learning (worst seed): loss {fmt_loss(w.get('initial_loss'))} -> "
@@ -113,7 +115,7 @@ def learning_lines(c: dict[str, Any]) -> list[str]:
         lines.append(f"Machine stalls taken off the clock: {shown}")
     else:
         lines.append("Machine stalls taken off the clock: none seen")
-    return lines
+    return lines + contamination_lines(c)
 
 
 def print_comparison(console: Console, c: dict[str, Any]) -> None:
@@ -125,6 +127,9 @@ def print_comparison(console: Console, c: dict[str, Any]) -> None:
     console.heading("PHASE 3 STAGE 3a RESULTS COMPARISON")
     if c.get("measurements"):
         console.line(headline(c) or "")
+        gap = wall_gap_text(c)
+        if gap:
+            console.line(f"By the wall clock: {gap}")
         for line in learning_lines(c):
             console.line(line)
         console.line()

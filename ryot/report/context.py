@@ -60,6 +60,7 @@ from ryot.report.summary import (
     TABLE_HEADER,
     comparison_note,
     comparison_rows,
+    contamination_lines,
     epoch_numbers,
     headline_figures,
 )
@@ -489,6 +490,35 @@ def stalls_context(c: dict) -> dict[str, Any] | None:
         "rows": rows,
         "rule": rule,
         "reported": reported,
+        **contamination_context(c),
+    }
+
+
+def contamination_context(c: dict) -> dict[str, Any]:
+    """The contaminated runs (too much of their time contended: re-run, never judged) and,
+    when a planned pair or the A/A had no clean run left, that the machine was too busy."""
+    k = measurement(c, "contamination")
+    rows = [
+        {
+            "label": str(r.get("label", NA)),
+            "arm": str(r.get("arm", NA)),
+            "role": str(r.get("role", NA)),
+            "contended": fmt(r.get("contended_s"), ".2f"),
+            "share": fmt_frac_pct(r.get("share"), signed=False),
+            "reason": str(r.get("reason") or ""),
+        }
+        for r in as_list(k.get("runs"))
+        if isinstance(r, dict)
+    ]
+    lines = contamination_lines(c)
+    share = fmt_frac_pct(k.get("max_share"), signed=False).replace(".0%", "%")
+    return {
+        "contaminated": rows,
+        "contaminated_note": (
+            f"A run with more than {share} of its time contended (measurement."
+            "max_contended_share) has its pair or A/A re-run, and is never judged."
+        ),
+        "too_busy": lines[1] if len(lines) > 1 else None,
     }
 
 
@@ -618,7 +648,8 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
             {
                 "index": str(r.get("index", NA)),
                 "arm": str(r.get("arm", NA)),
-                "role": str(r.get("role", NA)),
+                "role": str(r.get("role", NA))
+                + (f", re-run {r['attempt']}" if is_num(r.get("attempt")) and r["attempt"] else ""),
                 "repeat": str(r.get("repeat", NA)),
                 "seed": str(r.get("seed", NA)),
                 "encoding": str(r.get("console_encoding", NA)),
@@ -630,6 +661,7 @@ def environment_context(c: dict, links: dict[str, str]) -> dict[str, Any]:
                 "val_loss": fmt_loss(res.get("val_loss")),
                 "peak_memory": fmt(res.get("peak_memory_mb"), ".1f"),
                 "error": str(r.get("error") or ""),
+                "contamination": str(r.get("contamination") or ""),
                 "console": f"{stem}.console.txt" if stem else None,
                 "result": f"{stem}.result.json" if stem else None,
             }

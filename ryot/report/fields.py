@@ -39,23 +39,57 @@ def arm_sort_key(arm: str) -> tuple[int, str]:
 
 
 def result_runs(comparison: dict) -> list[dict]:
-    """Runs that produced a result (any role)."""
+    """Runs that produced a result, any role but the warm-up (the job's first run, discarded:
+    never judged, never an arm's run on the page)."""
     runs = as_list(comparison.get("runs"))
-    return [r for r in runs if isinstance(r, dict) and isinstance(r.get("result"), dict)]
+    return [
+        r
+        for r in runs
+        if isinstance(r, dict) and isinstance(r.get("result"), dict) and r.get("role") != "warmup"
+    ]
+
+
+def contaminated(run: dict) -> bool:
+    """Whether the run was never judged: too much of its time contended (its reason is set)."""
+    return bool(run.get("contamination"))
 
 
 def last_run(comparison: dict, arm: str) -> dict | None:
+    """The arm's last run with a result, a clean one where there is one."""
     found = [r for r in result_runs(comparison) if r.get("arm") == arm]
-    return found[-1] if found else None
+    clean = [r for r in found if not contaminated(r)]
+    return (clean or found)[-1] if found else None
+
+
+def _attempt(run: dict) -> Any:
+    return run["attempt"] if is_num(run.get("attempt")) else 0
+
+
+def _repeat(run: dict) -> Any:
+    return run["repeat"] if is_num(run.get("repeat")) else None
 
 
 def pair_runs(comparison: dict, arm: str) -> list[dict]:
-    """The arm's runs with a result that belong to a baseline/optimized pair (not A/A, ablation)."""
-    return [r for r in result_runs(comparison) if r.get("arm") == arm and r.get("role") == "pair"]
+    """The arm's runs with a result in the pairs the judge read (not A/A, ablation): each
+    repeat's last attempt with no contaminated run (ryot.judge.measurements); a file without
+    re-runs has one attempt per repeat, so every paired run."""
+    runs = [r for r in as_list(comparison.get("runs")) if isinstance(r, dict)]
+    paired = [r for r in runs if r.get("role") == "pair"]
+    dirty = {(_repeat(r), _attempt(r)) for r in paired if contaminated(r)}
+    last: dict[Any, Any] = {}
+    for r in paired:
+        key = (_repeat(r), _attempt(r))
+        if key not in dirty:
+            last[key[0]] = max(last.get(key[0], key[1]), key[1])
+    return [
+        r
+        for r in result_runs(comparison)
+        if r.get("arm") == arm and r.get("role") == "pair" and last.get(_repeat(r)) == _attempt(r)
+    ]
 
 
 def last_pair_run(comparison: dict, arm: str) -> dict | None:
-    """The arm's last paired run, else its last run of any role."""
+    """The arm's last judged paired run, else its last run of any role."""
     runs = pair_runs(comparison, arm)
     return runs[-1] if runs else last_run(comparison, arm)
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from ryot.report.fields import (
     as_dict,
+    as_list,
     estimate,
     get_path,
     is_num,
@@ -138,21 +139,95 @@ def speedup_figure(c: dict) -> Figure:
     )
 
 
+def _taken_off(run: dict) -> str:
+    """One judged run's seconds taken off its clock, stopped and contended."""
+    return (
+        f"{run.get('label', NA)} {fmt_seconds(run.get('stall_s'))} (stopped "
+        f"{fmt_seconds(run.get('stopped_s'))}, contended {fmt_seconds(run.get('contended_s'))})"
+    )
+
+
+def wall_gap_text(c: dict) -> str | None:
+    """The wall clock's end-to-end speedup against the stack clock's, in words: within the A/A
+    noise, or the judged runs whose seconds taken off explain the gap, largest first; None
+    before measurements.wall_gap (older files) or without a pair."""
+    gap = as_dict(get_path(c, "measurements", "wall_gap"))
+    if not is_num(gap.get("gap")):
+        return None
+    points = fmt_frac_pct(gap["gap"]).replace("%", " points")
+    noise = fmt_frac_pct(gap.get("noise"), signed=False)
+    if not gap.get("exceeds"):
+        return f"{points} from the stack clock's, within the A/A noise ({noise})"
+    runs = [r for r in as_list(gap.get("runs")) if isinstance(r, dict)]
+    why = "; ".join(_taken_off(r) for r in runs) or "no judged run had a stall"
+    return (
+        f"{points} from the stack clock's, more than the A/A noise ({noise}); the seconds "
+        f"taken off the judged runs' clocks explain it, largest first: {why}"
+    )
+
+
+def wall_figure(c: dict) -> Figure | None:
+    """End-to-end speedup by the wall clock (stalls on), beside the stack clock's; None before
+    measurements.wall_speedup (older files)."""
+    e = as_dict(get_path(c, "measurements", "wall_speedup"))
+    if not e:
+        return None
+    note = "1 - T_opt / T_base by the wall clock, machine stalls on"
+    gap = wall_gap_text(c)
+    return Figure(
+        "headline-wall",
+        "End-to-end speedup by the wall clock",
+        fmt_frac_pct(e.get("point")),
+        _ci(e),
+        _pairs_text(e.get("n", NA)),
+        f"{note}: {gap}" if gap else note,
+    )
+
+
 def headline_figures(c: dict) -> list[Figure]:
-    """The two speedups, at equal quality first; none without a judged pair."""
+    """The speedups, at equal quality first, then end to end on the stack's clock and (schema
+    3.0 files that have it) by the wall clock; none without a judged pair."""
     if not (c.get("confidence_intervals") or c.get("measurements")):
         return []
-    return [ttt_figure(c), speedup_figure(c)]
+    wall = wall_figure(c)
+    return [ttt_figure(c), speedup_figure(c), *([wall] if wall else [])]
 
 
 def headline(c: dict) -> str | None:
     """The headline in one line: "Speedup at equal quality (time to matched loss): +43.9%
-    (95% CI [+38.5%, +48.9%]); end to end +50.8% (95% CI [...])"; None without a pair."""
+    (95% CI [+38.5%, +48.9%]); end to end +50.8% (95% CI [...]); by the wall clock +50.1%
+    (95% CI [...])"; None without a pair."""
     figures = headline_figures(c)
     if not figures:
         return None
-    ttt, e2e = figures
-    return f"{ttt.label}: {ttt.value} ({ttt.ci}); end to end {e2e.value} ({e2e.ci})"
+    ttt, e2e, *wall = figures
+    line = f"{ttt.label}: {ttt.value} ({ttt.ci}); end to end {e2e.value} ({e2e.ci})"
+    return line + "".join(f"; by the wall clock {w.value} ({w.ci})" for w in wall)
+
+
+def contamination_lines(c: dict) -> list[str]:
+    """The contaminated runs (never judged) and, when a planned pair or the A/A was left
+    without a clean run, that the machine was too busy to judge; [] when none."""
+    k = as_dict(get_path(c, "measurements", "contamination"))
+    runs = [r for r in as_list(k.get("runs")) if isinstance(r, dict)]
+    if not runs:
+        return []
+    bound = fmt_frac_pct(k.get("max_share"), signed=False).replace(".0%", "%")
+    lines = [
+        f"Contaminated (more than {bound} of its time contended), re-run and never judged: "
+        + "; ".join(
+            f"{r.get('label', NA)} {fmt_seconds(r.get('contended_s'))} contended "
+            f"({fmt_frac_pct(r.get('share'), signed=False)})"
+            for r in runs
+        )
+    ]
+    if k.get("too_busy"):
+        busy = " and ".join(str(b) for b in as_list(k.get("busy"))) or NA
+        lines.append(
+            f"The machine was too busy to judge: {busy} left without a clean run after "
+            f"{fmt_int(k.get('reruns'))} re-run(s) (at most {fmt_int(k.get('max_reruns'))})"
+        )
+    return lines
 
 
 # --- the comparison table ------------------------------------------------------------------
