@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from ryot.judge import power
@@ -48,3 +49,91 @@ def test_the_command_prints_the_rates_and_refuses_a_folder_without_a_run(tmp_pat
     assert power.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ryot.judge.power: ") and "comparison.json" in err and "\n" not in err
+
+
+# --- the contamination rule: contaminated pairs re-run within the job's budget --------------
+
+
+def exact_too_busy(share: float, pairs: int, max_reruns: int) -> float:
+    """P(a job runs out of re-runs): each pair (either run) and the A/A is contaminated until
+    it is not, each contaminated try costing one of the job's re-runs; the job is too busy
+    when the tries it needed exceed them. By convolution of the geometric counts."""
+    within = [1.0] + [0.0] * max_reruns  # P(k re-runs used so far), k <= max_reruns
+    for q in [1 - (1 - share) ** 2] * pairs + [share]:
+        within = [
+            sum(within[j] * q ** (k - j) * (1 - q) for j in range(k + 1))
+            for k in range(max_reruns + 1)
+        ]
+    return 1.0 - sum(within)
+
+
+@pytest.mark.parametrize(
+    ("share", "pairs", "max_reruns"), [(1 / 6, 3, 2), (1 / 6, 3, 5), (0.05, 5, 0), (0.3, 2, 3)]
+)
+def test_too_busy_is_the_chance_of_running_out_of_reruns(share, pairs, max_reruns):
+    rng = np.random.default_rng(7)
+    busy = power.too_busy(share, pairs, max_reruns, 40000, rng)
+    assert busy.mean() == pytest.approx(exact_too_busy(share, pairs, max_reruns), abs=0.01)
+
+
+def test_a_clean_machine_is_never_too_busy_and_a_dirty_one_always():
+    rng = np.random.default_rng(7)
+    assert not power.too_busy(0.0, 3, 0, 1000, rng).any()
+    assert power.too_busy(1.0, 3, 5, 1000, rng).all()
+
+
+def _run(arm: str, role: str, clock: float, contamination: str | None = None,
+         contended: float = 0.0) -> dict:  # fmt: skip
+    return {
+        "arm": arm,
+        "role": role,
+        "contamination": contamination,
+        "result": {"clock_s": clock, "total_time_s": clock, "stall_s": 0.0,
+                   "contended_s": contended},
+    }  # fmt: skip
+
+
+def _comparison(runs: list[dict]) -> dict:
+    return {"runs": runs, "config": {"measurement": {"max_contended_share": 0.05}}}
+
+
+CLEAN = [
+    _run(arm, "pair", clock)
+    for arm, clock in [("baseline", 100), ("optimized", 60), ("optimized", 61),
+                       ("baseline", 102), ("baseline", 99), ("optimized", 59)]
+]  # fmt: skip
+
+
+def test_the_recorded_contamination_share_and_a_noise_of_clean_runs_alone():
+    plain = power.recorded_noise(_comparison([*CLEAN, _run("baseline", "aa", 30)]))
+    assert plain.contaminated_share == power.MIN_CONTAMINATED_SHARE  # none seen: the floor
+    dirty = [
+        _run("baseline", "pair", 400, contamination="lost 40% to a neighbour"),
+        _run("optimized", "pair", 90, contended=10.0),  # over the bound, no reason recorded
+        _run("baseline", "warmup", 500, contamination="not one of the judged runs"),
+    ]
+    noise = power.recorded_noise(_comparison([*CLEAN, *dirty, _run("baseline", "aa", 30)]))
+    assert noise.contaminated_share == pytest.approx(2 / 9)  # of the pair and A/A runs
+    assert (noise.sigma, noise.runs, noise.clock_s) == (plain.sigma, plain.runs, plain.clock_s)
+
+
+def test_the_rates_with_reruns(noise):
+    """Too busy is never GO: at the floor and the shipped budget, a job in five is too busy,
+    which the false NO-GO carries; on a quiet machine the rule costs nothing."""
+    rates = power.error_rates(noise, pairs=3, threshold=0.25, level=0.95, draws=8000, seed=3)
+    assert rates.max_reruns == 2
+    assert rates.too_busy == pytest.approx(exact_too_busy(noise.contaminated_share, 3, 2), abs=0.02)
+    assert rates.false_no_go_with_reruns >= rates.too_busy
+    assert rates.false_go_with_reruns <= rates.false_go + 0.01
+    quiet = replace(noise, contaminated_share=0.0)
+    rates = power.error_rates(quiet, pairs=3, threshold=0.25, level=0.95, draws=8000, seed=3)
+    assert rates.too_busy == 0.0
+    assert rates.false_no_go_with_reruns == pytest.approx(rates.false_no_go, abs=0.01)
+    assert rates.false_go_with_reruns == pytest.approx(rates.false_go, abs=0.01)
+
+
+def test_the_command_prints_the_rates_with_reruns(capsys):
+    assert power.main([str(EXAMPLE), "--draws", "2000", "--max-reruns", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "with the contamination rule too (each run contaminated with probability 16.7%" in out
+    assert "re-run while the job's 5 re-runs last" in out and "too busy to judge: " in out

@@ -9,14 +9,23 @@ loss cost (a false NO-GO)? Both are drawn from what one real job recorded:
   that arm's mean; their pooled spread is the noise of one synthetic run (log-normal);
 - stalls: each synthetic run is stalled with the probability the job's runs were (0.5 s or
   more; at least one run in six, as seen on this workplace's VMs), by the largest stall the job
-  recorded (at least 6 s, the size of the pauses seen here).
+  recorded (at least 6 s, the size of the pauses seen here);
+- contamination: each synthetic run is contaminated (too much of its time contended:
+  ryot.judge.contamination) with the probability the job's pair and A/A runs were, at least
+  one in six like the stalls. A contaminated pair (either run) or A/A run is re-run, a fresh
+  draw, while the job's re-runs last (measurement.max_reruns, pairs and A/A together; 2 for a
+  file written before it); a pair or A/A with no clean run left makes the machine too busy to
+  judge: not GO. A contaminated run is never judged, so what it would have measured does not
+  matter; the contention a clean run still had (under the bound) is ignored here.
 
 The same experiments are judged twice: with the stall rule (stalled time off the clock, as the
 StallMonitor measures it; its error, under 0.2 s in tests/test_stalls.py, is ignored here) and
-without it, to show what the rule buys. At zero loss cost the matched loss is each arm's final
-loss, so the speedup at equal quality and the end-to-end speedup are the same number here.
+without it, to show what the rule buys; then with the stall rule and the contamination rule
+together, the plan as it runs, with the share of experiments the machine was too busy to
+judge. At zero loss cost the matched loss is each arm's final loss, so the speedup at equal
+quality and the end-to-end speedup are the same number here.
 
-    python -m ryot.judge.power RUN_DIR [--draws 20000] [--seed 1]
+    python -m ryot.judge.power RUN_DIR [--draws 20000] [--seed 1] [--max-reruns N]
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ MIN_STALL_S = 6.0
 MIN_STALL_SHARE = 1 / 6
 COUNTED_STALL_S = 0.5  # a run stalled for less (the detector's 10-30 ms per run) is not stalled
 MARGIN = 0.15  # the "clearly faster" stack: threshold + 15 points
+MIN_CONTAMINATED_SHARE = 1 / 6
+# measurement's defaults, for a comparison.json written before the contamination rule
+DEFAULT_MAX_CONTENDED_SHARE = 0.05
+DEFAULT_MAX_RERUNS = 2
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class Noise:
     clock_s: float  # the baseline's mean stall-free end-to-end time
     stall_share: float  # fraction of synthetic runs stalled
     stall_s: float  # the size of each stall
+    contaminated_share: float = MIN_CONTAMINATED_SHARE  # fraction of synthetic runs contaminated
 
 
 @dataclass(frozen=True)
@@ -60,15 +74,39 @@ class Rates:
     false_no_go: float  # P(not GO | true speedup = threshold + 15 points), with the rule
     false_go_without_rule: float
     false_no_go_without_rule: float
+    # the plan as it runs: the stall rule, and contaminated pairs re-run within max_reruns
+    max_reruns: int = DEFAULT_MAX_RERUNS
+    false_go_with_reruns: float = 0.0
+    false_no_go_with_reruns: float = 0.0
+    too_busy: float = 0.0  # share of experiments left without a clean pair or A/A (at +15)
+
+
+def contaminated(run: dict[str, Any], max_share: float) -> bool:
+    """Whether a comparison.json run was contaminated: its reason, or its contended share over
+    the bound (ryot.judge.contamination; 0 in files written before it was measured)."""
+    r = run.get("result") or {}
+    span, contended = r.get("total_time_s"), r.get("contended_s") or 0.0
+    over = isinstance(span, (int, float)) and span > 0 and contended / span > max_share
+    return bool(run.get("contamination")) or over
 
 
 def recorded_noise(comparison: dict[str, Any]) -> Noise:
-    """The run-to-run noise and the stalls of one job's pair runs (comparison.json)."""
+    """The run-to-run noise and the stalls of one job's pair runs, and how often its pair and
+    A/A runs were contaminated (comparison.json). The noise is the clean runs' alone: a
+    contaminated run is never judged."""
+    measurement = (comparison.get("config") or {}).get("measurement") or {}
+    max_share = measurement.get("max_contended_share", DEFAULT_MAX_CONTENDED_SHARE)
+    judged = [
+        run
+        for run in comparison.get("runs", [])
+        if run.get("role") in ("pair", "aa") and run.get("result")
+    ]
+    dirty = sum(contaminated(run, max_share) for run in judged)
     by_arm: dict[str, list[float]] = {}
     stalls, runs = [], 0
-    for run in comparison.get("runs", []):
-        r = run.get("result")
-        if run.get("role") != "pair" or not r:
+    for run in judged:
+        r = run["result"]
+        if run.get("role") != "pair" or contaminated(run, max_share):
             continue
         clock = r.get("clock_s", r.get("total_time_s"))  # schema 2.0 runs have no clock_s
         if not (isinstance(clock, (int, float)) and clock > 0):
@@ -88,12 +126,37 @@ def recorded_noise(comparison: dict[str, Any]) -> Noise:
         clock_s=float(np.exp(np.mean(by_arm["baseline"]))),
         stall_share=max(stalled, MIN_STALL_SHARE),
         stall_s=max([MIN_STALL_S, *stalls]),
+        contaminated_share=max(dirty / len(judged), MIN_CONTAMINATED_SHARE),
     )
 
 
 def go_rate(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: float,
             draws: int, rng: np.random.Generator, rule: bool) -> float:  # fmt: skip
     """Share of `draws` synthetic experiments the plan judges GO."""
+    return float(np.mean(_go(noise, true_speedup, pairs, threshold, level, draws, rng, rule)))
+
+
+def too_busy(share: float, pairs: int, max_reruns: int, draws: int,
+             rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Which of `draws` synthetic jobs the machine was too busy to judge: each run contaminated
+    with probability `share`; each pair (either run) and then the A/A run re-run, a fresh draw,
+    while the job's `max_reruns` last; one left without a clean run makes the job too busy."""
+    left = np.full(draws, max_reruns)
+    busy = np.zeros(draws, dtype=bool)
+    for q in [1.0 - (1.0 - share) ** 2] * pairs + [share]:
+        pending = np.ones(draws, dtype=bool)
+        while pending.any():
+            pending &= rng.random(draws) < q
+            rerun = pending & (left > 0)
+            left -= rerun
+            busy |= pending & ~rerun
+            pending = rerun
+    return busy
+
+
+def _go(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: float,
+        draws: int, rng: np.random.Generator, rule: bool) -> np.ndarray:  # fmt: skip
+    """Which of `draws` synthetic experiments, each judged on clean pairs, clear the threshold."""
     shape = (draws, pairs)
     base = noise.clock_s * np.exp(rng.normal(0.0, noise.sigma, shape))
     opt = noise.clock_s * (1.0 - true_speedup) * np.exp(rng.normal(0.0, noise.sigma, shape))
@@ -103,22 +166,34 @@ def go_rate(noise: Noise, true_speedup: float, pairs: int, threshold: float, lev
     logs = np.log(opt / base)
     half = student_t.ppf((1 + level) / 2, pairs - 1) * logs.std(axis=1, ddof=1) / math.sqrt(pairs)
     low = -np.expm1(logs.mean(axis=1) + half)  # the speedup's lower bound
-    return float(np.mean(low >= threshold))
+    return low >= threshold
 
 
 def error_rates(noise: Noise, pairs: int, threshold: float, level: float, draws: int = 20000,
-                seed: int = 1) -> Rates:  # fmt: skip
+                seed: int = 1, max_reruns: int = DEFAULT_MAX_RERUNS) -> Rates:  # fmt: skip
     rng = np.random.default_rng(seed)
 
     def rate(speedup: float, rule: bool) -> float:
         return go_rate(noise, speedup, pairs, threshold, level, draws, rng, rule)
 
+    def with_reruns(speedup: float) -> tuple[float, float]:
+        """GO rate of the plan as it runs, and its share of jobs too busy to judge."""
+        go = _go(noise, speedup, pairs, threshold, level, draws, rng, True)
+        busy = too_busy(noise.contaminated_share, pairs, max_reruns, draws, rng)
+        return float(np.mean(go & ~busy)), float(np.mean(busy))
+
+    go_at_threshold, _ = with_reruns(threshold)
+    go_clearly_faster, busy = with_reruns(threshold + MARGIN)
     return Rates(
         pairs, threshold, level, draws, seed,
         false_go=rate(threshold, True),
         false_no_go=1.0 - rate(threshold + MARGIN, True),
         false_go_without_rule=rate(threshold, False),
         false_no_go_without_rule=1.0 - rate(threshold + MARGIN, False),
+        max_reruns=max_reruns,
+        false_go_with_reruns=go_at_threshold,
+        false_no_go_with_reruns=1.0 - go_clearly_faster,
+        too_busy=busy,
     )  # fmt: skip
 
 
@@ -129,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a Stage 3a run folder (its comparison.json)")
     parser.add_argument("--draws", type=int, default=20000, help="experiments per rate")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--max-reruns",
+        type=int,
+        default=None,
+        help="re-runs per job (default: the run's measurement.max_reruns, else "
+        f"{DEFAULT_MAX_RERUNS})",
+    )
     args = parser.parse_args(argv)
     path = args.run_dir / "comparison.json"
     try:
@@ -140,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     threshold = config["criteria"]["min_speedup_percent"] / 100
     pairs, level = config["measurement"]["repeats"], config["measurement"]["confidence"]
-    rates = error_rates(noise, pairs, threshold, level, args.draws, args.seed)
+    reruns = args.max_reruns
+    if reruns is None:
+        reruns = config["measurement"].get("max_reruns", DEFAULT_MAX_RERUNS)
+    rates = error_rates(noise, pairs, threshold, level, args.draws, args.seed, reruns)
     print(f"recorded noise: {json.dumps(asdict(noise))}")
     print(
         f"{pairs} pairs, {100 * level:g}% t interval, GO when its lower bound >= "
@@ -151,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  false NO-GO (true speedup {100 * (threshold + MARGIN):g}%, zero loss cost): "
           f"{100 * rates.false_no_go:.2f}% (without the stall rule "
           f"{100 * rates.false_no_go_without_rule:.2f}%)")  # fmt: skip
+    print(f"with the contamination rule too (each run contaminated with probability "
+          f"{100 * noise.contaminated_share:.1f}%, its pair or A/A re-run while the job's "
+          f"{rates.max_reruns} re-runs last):")  # fmt: skip
+    print(f"  false GO    {100 * rates.false_go_with_reruns:.2f}%")
+    print(f"  false NO-GO {100 * rates.false_no_go_with_reruns:.2f}% (too busy to judge: "
+          f"{100 * rates.too_busy:.2f}% of jobs)")  # fmt: skip
     return 0
 
 
