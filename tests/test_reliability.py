@@ -179,6 +179,20 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text(encoding="utf-8").split()] if path.exists() else []
 
 
+def workers(pid: int) -> list[int]:
+    """The parent's training workers (`python -m ryot.train.worker`), which start once the run
+    folder is locked: not the throwaway process that checks a --stack before that."""
+    found = []
+    for child in children(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # it has exited already
+            continue
+        if b"ryot.train.worker" in argv:
+            found.append(child)
+    return found
+
+
 def start_hanging_run(out: Path) -> tuple[subprocess.Popen, int]:
     """`ryot stage3a` whose first worker hangs; returns the parent and the worker's pid."""
     args = ["--out", str(out), "--arms", "optimized", "--repeats", "1",
@@ -193,7 +207,7 @@ def start_hanging_run(out: Path) -> tuple[subprocess.Popen, int]:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        found = children(proc.pid)
+        found = workers(proc.pid)
         if found:
             return proc, found[0]
         time.sleep(0.1)
