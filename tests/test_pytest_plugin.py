@@ -24,6 +24,14 @@ QUIET = ("-p", "no:cacheprovider", "-p", "no:benchmark")
 USES_STAGE3A = "def test_run(stage3a):\n    assert stage3a.outcome is not None\n"
 
 
+def modules_from_root(monkeypatch) -> None:
+    """--ryot-stack's MODULE is imported in the folder pytest runs in, pytester's, by the
+    workers and by the throwaway process that checks the stack first: tests.sabotage from
+    ROOT, through PYTHONPATH."""
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
+
+
 def test_help_lists_the_ryot_options(pytester):
     result = pytester.runpytest("--help")
     assert result.ret == pytest.ExitCode.OK
@@ -59,7 +67,8 @@ def test_a_deselected_suite_is_not_started(pytester):
         ("tests.sabotage", "expected MODULE:FUNCTION"),
     ],
 )
-def test_a_bad_stack_is_a_usage_error_before_training(pytester, spec, message):
+def test_a_bad_stack_is_a_usage_error_before_training(pytester, monkeypatch, spec, message):
+    modules_from_root(monkeypatch)  # so that the only problem is the one named
     test_file = pytester.makepyfile(USES_STAGE3A)
     out = pytester.path / "run"
     args = ["--ryot-config", SMOKE, "--ryot-out", str(out), "--ryot-stack", spec]
@@ -91,9 +100,7 @@ def test_a_sabotaged_stack_turns_the_suite_to_debug(pytester, monkeypatch):
     critical failure in any run. One pair's confidence intervals are unbounded, so the speed and
     loss criteria fail beside it, but those make an INVESTIGATE: the DEBUG is the no-op's. The
     default job through the real workers is tests/conftest.py's go_run."""
-    # The workers (and this pytest process) start in pytester's folder: tests.sabotage from ROOT.
-    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
+    modules_from_root(monkeypatch)
     # Not an xdist worker, as this test's own process may be: pytest-benchmark reads that from
     # the environment and would switch itself off in the nested session.
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
