@@ -2,7 +2,8 @@
 
 Timing is not the point here, so nothing is timed: each test builds the runs a scenario would
 produce (a good optimization, a learning-less shortcut, a baseline that learned nothing, an A/A,
-a NaN, a zero training time, ...) and checks what ryot.judge.measurements and ryot.judge.criteria make of them.
+a NaN, a zero training time, ...) and checks what ryot.judge.measurements and
+ryot.judge.criteria make of them.
 """
 
 from __future__ import annotations
