@@ -55,10 +55,10 @@ def last_result(records: list[RunRecord], arm: str) -> ArmResult | None:
 
 
 def _pair_results(records: list[RunRecord], arm: str) -> list[ArmResult | None]:
-    """The arm's pair runs the judge reads (contaminated ones only when nothing else is left)."""
-    pairs = [r for r in records if r.job.arm == arm and r.job.role == "pair"]
-    clean = [r for r in pairs if not r.contamination]
-    return [r.result for r in clean or pairs]
+    """The arm's clean pair runs: a contaminated run's time is never a summary's (none at all
+    when the machine was too busy to judge)."""
+    return [r.result for r in records
+            if r.job.arm == arm and r.job.role == "pair" and not r.contamination]  # fmt: skip
 
 
 def ablation_table(records: list[RunRecord]) -> dict[str, Any]:
