@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,29 +21,47 @@ from tests.conftest import CONFIGS
 CPU = torch.device("cpu")
 
 
-def run(config, factory, tmp_path: Path):
+def run(config, factory, tmp_path: Path, runner=None):
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     console = Console(io.StringIO())
+    runner = InProcessRunner(CPU, stack_factory=factory) if runner is None else runner
     return run_stage3a(
-        config, "smoke.yaml", out, CPU, ["baseline", "optimized"],
-        InProcessRunner(CPU, stack_factory=factory), console,
+        config, "smoke.yaml", out, CPU, ["baseline", "optimized"], runner, console,
     )  # fmt: skip
 
 
-def judge(config, factory, tmp_path: Path):
-    outcome = run(config, factory, tmp_path)
+def judge(config, factory, tmp_path: Path, runner=None):
+    outcome = run(config, factory, tmp_path, runner)
     failed = {r.id for r in outcome.rows if not r.passed}
     return outcome.verdict, failed
 
 
+class NoisyAARunner(InProcessRunner):
+    """In-process runs of the real stack, but the A/A run's is slowed 20x (sabotage.noisy_stack):
+    the runner knows which run is the A/A, a stack factory does not."""
+
+    def run(self, job, checkpoint, resume=None):
+        self.stack_factory = sabotage.noisy_stack if job.role == "aa" else build_stack
+        return super().run(job, checkpoint, resume)
+
+
 def step_ratio(outcome, role="pair", repeat=0) -> float:
-    """Median over steps of optimized / baseline step time in one pair: the realised factor,
-    read from the run's own step times."""
-    arms = {r.job.arm: r.result for r in outcome.records
-            if r.job.role == role and r.job.repeat == repeat}  # fmt: skip
-    b, o = arms["baseline"].step_times, arms["optimized"].step_times
-    return statistics.median(x / y for x, y in zip(o[1:], b[1:], strict=True))
+    """Optimized / baseline time of one pair's steps (all but the first): the realised factor,
+    read from the runs' own steps on the judge's clock, wall time less what other processes
+    took, which on a busy machine is more in one arm's steps than in the other's (by wall
+    time the 10x sabotage read 3.6x beside two CPU hogs). Summed over the steps: a 5-10 ms
+    step's stall estimate is as coarse as /proc/stat's 10 ms ticks, the sum's is not. A re-run
+    pair (contaminated, never judged) is read as the judge reads it: its last try. With
+    repeat=None, every pair's steps together."""
+    repeats = {r.job.repeat for r in outcome.records if r.job.role == role}
+    total = {"baseline": 0.0, "optimized": 0.0}
+    for rep in sorted(repeats) if repeat is None else [repeat]:
+        arms = {r.job.arm: r.result for r in outcome.records
+                if r.job.role == role and r.job.repeat == rep}  # fmt: skip
+        for arm in total:
+            total[arm] += sum(arms[arm].step_clock[1:])
+    return total["optimized"] / total["baseline"]
 
 
 def test_unsabotaged_smoke_stack_is_go(smoke_config, tmp_path):
@@ -75,9 +92,11 @@ def test_injected_slowdown_turns_the_verdict_and_its_factor_is_real(smoke_config
     assert outcome.verdict == INVESTIGATE
     assert {"time_to_target", "speedup", "throughput"} <= failed
     # 10x on top of the real optimized stack, which alone runs a smoke step in 0.6-0.8 of the
-    # baseline's time: the optimized steps must really be several times slower.
+    # baseline's time (at most 1.0 beside two CPU hogs): the optimized steps must really be
+    # several times slower, in every pair. Measured 6.6-12 here, 5.4 at least beside two CPU
+    # hogs on 2 cores: 3x keeps the no-slowdown stack 3x below the bound.
     for repeat in range(smoke_config.measurement.repeats):
-        assert step_ratio(outcome, repeat=repeat) > 5.0
+        assert step_ratio(outcome, repeat=repeat) > 3.0
 
 
 def test_a_real_speedup_of_known_size_at_zero_loss_cost_is_go(smoke_config, tmp_path):
@@ -85,11 +104,12 @@ def test_a_real_speedup_of_known_size_at_zero_loss_cost_is_go(smoke_config, tmp_
     same model and math, so it is 50% faster at exactly the same loss. Judged on the shipped
     config's speed and quality thresholds (25% at equal quality and end to end, 20% throughput,
     0.1 nats); the bench's learning thresholds and this machine's noise allowance stay smoke's.
-    Six pairs, not smoke's three: beside another test worker on the 2-core AMD EPYC a smoke
-    step's time varies enough that three pairs gave 50.6% with a CI of 17..70%; the t interval
-    of six is less than half as wide (the power a user gets from more repeats, too)."""
+    Ten pairs, not smoke's three: beside another test worker on the 2-core AMD EPYC a smoke
+    step's time varies enough that three pairs gave 50.6% with a CI of 17..70%, and six 45.5%
+    with a CI of 19..63% beside the whole suite; ten gave 45..59% and 53..64% beside two CPU
+    hogs (the power a user gets from more repeats, too)."""
     shipped = load_config(CONFIGS / "stage3a.yaml").criteria
-    smoke_config = replace(smoke_config, measurement=replace(smoke_config.measurement, repeats=6))
+    smoke_config = replace(smoke_config, measurement=replace(smoke_config.measurement, repeats=10))
     criteria = replace(
         smoke_config.criteria,
         min_speedup_percent=shipped.min_speedup_percent,
@@ -103,9 +123,10 @@ def test_a_real_speedup_of_known_size_at_zero_loss_cost_is_go(smoke_config, tmp_
     expected = 100 * sabotage.KNOWN_SPEEDUP
     assert rows["time_to_target"].measured == pytest.approx(expected, abs=10.0)
     assert rows["speedup"].measured == pytest.approx(expected, abs=10.0)
-    # Each baseline step really is slower (its own work slept again): per step, not asserted to
-    # the nominal 0.5, since a 5-10 ms step beside another test worker varies (0.64 measured).
-    assert step_ratio(outcome) < 0.8
+    # Each baseline step really is slower (its own work slept again): over every pair's steps,
+    # not asserted to the nominal 0.5, since a 5-10 ms step beside another test worker varies
+    # (one pair read 0.71 beside two CPU hogs; the pooled pairs 0.4-0.6).
+    assert step_ratio(outcome, repeat=None) < 0.8
 
 
 def test_memory_hog_turns_the_verdict(smoke_config, tmp_path):
@@ -119,7 +140,7 @@ def test_memory_hog_turns_the_verdict(smoke_config, tmp_path):
 
 
 def test_noisy_machine_turns_the_verdict(smoke_config, tmp_path):
-    verdict, failed = judge(smoke_config, sabotage.make_noisy_baseline_stack(), tmp_path)
+    verdict, failed = judge(smoke_config, None, tmp_path, NoisyAARunner(CPU))
     assert "measurement_reliable" in failed and verdict != GO
 
 
