@@ -13,8 +13,9 @@ import os
 
 import pytest
 
+from ryot.experiment import runners
 from ryot.optim.stack_spec import DEFAULT_STACK
-from tests.conftest import ROOT, SMOKE
+from tests.conftest import ROOT, SMOKE, in_process_runner
 
 pytest_plugins = ["pytester"]
 
@@ -92,24 +93,29 @@ def test_the_run_folder_messages_name_ryot_out(pytester):
     assert f"--ryot-out {blocker / 'run'}: cannot write there" in err and "--out " not in err
 
 
+def in_process_suite_runner(device, out, stack_factory, console=None, launch=None):
+    """The suite's runner, its jobs in this process (tests/conftest.py's in_process_runner)."""
+    return in_process_runner(device, out, stack_factory, console, launch)
+
+
 @pytest.mark.slow
 def test_a_sabotaged_stack_turns_the_suite_to_debug(pytester, monkeypatch):
     """The real suite (validation/) on the smoke config, its stack's kernel a no-op: the
-    optimizations_effective test fails and the run folder says DEBUG. One pair, not the
-    config's three (half the worker processes, each paying the torch import): a no-op is a
-    critical failure in any run. One pair's confidence intervals are unbounded, so the speed and
-    loss criteria fail beside it, but those make an INVESTIGATE: the DEBUG is the no-op's. The
-    default job through the real workers is tests/conftest.py's go_run."""
+    optimizations_effective test fails and the run folder says DEBUG. The session runs in this
+    process and so do its jobs (in_process_suite_runner): through pytest and worker processes
+    that was 26-55 s of the unit suite's 3 minutes, every process paying the torch import. The
+    workers' own path is go_run's (tests/conftest.py), and the suite's with them is CI's main
+    job, `pytest validation/`."""
     modules_from_root(monkeypatch)
     # Not an xdist worker, as this test's own process may be: pytest-benchmark reads that from
     # the environment and would switch itself off in the nested session.
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runners, "SubprocessRunner", in_process_suite_runner)
     out = pytester.path / "run"
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(
         str(ROOT / "validation"), "-p", "no:cacheprovider", "--ryot-config", SMOKE,
         "--ryot-out", str(out), "--ryot-stack", "tests.sabotage:noop_kernel_stack",
-        "--ryot-repeats", "1", timeout=600,
     )  # fmt: skip
     stdout = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, stdout[-3000:]
