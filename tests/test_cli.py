@@ -11,7 +11,7 @@ import pytest
 
 from ryot import cli
 from ryot.report.schema import load_schema
-from tests.conftest import SMOKE
+from tests.conftest import SMOKE, smoke_variant
 
 # These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
 pytestmark = pytest.mark.xdist_group("cli_runs")
@@ -136,10 +136,12 @@ def test_divergence_is_exit_3_debug(tmp_path, capsys, in_process):
 
 
 def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
-    args = ["stage3a", "--config", SMOKE, "--out", str(tmp_path), "--repeats", "1",
+    # Real workers (their consoles are the narrow ones), as few as judge a pair: no warm-up run.
+    config = smoke_variant(tmp_path, "smoke", lambda c: c["measurement"].update(warmup_epochs=0))
+    args = ["stage3a", "--config", str(config), "--out", str(tmp_path / "run"), "--repeats", "1",
             "--stack", "tests.sabotage:emoji_stack"]  # fmt: skip
     assert cli.main(args) == 3
-    data = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))
+    data = json.loads((tmp_path / "run" / "comparison.json").read_text(encoding="utf-8"))
     failed = {c["id"] for c in data["criteria"] if not c["passed"]}
     assert "encoding_safety" in failed and data["verdict"]["status"] == "DEBUG"
 
