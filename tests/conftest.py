@@ -41,21 +41,30 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# The session-scoped runs that are made once per xdist worker: every test that uses one, even
+# through another fixture, joins the xdist group "cli_runs", so that one worker makes them once
+# and every other test is free to go to either worker.
+SHARED_RUNS = frozenset({"go_run", "judged_runs"})
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which may already have done it
 def pytest_collection_modifyitems(config, items) -> None:
-    """On an xdist worker under `--dist loadgroup`: each test marked xdist_group gets its
-    group's `@NAME` suffix on its node id, which is how the controller's scheduler groups them.
+    """On an xdist worker under `--dist loadgroup`: each test marked xdist_group, or using one
+    of SHARED_RUNS (group "cli_runs"), gets its group's `@NAME` suffix on its node id, which is
+    how the controller's scheduler groups them.
 
     pytest-xdist (3.8) writes the suffix to the legacy `item._nodeid`, which pytest 9.2 no longer
     reads (its node ids are structured: pytest-dev/pytest-xdist#1386), so the suffix was silently
     lost and the "cli_runs" tests spread over both workers, each making the whole `go_run`
-    (30 s of a core, twice). Where xdist's suffix took effect this does nothing.
+    (30 s of a core, twice). Where xdist's suffix took effect this adds only the fixture groups.
     """
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         marks = item.iter_markers("xdist_group")
         names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks}
+        if SHARED_RUNS & set(getattr(item, "fixturenames", ())):
+            names.add("cli_runs")
         if not names:
             continue
         suffix = "@" + "_".join(sorted(names))

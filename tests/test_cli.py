@@ -13,8 +13,8 @@ from ryot import cli
 from ryot.report.schema import load_schema
 from tests.conftest import SMOKE, smoke_variant
 
-# These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
-pytestmark = pytest.mark.xdist_group("cli_runs")
+# The tests that use the real CLI runs of tests/conftest.py (go_run, judged_runs) share one
+# xdist worker, which makes them once (tests/conftest.py's SHARED_RUNS); the others go anywhere.
 
 
 def test_full_run_is_go_and_writes_every_artifact(go_run):

@@ -37,8 +37,8 @@ from ryot.train.checkpoint import save_checkpoint
 from ryot.train.job import JobSpec
 from tests.conftest import ROOT, SMOKE, default_sigint, smoke_variant
 
-# These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
-pytestmark = pytest.mark.xdist_group("cli_runs")
+# The tests that use the real CLI runs of tests/conftest.py (go_run, judged_runs) share one
+# xdist worker, which makes them once (tests/conftest.py's SHARED_RUNS); the others go anywhere.
 
 CPU = torch.device("cpu")
 

@@ -31,8 +31,8 @@ from ryot.report.html import ReportError, render_report, render_run_dir
 from ryot.report.schema import SCHEMA_VERSION, load_schema
 from tests.conftest import CONFIGS, ROOT
 
-# These tests share the real CLI runs of tests/conftest.py: one xdist worker runs them all.
-pytestmark = pytest.mark.xdist_group("cli_runs")
+# The tests that use the real CLI runs of tests/conftest.py (go_run, judged_runs) share one
+# xdist worker, which makes them once (tests/conftest.py's SHARED_RUNS); the others go anywhere.
 
 # A real schema-1.0 run (the example committed before schema 2.0), to prove old runs still render
 EXAMPLE = ROOT / "tests" / "data" / "schema-1.0-comparison.json"
