@@ -10,6 +10,8 @@ import jsonschema
 import pytest
 
 from ryot import cli
+from ryot.experiment.runners import InProcessRunner, SubprocessRunner
+from ryot.optim.stack_spec import load_stack_factory
 from ryot.report.schema import load_schema
 from tests.conftest import SMOKE, smoke_variant
 
@@ -135,8 +137,29 @@ def test_divergence_is_exit_3_debug(tmp_path, capsys, in_process):
     assert "DIVERGED" in out and "DEBUG" in out
 
 
-def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
-    # Real workers (their consoles are the narrow ones), as few as judge a pair: no warm-up run.
+class OptimizedArmInWorkers(SubprocessRunner):
+    """The optimized arm's runs in real workers, on their narrow consoles; the baseline's (the
+    pair's and the A/A run, which print nothing a console could refuse) in this process."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        factory = load_stack_factory(self.stack_factory)
+        self.here = InProcessRunner(self.device, stack_factory=factory)
+
+    def run(self, job, checkpoint, resume=None):
+        if job.arm == "optimized":
+            return super().run(job, checkpoint, resume)
+        return self.here.run(job, checkpoint, resume)
+
+
+def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys, monkeypatch):
+    # The crash needs a real worker's narrow console; one is enough: one pair, no warm-up run.
+    monkeypatch.setattr(
+        cli, "make_runner",
+        lambda device, out, stack, console, launch=None: OptimizedArmInWorkers(
+            device, out, stack_factory=stack, console=console
+        ),
+    )  # fmt: skip
     config = smoke_variant(tmp_path, "smoke", lambda c: c["measurement"].update(warmup_epochs=0))
     args = ["stage3a", "--config", str(config), "--out", str(tmp_path / "run"), "--repeats", "1",
             "--stack", "tests.sabotage:emoji_stack"]  # fmt: skip
@@ -144,6 +167,9 @@ def test_a_run_that_crashes_its_narrow_console_is_debug(tmp_path, capsys):
     data = json.loads((tmp_path / "run" / "comparison.json").read_text(encoding="utf-8"))
     failed = {c["id"] for c in data["criteria"] if not c["passed"]}
     assert "encoding_safety" in failed and data["verdict"]["status"] == "DEBUG"
+    (crashed,) = [r for r in data["runs"] if r["arm"] == "optimized"]
+    assert crashed["console_encoding"] in ("cp1252", "ascii") and crashed["result"] is None
+    assert "UnicodeEncodeError" in crashed["error"]
 
 
 @pytest.mark.parametrize(
