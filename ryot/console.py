@@ -6,6 +6,7 @@ The seed run crashed on a cp1252 console printing a check mark. Every line here 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -97,10 +98,19 @@ class Console:
         terminal's width, since a line that wraps cannot be redrawn in place."""
         if not self.interactive:
             return
-        width = shutil.get_terminal_size((100, 24)).columns - 1
-        self.stream.write("\r" + to_encoding(text, self.encoding)[:width] + "\x1b[K")
+        self.stream.write("\r" + to_encoding(text, self.encoding)[: self._width()] + "\x1b[K")
         self.stream.flush()
         self._progress_shown = True
+
+    def _width(self) -> int:
+        """The columns of the terminal this stream writes to (not stdout's), less one."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        if columns <= 0:  # a pseudo-terminal nobody sized, say
+            columns = shutil.get_terminal_size((100, 24)).columns
+        return max(20, columns - 1)
 
     def _clear_progress(self) -> None:
         if self._progress_shown:

@@ -95,9 +95,9 @@ def smoke_config() -> Config:
     return load_config(CONFIGS / "smoke.yaml")
 
 
-def run_ryot(*args: str, encoding: str = "utf-8") -> subprocess.CompletedProcess:
-    """`python -m ryot ARGS` on a console of `encoding`."""
-    env = {**os.environ, "PYTHONIOENCODING": encoding}
+def run_ryot(*args: str, encoding: str = "utf-8", **env_vars: str) -> subprocess.CompletedProcess:
+    """`python -m ryot ARGS` on a console of `encoding`, with `env_vars` set."""
+    env = {**os.environ, "PYTHONIOENCODING": encoding, **env_vars}
     return subprocess.run(
         [sys.executable, "-m", "ryot", *args], capture_output=True, env=env, cwd=ROOT, timeout=600
     )
@@ -106,9 +106,13 @@ def run_ryot(*args: str, encoding: str = "utf-8") -> subprocess.CompletedProcess
 @pytest.fixture(scope="session")
 def go_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """The full default job on the smoke config (3 pairs and the A/A run) through the real
-    command and real worker processes, on a cp1252 console."""
+    command and real worker processes, on a cp1252 console, as a GitHub Actions step: its
+    job summary is written to `summary.md` beside the run folder."""
     out = tmp_path_factory.mktemp("go") / "run"
-    proc = run_ryot("stage3a", "--config", SMOKE, "--out", str(out), encoding="cp1252")
+    proc = run_ryot(
+        "stage3a", "--config", SMOKE, "--out", str(out), encoding="cp1252",
+        GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(out.parent / "summary.md"),
+    )  # fmt: skip
     return proc, out
 
 

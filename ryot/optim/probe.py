@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,6 +117,9 @@ class StepProbe:
         self.inputs, self.targets = inputs, targets
         self.autocast_factory = autocast_factory
         self._fingerprints: dict[str, StepFingerprint] = {}
+        # Seconds spent fingerprinting: Ryot's instrument, on throwaway copies whose loss no
+        # evaluation reads, so the trainer times it apart like an evaluation.
+        self.seconds = 0.0
 
     def arm(self) -> StepFingerprint:
         return self._fingerprint("arm", None, same_autocast=True)
@@ -133,9 +137,11 @@ class StepProbe:
         self, key: str, edit: Callable[[ScaledTransformerModel], None] | None, same_autocast: bool
     ) -> StepFingerprint:
         if key not in self._fingerprints:
+            began = time.perf_counter()
             probe = copy.deepcopy(self.model)
             if edit is not None:
                 edit(probe)
             autocast = self.autocast_factory() if same_autocast else None
             self._fingerprints[key] = _measure(probe, self.inputs, self.targets, autocast)
+            self.seconds += time.perf_counter() - began
         return self._fingerprints[key]
