@@ -16,7 +16,6 @@ from ryot.judge.runs import RunJob, RunRecord
 from ryot.train.results import EpochMetrics
 
 
-
 class Clock:
     def __init__(self):
         self.now = 100.0
