@@ -13,10 +13,11 @@ loss cost (a false NO-GO)? Both are drawn from what one real job recorded:
 - contamination: each synthetic run is contaminated (too much of its time contended:
   ryot.judge.contamination) with the probability the job's pair and A/A runs were, at least
   one in six like the stalls. A contaminated pair (either run) or A/A run is re-run, a fresh
-  draw, while the job's re-runs last (measurement.max_reruns, pairs and A/A together; 2 for a
-  file written before it); a pair or A/A with no clean run left makes the machine too busy to
-  judge: not GO. A contaminated run is never judged, so what it would have measured does not
-  matter; the contention a clean run still had (under the bound) is ignored here.
+  draw, while the job's re-runs last (measurement.max_reruns, pairs and A/A together; today's
+  default for a file written before it); a pair or A/A with no clean run left makes the
+  machine too busy to judge: not GO. A contaminated run is never judged, so what it would have
+  measured does not matter; the contention a clean run still had (under the bound) is ignored
+  here.
 
 The same experiments are judged twice: with the stall rule (stalled time off the clock, as the
 StallMonitor measures it; its error, under 0.2 s in tests/test_stalls.py, is ignored here) and
@@ -41,14 +42,16 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as student_t
 
+from ryot.config import MeasurementConfig
+
 MIN_STALL_S = 6.0
 MIN_STALL_SHARE = 1 / 6
 COUNTED_STALL_S = 0.5  # a run stalled for less (the detector's 10-30 ms per run) is not stalled
 MARGIN = 0.15  # the "clearly faster" stack: threshold + 15 points
 MIN_CONTAMINATED_SHARE = 1 / 6
 # measurement's defaults, for a comparison.json written before the contamination rule
-DEFAULT_MAX_CONTENDED_SHARE = 0.05
-DEFAULT_MAX_RERUNS = 2
+DEFAULT_MAX_CONTENDED_SHARE = MeasurementConfig().max_contended_share
+DEFAULT_MAX_RERUNS = MeasurementConfig().max_reruns
 
 
 @dataclass(frozen=True)
