@@ -36,17 +36,17 @@ def test_comparison_json_validates_against_its_schema(go_run):
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     jsonschema.validate(data, load_schema())
     assert data["verdict"]["status"] == "GO"
-    # the discarded warm-up run, pairs in alternating order (B O, O B, B O), then the A/A
-    # baseline with pair 0's seed; on a busy machine a contaminated run's re-runs (attempt 1, 2)
-    # come beside these
+    # the discarded warm-up run, the A/A baseline with pair 0's seed right before pair 0's
+    # baseline, then pairs in alternating order (B O, O B, B O); on a busy machine a
+    # contaminated run's re-runs (attempt 1, 2) come beside these
     runs = [(r["arm"], r["role"], r["seed"]) for r in data["runs"] if not r.get("attempt")]
     seed = data["config"]["training"]["seed"]
     assert runs == [
         ("baseline", "warmup", seed),
+        ("baseline", "aa", seed),
         ("baseline", "pair", seed), ("optimized", "pair", seed),
         ("optimized", "pair", seed + 1), ("baseline", "pair", seed + 1),
         ("baseline", "pair", seed + 2), ("optimized", "pair", seed + 2),
-        ("baseline", "aa", seed),
     ]  # fmt: skip
     # each arm sees every narrow console encoding
     for arm in ("baseline", "optimized"):

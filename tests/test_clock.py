@@ -188,15 +188,16 @@ def _config(smoke_config, **measurement):
 def test_a_contaminated_pair_is_rerun_and_never_judged(smoke_config, tmp_path):
     config = _config(smoke_config, repeats=2, max_reruns=2)
     jobs = plan_runs(config, ["baseline", "optimized"], 2, ablation=False)
-    # the 3rd run (pair 1's optimized) lost 40% of its time to a neighbour; it read 5 s
+    # the 4th run (pair 1's optimized) lost 40% of its time to a neighbour; it read 5 s
     runner = ScriptedRunner(
-        lambda n, job: 5.0 if n == 3 else 10.0 if job.arm == "baseline" else 8.0,
-        lambda n, job: 2.0 if n == 3 else 0.0,
+        lambda n, job: 5.0 if n == 4 else 10.0 if job.arm == "baseline" else 8.0,
+        lambda n, job: 2.0 if n == 4 else 0.0,
     )
     records = execute(jobs, runner, tmp_path)
     labels = [(r.job.role, r.job.repeat, r.job.attempt, bool(r.contamination)) for r in records]
-    assert labels[:5] == [("warmup", 0, 0, False), ("pair", 0, 0, False), ("pair", 0, 0, True),
-                          ("pair", 0, 1, False), ("pair", 0, 1, False)]  # fmt: skip
+    assert labels[:6] == [("warmup", 0, 0, False), ("aa", 0, 0, False), ("pair", 0, 0, False),
+                          ("pair", 0, 0, True), ("pair", 0, 1, False),
+                          ("pair", 0, 1, False)]  # fmt: skip
     assert [r.job.index for r in records] == list(range(1, len(records) + 1))
     m = measure(config, records, [])
     assert [p.optimized_s for p in m.time_to_target.pairs] == [8.0, 8.0]  # never the 5 s

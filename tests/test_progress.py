@@ -212,7 +212,7 @@ def test_the_real_log_has_one_line_per_epoch_of_every_run(go_run):
     text = proc.stdout.decode("cp1252")
     assert b"\r" not in proc.stdout and b"\x1b" not in proc.stdout
     runs = _without_reruns(_epoch_lines(text), 8)
-    assert [len(epochs) for epochs in runs] == [1, 4, 4, 4, 4, 4, 4, 1]
+    assert [len(epochs) for epochs in runs] == [1, 1, 4, 4, 4, 4, 4, 4]
     assert "Time left: estimated after run 1 (8 runs, 26 epochs)" in text
     assert re.search(r"job: 1 of 8 runs done in \d+s; about \S+ left \(baseline ", text)
 
