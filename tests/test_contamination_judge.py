@@ -120,7 +120,7 @@ def test_a_repeat_with_no_clean_run_left_makes_the_machine_too_busy():
     job = Job()
     job.pairs(good_pairs()[:2])
     b, _ = good_pairs()[2]
-    for attempt in range(3):  # the first try and max_reruns (2) re-runs, all contaminated
+    for attempt in range(3):  # the first try and two re-runs, all contaminated
         job.add(arm(time_s=150.0, final=3.99), 2, attempt=attempt, contended=0.2)
         job.add(fast(), 2, attempt=attempt)
     job.aa()
@@ -293,7 +293,7 @@ def test_comparison_json_carries_it_all_and_validates(stub_bench, tmp_path):  # 
     assert "run 6 (baseline, pair 3) 30.00 s contended (20.0%)" in text
     assert (
         "The machine was too busy to judge: pair 3 left without a clean run after 2 re-run(s) "
-        "(at most 2)"
+        f"(at most {CONFIG.measurement.max_reruns})"
     ) in text
 
     html = render_report(c)
