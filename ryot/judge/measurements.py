@@ -173,13 +173,13 @@ class Stalls:
 
 STALL_RULE = (
     "a stall is wall time the worker was held off the CPU by the machine, credited only on "
-    "evidence the stack cannot produce, the largest of three signals: stopped (its heartbeat woke >= 50 ms "
-    "late while the process used < 10% of that time in CPU, and a SIGCONT ended the gap), the "
-    "hypervisor's steal time, or other processes' CPU (never the arm's own process tree) capped "
-    "by its training threads' run-queue wait; it is taken off that run's clock, the same rule "
-    "for every arm, fixed before any outcome. Whatever the stack does (computing, compiling, "
-    "sleeping, I/O, locks, the GIL, garbage collection, its helper threads and processes) stays "
-    "on the clock."
+    "evidence the stack cannot produce, the largest of three signals: stopped (its heartbeat "
+    "woke >= 50 ms late while the process used < 10% of that time in CPU, and a SIGCONT ended "
+    "the gap), the hypervisor's steal time, or other processes' CPU (never the arm's own "
+    "process tree) capped by its training threads' run-queue wait; it is taken off that run's "
+    "clock, the same rule for every arm, fixed before any outcome. Whatever the stack does "
+    "(computing, compiling, sleeping, I/O, locks, the GIL, garbage collection, its helper "
+    "threads and processes) stays on the clock."
 )
 
 
