@@ -36,12 +36,18 @@ class StackSpecError(ValueError):
     """A --stack that cannot build a stack: one line naming the spec and what is wrong."""
 
 
+def parse_stack_spec(spec: str) -> tuple[str, str]:
+    """'module:function' -> (module, function), importing nothing."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise StackSpecError(f"--stack {spec}: expected MODULE:FUNCTION, e.g. {DEFAULT_STACK}")
+    return module_name, name
+
+
 def load_stack_factory(spec: str) -> Callable[..., Any]:
     """'module:function' -> the callable that builds an arm's optimization stack."""
     where = f"--stack {spec}"
-    module_name, sep, name = spec.partition(":")
-    if not sep or not module_name or not name:
-        raise StackSpecError(f"{where}: expected MODULE:FUNCTION, e.g. {DEFAULT_STACK}")
+    module_name, name = parse_stack_spec(spec)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the user's module may raise anything on import
@@ -64,9 +70,7 @@ def check_stack_factory(
     first called (by the suite's step benchmark, after every judged run)."""
     if spec == DEFAULT_STACK:
         return load_stack_factory(spec)
-    _, sep, _ = spec.partition(":")
-    if not sep or spec.startswith(":") or spec.endswith(":"):
-        load_stack_factory(spec)  # raises the format's one-line error, imports nothing
+    parse_stack_spec(spec)  # a malformed spec needs no process to say so
     command = [sys.executable, "-m", "ryot.optim.stack_spec", spec, str(device), *arms]
     with fresh_caches(prefix="ryot-stack-check-") as caches:
         try:
