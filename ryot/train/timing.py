@@ -239,12 +239,15 @@ class _ContinueSignals:
         return found
 
     def stop(self) -> None:
-        if self.active:
-            try:
-                signal.set_wakeup_fd(self._old_fd if self._old_fd is not None else -1)
-                signal.signal(signal.SIGCONT, self._old_handler or signal.SIG_DFL)
-            except (ValueError, OSError, TypeError):
-                pass
+        """Put back whatever start() replaced, also after a start that failed half way."""
+        try:
+            if self._old_fd is not None:
+                signal.set_wakeup_fd(self._old_fd)
+            if self._old_handler is not None:
+                signal.signal(signal.SIGCONT, self._old_handler)
+        except (ValueError, OSError, TypeError):
+            pass
+        self._old_handler = self._old_fd = None
         for fd in (self._read, self._write):
             if fd >= 0:
                 os.close(fd)
