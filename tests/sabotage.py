@@ -46,7 +46,7 @@ class Slowdown(Optimization):
 
     The work is measured in this process's CPU seconds, not wall seconds: on a busy machine the
     wall time also holds the time other processes took, which the clock takes off as
-    contention (ryot.train.timing), so a sleep scaled by it would charge the arm for its
+    contention (ryot.train.stalls), so a sleep scaled by it would charge the arm for its
     neighbours too (a 2x slowdown read as 3.9x beside a busy test suite)."""
 
     name = "slowdown"

@@ -30,7 +30,7 @@ from ryot.judge.measurements import measure
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.optim.stack_spec import check_stack_factory
 from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
-from ryot.train.timing import StallMonitor
+from ryot.train.stalls import StallMonitor
 from ryot.train.trainer import Trainer
 from tests.conftest import ROOT
 from tests.stacks import honest, slow_import

@@ -14,7 +14,7 @@ import torch
 
 from ryot.experiment.launch import Launch, LaunchError, failure
 from ryot.train.distributed import World, threads_per_rank
-from ryot.train.timing import process_cpu_s, sibling_ranks
+from ryot.train.stalls import process_cpu_s, sibling_ranks
 
 CPU = torch.device("cpu")
 

@@ -1,7 +1,7 @@
 """Machine stalls come off the clock; whatever the stack does itself stays on it.
 
 Real processes and real signals: a trainer whose step sleeps is charged every second of it; one
-stopped with SIGSTOP while it computes has exactly the stopped time taken off (ryot.train.timing's
+stopped with SIGSTOP while it computes has exactly the stopped time taken off (ryot.train.stalls's
 StallMonitor). The tolerances are the detector's own resolution (a 10 ms heartbeat, a 50 ms
 gap), with room for a busy machine.
 """

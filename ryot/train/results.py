@@ -43,7 +43,7 @@ class ArmResult:
     step_losses: list[float] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)
     # seconds of each step during which the machine held the process off the CPU (see
-    # ryot.train.timing.StallMonitor): reported, and taken off the clock the judge reads
+    # ryot.train.stalls.StallMonitor): reported, and taken off the clock the judge reads
     step_stalls: list[float] = field(default_factory=list)
     epochs: list[EpochMetrics] = field(default_factory=list)
     setup_time_s: float = 0.0  # stack built, model built, optimizations applied, optimizer built
@@ -59,7 +59,7 @@ class ArmResult:
     # "clock_s", "val_loss"} each)
     curve: list[CurvePoint] = field(default_factory=list)
     peak_memory_mb: float = 0.0
-    peak_rss_mb: float | None = None  # reported beside peak_memory_mb, see ryot.train.timing
+    peak_rss_mb: float | None = None  # reported beside peak_memory_mb, see ryot.train.memory
     memory_method: str = ""
     diverged: bool = False
     divergence: str | None = None

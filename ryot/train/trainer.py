@@ -41,9 +41,9 @@ from ryot.train.checkpoint import (
 )
 from ryot.train.distributed import World, threads_per_rank
 from ryot.train.evaluation import mean_and_per_position, token_losses
+from ryot.train.meter import RunMeter, now
 from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
 from ryot.train.schedule import batch_indices, curve_steps, learning_rate
-from ryot.train.timing import RunMeter, now
 
 PROBE_ROWS = 4
 

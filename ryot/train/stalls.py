@@ -1,16 +1,14 @@
-"""Clocks and memory gauges that mean the same thing on CPU and CUDA."""
+"""Machine stalls: wall time during which the machine, not the stack, held this process back
+(StallMonitor), and the /proc readings it and the run meter take."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,146 +16,6 @@ try:
     import resource
 except ImportError:  # Windows
     resource = None
-
-if TYPE_CHECKING:
-    from ryot.train.results import ArmResult
-
-_PROC_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so a clock reading covers the work it claims to."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def now(device: torch.device) -> float:
-    synchronize(device)
-    return time.perf_counter()
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in _PROC_STATUS.read_text(encoding="ascii").splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                     "uordblks", "fordblks", "keepcost")
-    ]  # fmt: skip
-
-
-def _glibc_mallinfo2():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.mallinfo2  # glibc >= 2.33
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _MallInfo2
-    return fn
-
-
-class _LiveHeapSampler(threading.Thread):
-    """Samples the bytes malloc has handed out and not taken back (all arenas plus mmapped
-    blocks), every 10 ms, and keeps the maximum: a training step lasts far longer than that
-    (0.3-0.8 s for the seed model), and mallinfo2 costs a few microseconds.
-    """
-
-    def __init__(self, mallinfo2, interval_s: float = 0.01):
-        super().__init__(daemon=True, name="ryot-heap-sampler")
-        self.mallinfo2 = mallinfo2
-        self.interval_s = interval_s
-        self.peak = self.start_bytes = self.live()
-        self._stop_event = threading.Event()
-
-    def live(self) -> int:
-        info = self.mallinfo2()
-        return info.uordblks + info.hblkhd
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            self.peak = max(self.peak, self.live())
-
-    def stop(self) -> int:
-        self._stop_event.set()
-        self.join()
-        self.peak = max(self.peak, self.live())
-        return self.peak - self.start_bytes
-
-
-class PeakMemory:
-    """Peak memory of one arm, in MiB above the level at start().
-
-    CUDA: max_memory_allocated (live tensor bytes). CPU with glibc: the peak of live heap bytes
-    (mallinfo2, sampled every 10 ms), the CPU analogue of max_memory_allocated. Peak RSS is
-    also recorded (`rss_peak_mib`), but it counts what the allocator keeps after tensors are
-    freed, which grows with every new tensor shape, so it is reported, not judged. Without
-    glibc the RSS peak is all there is, and `method` says so.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.start_mib = 0.0
-        self.rss_start_mib: float | None = None
-        self.method = ""
-        self._sampler: _LiveHeapSampler | None = None
-
-    def start(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.start_mib = torch.cuda.memory_allocated(self.device) / 2**20
-            self.method = "cuda max_memory_allocated"
-            return
-        rss = _status_kib("VmRSS")
-        try:
-            _CLEAR_REFS.write_text("5", encoding="ascii")  # resets VmHWM to the current RSS
-            self.rss_start_mib = rss / 1024 if rss is not None else None
-        except OSError:
-            self.rss_start_mib = None
-        mallinfo2 = _glibc_mallinfo2()
-        if mallinfo2 is not None:
-            self._sampler = _LiveHeapSampler(mallinfo2)
-            self._sampler.start()
-            self.method = "peak live heap bytes (glibc mallinfo2, sampled every 10 ms)"
-        elif self.rss_start_mib is not None:
-            self.method = "peak RSS (VmHWM) above arm start"
-        else:
-            self.start_mib = self._ru_maxrss_mib()
-            self.method = "ru_maxrss above arm start (first arm of a process only)"
-
-    def rss_peak_mib(self) -> float | None:
-        hwm = _status_kib("VmHWM")
-        if self.rss_start_mib is None or hwm is None:
-            return None
-        return max(0.0, hwm / 1024 - self.rss_start_mib)
-
-    def peak_mib(self) -> float:
-        """Stops sampling: call once, at the end of the arm."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20 - self.start_mib
-        if self._sampler is not None:
-            return max(0.0, self._sampler.stop() / 2**20)
-        if self.rss_start_mib is not None:
-            return self.rss_peak_mib() or 0.0
-        return max(0.0, self._ru_maxrss_mib() - self.start_mib)
-
-    @staticmethod
-    def _ru_maxrss_mib() -> float:
-        if resource is None:
-            return 0.0
-        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
-
-
-# --- machine stalls -------------------------------------------------------------------------
 
 _PROC_STAT = Path("/proc/stat")
 
@@ -479,76 +337,3 @@ def involuntary_switches() -> int | None:
     if resource is None:
         return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-
-
-# --- one arm's run --------------------------------------------------------------------------
-
-
-class RunMeter:
-    """The machine-side bookkeeping of one arm's run, in one place: its peak memory, its
-    stalls, its run-queue wait and its preemptions, so the trainer's loop reads as training.
-
-    Entered before the stack is built: the heap sampler and the stall heartbeat start first
-    (their threads are left out of the run-queue wait the first mark looks up), and the run's
-    first mark (`start`) is where setup's stall and the run's queue wait are measured from.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.stalls = StallMonitor()
-        self.memory = PeakMemory(device)
-        self._switches: int | None = None
-        self.start: Mark | None = None
-
-    def __enter__(self) -> RunMeter:
-        # The intra-op thread pool starts on the first parallel op: start it now, so its
-        # threads are training threads (see StallMonitor.mark) and not the stack's helpers.
-        torch.ones(1 << 20).sum()
-        self.stalls.__enter__()
-        self.memory.start()
-        self._switches = involuntary_switches()
-        self.start = self.stalls.mark()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stalls.__exit__(*exc)
-
-    def span(self, since: Mark | None = None) -> Span:
-        """A stretch of the arm's clock: `with meter.span() as s: ...`, then s.took and s.stall
-        (its stall counted from `since`, or from just before it)."""
-        return Span(self, since)
-
-    def finish(self, result: ArmResult) -> None:
-        """Fill `result`'s run-queue wait, preemptions and memory; stops the heap sampler."""
-        ended = self.stalls.mark()
-        if self.start.queued is not None and ended.queued is not None:
-            result.run_queue_wait_s = ended.queued - self.start.queued
-        if self._switches is not None:
-            result.involuntary_switches = involuntary_switches() - self._switches
-        result.peak_rss_mb = self.memory.rss_peak_mib()
-        result.peak_memory_mb = self.memory.peak_mib()
-        result.memory_method = self.memory.method
-
-
-class Span:
-    """The time one block took on the arm's clock (a synchronizing clock: see now), and how much
-    of it the machine stalled: never more than the time itself, so the stack's clock (time less
-    stalls) never runs backwards. `stopped` and `contended` are the stall's signals (Stall)."""
-
-    def __init__(self, meter: RunMeter, since: Mark | None):
-        self.meter = meter
-        self.since = since
-        self.began = self.took = self.stall = self.stopped = self.contended = 0.0
-
-    def __enter__(self) -> Span:
-        if self.since is None:
-            self.since = self.meter.stalls.mark()
-        self.began = now(self.meter.device)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.took = now(self.meter.device) - self.began
-        stall = self.meter.stalls.stalled_since(self.since)
-        self.stall = min(self.took, stall.seconds)
-        self.stopped = min(self.stall, stall.stopped)
-        self.contended = min(self.stall, stall.contended)
