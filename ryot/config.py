@@ -37,12 +37,17 @@ def _fraction_open() -> _Check:
     return (lambda v: 0 <= v < 1, "must be in [0, 1)")
 
 
-def _choice(*options: str) -> _Check:
+def choice(*options: str) -> _Check:
     return (lambda v: v in options, f"must be one of {', '.join(options)}")
 
 
 def _checked(default: Any, check: _Check | None = None) -> Any:
     return field(default=default, metadata={"check": check} if check else {})
+
+
+# The same, public, for the settings dataclasses declared elsewhere: each optimization's own
+# section (ryot/optim/<name>/settings.py, or a user's), which the loader checks alike.
+checked, positive, non_negative, fraction_open = _checked, _positive, _non_negative, _fraction_open
 
 
 @dataclass(frozen=True)
@@ -82,32 +87,12 @@ class TrainingConfig:
     threads: int = _checked(0, _non_negative())  # 0 keeps torch's default
 
 
-@dataclass(frozen=True)
-class KernelOptimizerConfig:
-    level: int = _checked(0, (lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3"))
-
-
-@dataclass(frozen=True)
-class SemanticCompressorConfig:
-    ratio: float = _checked(0.0, _fraction_open())
-    score: str = _checked("random", _choice("random", "norm"))
-
-
-@dataclass(frozen=True)
-class InferenceScalingConfig:
-    warmup_steps: int = _checked(0, _non_negative())
-    min_seq_len: int = _checked(32, _positive())
-    step_size: int = _checked(16, _positive())
-
-
-# optimizations.<section> -> its frozen dataclass: the built-ins' here, one of one's own added
-# by ryot.optim.registry.register (which names the section an optimization reads).
-OPTIMIZATION_SECTIONS: dict[str, type] = {
-    "kernel_optimizer": KernelOptimizerConfig,
-    "semantic_compressor": SemanticCompressorConfig,
-    "inference_scaling": InferenceScalingConfig,
-}
-_BUILTIN_SECTIONS = dict(OPTIMIZATION_SECTIONS)
+# optimizations.<section> -> its frozen settings dataclass, each registered by its optimization
+# (ryot.optim.registry.register; the built-ins' when ryot.optim is imported, from their folders):
+# this module sits below ryot.optim and never imports it. A section's rule against the rest of
+# the config is its settings' `conflict(config)`: None, or "<key> = <value> <why>", the key
+# within the section.
+OPTIMIZATION_SECTIONS: dict[str, type] = {}
 
 
 def register_optimization_section(name: str, settings: type) -> None:
@@ -119,8 +104,7 @@ def register_optimization_section(name: str, settings: type) -> None:
 
 
 def unregister_optimization_section(name: str) -> None:
-    if name not in _BUILTIN_SECTIONS:
-        OPTIMIZATION_SECTIONS.pop(name, None)
+    OPTIMIZATION_SECTIONS.pop(name, None)
 
 
 class OptimizationsConfig:
@@ -335,7 +319,10 @@ def _build_sections(data: Any, path: str, source: str, snapshot: bool) -> Optimi
         elif snapshot and isinstance(value, dict):
             sections[key] = dict(value)
         else:
-            known = ", ".join(OPTIMIZATION_SECTIONS)
+            known = (
+                ", ".join(OPTIMIZATION_SECTIONS)
+                or "none: ryot.optim, which registers them, is not imported"
+            )
             raise ConfigError(f"{source}: unknown key {_join(path, key)!r} (known here: {known})")
     return OptimizationsConfig(**sections)
 
@@ -351,12 +338,11 @@ def _check_consistency(cfg: Config, source: str) -> None:
             f"{source}: model.embed_dim = {m.embed_dim} must be divisible by "
             f"model.num_heads = {m.num_heads}"
         )
-    scaling = cfg.optimizations.inference_scaling
-    if scaling.warmup_steps and scaling.min_seq_len > m.max_seq_len:
-        raise ConfigError(
-            f"{source}: optimizations.inference_scaling.min_seq_len = {scaling.min_seq_len} "
-            f"exceeds model.max_seq_len = {m.max_seq_len}"
-        )
+    for name in OPTIMIZATION_SECTIONS:
+        settings = getattr(cfg.optimizations, name)
+        problem = settings.conflict(cfg) if hasattr(settings, "conflict") else None
+        if problem:
+            raise ConfigError(f"{source}: optimizations.{name}.{problem}")
     d, t = cfg.data, cfg.training
     # Rules between sections: each would otherwise pass the loader and fail in every worker
     # (or, worse, quietly measure something else than the config says).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,12 @@ from hypothesis import strategies as st
 from ryot.config import (
     Config,
     ConfigError,
-    KernelOptimizerConfig,
     ModelConfig,
     OptimizationsConfig,
     config_from_dict,
     load_config,
 )
+from ryot.optim.kernel.settings import KernelOptimizerConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SHIPPED = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -279,6 +281,15 @@ def test_inference_scaling_min_seq_len_above_max(tmp_path: Path):
         "optimizations:\n  inference_scaling:\n    warmup_steps: 5\n    min_seq_len: 32\n"
     )
     load_error(write(tmp_path, text), "inference_scaling.min_seq_len = 32", "max_seq_len = 16")
+
+
+def test_optimization_sections_are_registered_by_ryot_optim():
+    # ryot.config never imports ryot.optim: loaded alone, it knows no section and says why.
+    data = "{'optimizations': {'kernel_optimizer': {}}}"
+    code = f"import ryot.config as c; c.config_from_dict({data})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8")
+    assert "unknown key 'optimizations.kernel_optimizer'" in done.stderr
+    assert "ryot.optim, which registers them, is not imported" in done.stderr
 
 
 def test_yaml_syntax_error_names_line(tmp_path: Path):

@@ -13,7 +13,10 @@ anywhere, before the run is planned:
         section="my_opt", settings=MyOptimizationConfig, color="#1098ad",
     ))
 
-Each built-in lives in its own folder beside this file, with its method card (README.md).
+Each built-in lives in its own folder beside this file: its class, its settings dataclass
+(settings.py, declared with ryot.config's range checks), its registration and its method card
+(README.md). Registering gives the config loader the section: ryot.config never imports this
+package, so a process loads a config with `optimizations:` keys after importing ryot.optim.
 """
 
 from __future__ import annotations

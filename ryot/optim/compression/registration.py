@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ryot.config import SemanticCompressorConfig
 from ryot.optim.compression import SemanticCompressor
+from ryot.optim.compression.settings import SemanticCompressorConfig
 from ryot.optim.registry import Registration, Rows
 
 

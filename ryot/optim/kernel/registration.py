@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ryot.config import KernelOptimizerConfig
 from ryot.optim.kernel import KernelOptimizer
+from ryot.optim.kernel.settings import KernelOptimizerConfig
 from ryot.optim.registry import Registration, Rows
 
 

@@ -7,9 +7,9 @@ import statistics
 from types import ModuleType
 from typing import Any
 
-from ryot.config import InferenceScalingConfig
 from ryot.optim.registry import Registration, Rows
 from ryot.optim.scaling import InferenceScalingEngine
+from ryot.optim.scaling.settings import InferenceScalingConfig
 
 
 def evidence_rows(m: dict[str, Any], numbers: ModuleType) -> Rows:
