@@ -8,7 +8,9 @@ pairs whose order alternates, B O, O B, B O ..., `repeats` times, so machine dri
 position effects hit both arms alike; pair i shares seed (training.seed + i): same init, same
 batches. Each ablation arm then runs once. Every run is a fresh subprocess
 (`ryot.train.worker`) under a narrow console encoding, alternating run by run, so each arm sees
-every encoding (ryot.experiment.runners). Every run's raw result is kept; the judge
+every encoding (ryot.experiment.runners). While the speed at equal quality is undecided after
+the pairs, up to `measurement.extra_repeats` more pairs follow, one at a time, in the same
+alternating order (`extra_pair`). Every run's raw result is kept; the judge
 (ryot.judge.measurements) turns them into what the criteria judge.
 """
 
@@ -50,9 +52,15 @@ def plan_runs(config: Config, arms: list[str], repeats: int, ablation: bool) -> 
         epochs = max(1, round(AA_FRACTION * config.training.num_epochs))
         jobs.append(RunJob(len(jobs) + 1, "baseline", 0, config, "aa", epochs))
     for r in range(repeats):
-        seeded = replace(config, training=replace(config.training, seed=config.training.seed + r))
-        for arm in main if r % 2 == 0 else main[::-1]:
-            jobs.append(RunJob(len(jobs) + 1, arm, r, seeded, "pair"))
+        jobs += pair_jobs(config, main, r, len(jobs) + 1)
     for arm in extra:
         jobs.append(RunJob(len(jobs) + 1, arm, 0, config, "ablation"))
     return jobs
+
+
+def pair_jobs(config: Config, arms: list[str], repeat: int, index: int) -> list[RunJob]:
+    """Pair `repeat` (0-based) of the main arms, from plan index `index`: seed training.seed +
+    repeat for both arms, and the order alternating pair by pair (B O, O B, ...)."""
+    seeded = replace(config, training=replace(config.training, seed=config.training.seed + repeat))
+    order = arms if repeat % 2 == 0 else arms[::-1]
+    return [RunJob(index + i, arm, repeat, seeded, "pair") for i, arm in enumerate(order)]

@@ -191,8 +191,13 @@ def execute(
     out: Path,
     console: Console | None = None,
     resume: Path | None = None,
+    extend: Callable[[list[RunRecord]], list[RunJob]] | None = None,
 ) -> list[RunRecord]:
     """Run the plan in order; the last run of each arm leaves DIR/checkpoints/ARM.pt.
+
+    `extend`, called with the records so far each time the last queued pair is complete and
+    clean (or out of re-runs), returns more pair jobs to run right after it (an undecided
+    verdict's extra pair: ryot.experiment.stage3a), or none.
 
     A contaminated run (ryot.judge.contamination: too much of its time lost to other
     processes or the hypervisor) is re-run, never judged: its whole pair again, right away,
@@ -230,6 +235,8 @@ def execute(
         elif again and console:
             console.line("  no re-run left (measurement.max_reruns): the judge sets the "
                          "contaminated runs aside")  # fmt: skip
+        if extend and job.role == "pair" and not _pairs_after(queue, at):
+            _insert(queue, at + 1, extend(records))
         if progress:
             console.line(progress.run_finished(record))
         at += 1
@@ -260,6 +267,10 @@ def _rerun_of(job: RunJob, records: list[RunRecord], queue: list[RunJob], at: in
     if later or not any(r.contamination for r in pair):
         return []  # the pair is not complete yet, or it is clean
     return [replace(r.job, attempt=job.attempt + 1) for r in pair]
+
+
+def _pairs_after(queue: list[RunJob], at: int) -> bool:
+    return any(j.role == "pair" for j in queue[at + 1 :])
 
 
 def _insert(queue: list[RunJob], at: int, new: list[RunJob]) -> None:

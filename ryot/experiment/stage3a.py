@@ -17,7 +17,7 @@ from ryot.config import Config
 from ryot.console import FAIL, OK, Console
 from ryot.experiment.console_report import print_arm, print_comparison, print_verdict
 from ryot.experiment.environment import environment, timestamp
-from ryot.experiment.plan import plan_runs
+from ryot.experiment.plan import pair_jobs, plan_runs
 from ryot.experiment.runners import SubprocessRunner, execute
 from ryot.judge import criteria as crit
 from ryot.judge.measurements import Measurements, measure, summarize_arm, throughput
@@ -116,7 +116,8 @@ def run_stage3a(
     paired = "baseline" in arms and "optimized" in arms
     jobs = _plan(config, arms, repeats, resume, runner, console)
     started = time.monotonic()
-    records = execute(jobs, runner, out, console, resume)
+    extend = _extra_pairs(config, arms, console) if paired and _one_node(runner) else None
+    records = execute(jobs, runner, out, console, resume, extend)
     job_wall_s = time.monotonic() - started
     for arm in dict.fromkeys(j.arm for j in jobs):
         print_arm(console, arm, last_result(records, arm))
@@ -143,6 +144,42 @@ def run_stage3a(
         print_comparison(console, comparison)
         print_verdict(console, comparison)
     return outcome
+
+
+def _one_node(runner) -> bool:
+    """Whether this job runs on one machine. On several, every node would have to take the
+    same decision from the same records: a multi-node job keeps its fixed plan."""
+    return not (isinstance(runner, SubprocessRunner) and runner.launch.nnodes > 1)
+
+
+def _extra_pairs(config: Config, arms: list[str], console: Console):
+    """`execute`'s extend: one more pair while a criterion judged by a CI is undecided (its CI
+    holds the threshold), at most measurement.extra_repeats in all. The decision reads the
+    judge's own measurements, so a pair is added exactly when the verdict could still turn."""
+    main = [a for a in arms if a in ("baseline", "optimized")]
+    added = 0
+
+    def extend(records: list[RunRecord]) -> list[RunJob]:
+        nonlocal added
+        if added >= config.measurement.extra_repeats:
+            return []
+        measured = measure(config, records, [])
+        open_ = crit.undecided(measured, config.criteria)
+        if not open_:
+            return []
+        added += 1
+        repeat = 1 + max(r.job.repeat for r in records if r.job.role == "pair")
+        e = measured.time_to_target.estimate
+        console.line(
+            f"  adding pair {repeat + 1} ({added} of measurement.extra_repeats "
+            f"{config.measurement.extra_repeats}): undecided after {repeat} pairs: "
+            f"{', '.join(open_)} (speed at equal quality {100 * e.point:.1f}%, CI "
+            f"{100 * e.low:.1f} .. {100 * e.high:.1f}%, threshold "
+            f"{config.criteria.min_speedup_percent:g}%)"
+        )
+        return pair_jobs(config, main, repeat, 0)
+
+    return extend
 
 
 def _plan(config, arms, repeats, resume, runner, console: Console) -> list[RunJob]:

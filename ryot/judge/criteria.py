@@ -347,6 +347,29 @@ def verdict(rows: list[CriterionResult]) -> str:
     return GO if all(r.passed for r in rows) else INVESTIGATE
 
 
+def undecided(measured: Measurements, c: CriteriaConfig) -> list[str]:
+    """The criteria one more pair could still decide: those judged by a CI that holds their
+    threshold (a speed's lower bound below it and upper bound above it; the loss delta's upper
+    bound at or past the margin and lower bound inside it). None while a critical criterion
+    fails or the machine is too busy to judge: more pairs cannot turn those."""
+    if measured.contamination.too_busy:
+        return []
+    if any(r.critical and not r.passed for r in judge(measured, c)):
+        return []
+
+    def holds(e: Estimate, threshold: float) -> bool:
+        return e.n >= 2 and e.low < threshold <= e.high
+
+    speed = c.min_speedup_percent / 100
+    held = {
+        "time_to_target": holds(measured.time_to_target.estimate, speed),
+        "speedup": holds(measured.speedup, speed),
+        "throughput": holds(measured.throughput, c.min_throughput_improvement_percent / 100),
+        "loss_match": holds(measured.loss_delta.estimate, c.max_loss_delta),
+    }
+    return [cid for cid, open_ in held.items() if open_]
+
+
 def scenario(speedup_percent: float | None, loss_delta: float | None) -> str:
     """The seed plan's scenario classes, from the speedup at equal quality and the loss delta."""
     if finite(speedup_percent) is None or finite(loss_delta) is None:

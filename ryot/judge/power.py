@@ -1,9 +1,11 @@
 """The plan's error rates, by simulation from a real run's own recorded times.
 
 How often would this plan (n interleaved pairs, a t interval at the configured confidence, GO
-when its lower bound clears the threshold) say GO for a stack whose true speedup is exactly the
-threshold (a false GO), and how often would it miss a stack that is 15 points better at zero
-loss cost (a false NO-GO)? Both are drawn from what one real job recorded:
+when its lower bound clears the threshold; while the interval holds the threshold, up to
+measurement.extra_repeats more pairs, one at a time, each followed by the same test) say GO
+for a stack whose true speedup is exactly the threshold (a false GO), and how often would it
+miss a stack that is 15 points better at zero loss cost (a false NO-GO)? Both are drawn from
+what one real job recorded:
 
 - run-to-run noise: each arm's pair runs, on their stall-free clocks, give log deviations from
   that arm's mean; their pooled spread is the noise of one synthetic run (log-normal);
@@ -27,6 +29,7 @@ judge. At zero loss cost the matched loss is each arm's final loss, so the speed
 quality and the end-to-end speedup are the same number here.
 
     python -m ryot.judge.power RUN_DIR [--draws 20000] [--seed 1] [--max-reruns N]
+                                       [--extra-repeats N]
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ MIN_CONTAMINATED_SHARE = 1 / 6
 # measurement's defaults, for a comparison.json written before the contamination rule
 DEFAULT_MAX_CONTENDED_SHARE = MeasurementConfig().max_contended_share
 DEFAULT_MAX_RERUNS = MeasurementConfig().max_reruns
+# today's plan, for a comparison.json written before extra pairs: the question is this plan's
+DEFAULT_EXTRA_REPEATS = MeasurementConfig().extra_repeats
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Rates:
     false_go_with_reruns: float = 0.0
     false_no_go_with_reruns: float = 0.0
     too_busy: float = 0.0  # share of experiments left without a clean pair or A/A (at +15)
+    extra_repeats: int = 0  # pairs the plan may add while undecided
+    mean_pairs: float = 0.0  # pairs judged, on average, at a true speedup of threshold + 15
 
 
 def contaminated(run: dict[str, Any], max_share: float) -> bool:
@@ -136,18 +143,22 @@ def recorded_noise(comparison: dict[str, Any]) -> Noise:
 def go_rate(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: float,
             draws: int, rng: np.random.Generator, rule: bool) -> float:  # fmt: skip
     """Share of `draws` synthetic experiments the plan judges GO."""
-    return float(np.mean(_go(noise, true_speedup, pairs, threshold, level, draws, rng, rule)))
+    go, _ = _go(noise, true_speedup, pairs, threshold, level, draws, rng, rule)
+    return float(np.mean(go))
 
 
-def too_busy(share: float, pairs: int, max_reruns: int, draws: int,
+def too_busy(share: float, pairs: int | np.ndarray, max_reruns: int, draws: int,
              rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """Which of `draws` synthetic jobs the machine was too busy to judge: each run contaminated
     with probability `share`; each pair (either run) and then the A/A run re-run, a fresh draw,
-    while the job's `max_reruns` last; one left without a clean run makes the job too busy."""
+    while the job's `max_reruns` last; one left without a clean run makes the job too busy.
+    `pairs`: the pairs each job ran (one count for all, or one per job)."""
+    ran = np.broadcast_to(np.asarray(pairs), (draws,))
     left = np.full(draws, max_reruns)
     busy = np.zeros(draws, dtype=bool)
-    for q in [1.0 - (1.0 - share) ** 2] * pairs + [share]:
-        pending = np.ones(draws, dtype=bool)
+    units = [(1.0 - (1.0 - share) ** 2, ran > i) for i in range(int(ran.max()))]
+    for q, has in [*units, (share, np.ones(draws, dtype=bool))]:
+        pending = has.copy()
         while pending.any():
             pending &= rng.random(draws) < q
             rerun = pending & (left > 0)
@@ -158,35 +169,51 @@ def too_busy(share: float, pairs: int, max_reruns: int, draws: int,
 
 
 def _go(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: float,
-        draws: int, rng: np.random.Generator, rule: bool) -> np.ndarray:  # fmt: skip
-    """Which of `draws` synthetic experiments, each judged on clean pairs, clear the threshold."""
-    shape = (draws, pairs)
+        draws: int, rng: np.random.Generator, rule: bool,
+        extra: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Which of `draws` synthetic experiments, each judged on clean pairs, clear the threshold,
+    and how many pairs each ran: `pairs`, then one more at a time while the interval holds the
+    threshold, at most `extra` more (the plan's sequential look: ryot.judge.criteria.undecided)."""
+    shape = (draws, pairs + extra)
     base = noise.clock_s * np.exp(rng.normal(0.0, noise.sigma, shape))
     opt = noise.clock_s * (1.0 - true_speedup) * np.exp(rng.normal(0.0, noise.sigma, shape))
     if not rule:  # the stalls stay on the clock
         base = base + noise.stall_s * (rng.random(shape) < noise.stall_share)
         opt = opt + noise.stall_s * (rng.random(shape) < noise.stall_share)
     logs = np.log(opt / base)
-    half = student_t.ppf((1 + level) / 2, pairs - 1) * logs.std(axis=1, ddof=1) / math.sqrt(pairs)
-    low = -np.expm1(logs.mean(axis=1) + half)  # the speedup's lower bound
-    return low >= threshold
+    go = np.zeros(draws, dtype=bool)
+    ran = np.full(draws, pairs)
+    open_ = np.ones(draws, dtype=bool)  # still undecided
+    for n in range(pairs, pairs + extra + 1):
+        x = logs[:, :n]
+        half = student_t.ppf((1 + level) / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
+        low = -np.expm1(x.mean(axis=1) + half)  # the speedup's lower bound
+        high = -np.expm1(x.mean(axis=1) - half)
+        go |= open_ & (low >= threshold)
+        open_ &= (low < threshold) & (threshold <= high)
+        if n < pairs + extra:
+            ran += open_
+    return go, ran
 
 
 def error_rates(noise: Noise, pairs: int, threshold: float, level: float, draws: int = 20000,
-                seed: int = 1, max_reruns: int = DEFAULT_MAX_RERUNS) -> Rates:  # fmt: skip
+                seed: int = 1, max_reruns: int = DEFAULT_MAX_RERUNS,
+                extra_repeats: int = 0) -> Rates:  # fmt: skip
     rng = np.random.default_rng(seed)
 
     def rate(speedup: float, rule: bool) -> float:
-        return go_rate(noise, speedup, pairs, threshold, level, draws, rng, rule)
+        go, _ = _go(noise, speedup, pairs, threshold, level, draws, rng, rule, extra_repeats)
+        return float(np.mean(go))
 
-    def with_reruns(speedup: float) -> tuple[float, float]:
-        """GO rate of the plan as it runs, and its share of jobs too busy to judge."""
-        go = _go(noise, speedup, pairs, threshold, level, draws, rng, True)
-        busy = too_busy(noise.contaminated_share, pairs, max_reruns, draws, rng)
-        return float(np.mean(go & ~busy)), float(np.mean(busy))
+    def with_reruns(speedup: float) -> tuple[float, float, float]:
+        """GO rate of the plan as it runs, its share of jobs too busy to judge, and the mean
+        number of pairs it ran."""
+        go, ran = _go(noise, speedup, pairs, threshold, level, draws, rng, True, extra_repeats)
+        busy = too_busy(noise.contaminated_share, ran, max_reruns, draws, rng)
+        return float(np.mean(go & ~busy)), float(np.mean(busy)), float(np.mean(ran))
 
-    go_at_threshold, _ = with_reruns(threshold)
-    go_clearly_faster, busy = with_reruns(threshold + MARGIN)
+    go_at_threshold, _, _ = with_reruns(threshold)
+    go_clearly_faster, busy, mean_pairs = with_reruns(threshold + MARGIN)
     return Rates(
         pairs, threshold, level, draws, seed,
         false_go=rate(threshold, True),
@@ -197,6 +224,8 @@ def error_rates(noise: Noise, pairs: int, threshold: float, level: float, draws:
         false_go_with_reruns=go_at_threshold,
         false_no_go_with_reruns=1.0 - go_clearly_faster,
         too_busy=busy,
+        extra_repeats=extra_repeats,
+        mean_pairs=mean_pairs,
     )  # fmt: skip
 
 
@@ -214,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         help="re-runs per job (default: the run's measurement.max_reruns, else "
         f"{DEFAULT_MAX_RERUNS})",
     )
+    parser.add_argument(
+        "--extra-repeats",
+        type=int,
+        default=None,
+        help="pairs the plan may add while undecided (default: the run's "
+        f"measurement.extra_repeats, else today's {DEFAULT_EXTRA_REPEATS})",
+    )
     args = parser.parse_args(argv)
     path = args.run_dir / "comparison.json"
     try:
@@ -228,11 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     reruns = args.max_reruns
     if reruns is None:
         reruns = config["measurement"].get("max_reruns", DEFAULT_MAX_RERUNS)
-    rates = error_rates(noise, pairs, threshold, level, args.draws, args.seed, reruns)
+    extra = args.extra_repeats
+    if extra is None:
+        extra = config["measurement"].get("extra_repeats", DEFAULT_EXTRA_REPEATS)
+    rates = error_rates(noise, pairs, threshold, level, args.draws, args.seed, reruns, extra)
     print(f"recorded noise: {json.dumps(asdict(noise))}")
     print(
-        f"{pairs} pairs, {100 * level:g}% t interval, GO when its lower bound >= "
-        f"{100 * threshold:g}%; {args.draws} experiments each, seed {args.seed}:"
+        f"{pairs} pairs (up to {extra} more while the interval holds the threshold), "
+        f"{100 * level:g}% t interval, GO when its lower bound >= {100 * threshold:g}%; "
+        f"{args.draws} experiments each, seed {args.seed}:"
     )
     print(f"  false GO    (true speedup {100 * threshold:g}%): {100 * rates.false_go:.2f}% "
           f"(without the stall rule {100 * rates.false_go_without_rule:.2f}%)")  # fmt: skip
@@ -244,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{rates.max_reruns} re-runs last):")  # fmt: skip
     print(f"  false GO    {100 * rates.false_go_with_reruns:.2f}%")
     print(f"  false NO-GO {100 * rates.false_no_go_with_reruns:.2f}% (too busy to judge: "
-          f"{100 * rates.too_busy:.2f}% of jobs)")  # fmt: skip
+          f"{100 * rates.too_busy:.2f}% of jobs; {rates.mean_pairs:.2f} pairs a job on "
+          "average)")  # fmt: skip
     return 0
 
 
