@@ -1,5 +1,6 @@
 """KernelOptimizer's entry in the registry: its arm, config section, colour, and its evidence
-(the attention ops and matmul dtypes measured in the arm against the reference) in words."""
+(the attention ops and matmul dtypes measured in the arm against the reference, torch.compile's
+counters) in words."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def evidence_rows(m: dict[str, Any], numbers: ModuleType) -> Rows:
             rows.append((f"{label}: change", "; ".join(p for p in parts if p) or "reordered"))
     if "optimizer_fused" in m:
         rows.append(("Fused optimizer", "yes" if m.pop("optimizer_fused") else "no"))
+    # Level 3. When compiling pays for itself compares runs: the report adds it from their steps.
+    for key, label in (
+        ("frames_compiled", "Compiled graphs"),
+        ("recompiles", "Recompiles"),
+        ("graph_breaks", "Graph breaks"),
+    ):
+        if key in m:
+            rows.append((label, numbers.fmt_int(m.pop(key))))
+    if "compile_seconds" in m:
+        rows.append(("Compile time", numbers.fmt_seconds(m.pop("compile_seconds"))))
     return rows
 
 
