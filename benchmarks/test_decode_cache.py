@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import ryot.optim  # noqa: F401  registers the optimizations' config sections
 from ryot.bench.model import ScaledTransformerModel
 from ryot.config import load_config
 from ryot.serve.generate import Row, generate

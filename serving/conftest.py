@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import ryot.optim  # noqa: F401  registers the optimizations' config sections
 from ryot.config import Config, ConfigError, ServingConfig, config_from_dict, load_config
 from ryot.serve.process import ServerProcess
 from ryot.serve.served_run import ServeError, read_verdict
