@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from ryot.console import Console
+from ryot.experiment.launch import Launch
 from ryot.experiment.plan import plan_runs
 from ryot.experiment.runners import InProcessRunner, SubprocessRunner, execute
 from ryot.experiment.stage3a import run_stage3a
@@ -246,3 +247,17 @@ def test_a_job_beside_two_cpu_hogs_is_rerun_or_too_busy(smoke_config, tmp_path):
     clean = not any(r.contamination for r in last.values())
     # either every measurement ended on a clean re-run, or the machine is named too busy
     assert (quiet.passed and clean) or (not quiet.passed and outcome.verdict != crit.GO)
+
+
+def test_a_multi_node_job_never_reruns(smoke_config, tmp_path):
+    """Only node 0 sees results: a re-run it alone decided would leave it waiting at the
+    rendezvous. The contaminated pair is set aside and the machine named too busy."""
+    config = _config(smoke_config, repeats=1, max_reruns=3)
+    launch = Launch(nproc_per_node=1, nnodes=2, node_rank=0, rdzv_endpoint="127.0.0.1:29400")
+    runner = SubprocessRunner(CPU, tmp_path, launch=launch)
+    scripted = ScriptedRunner(lambda n, job: 10.0, lambda n, job: 3.0)
+    runner.run = scripted.run  # the plan and its decisions are execute's; no worker starts
+    records = execute(plan_runs(config, ["baseline", "optimized"], 1, ablation=False), runner,
+                      tmp_path)  # fmt: skip
+    assert not any(r.job.attempt for r in records)
+    assert measure(config, records, []).contamination.too_busy

@@ -206,6 +206,11 @@ def execute(
     """
     queue = list(jobs)
     reruns_left = jobs[0].config.measurement.max_reruns if jobs else 0
+    if not one_node(runner):
+        # Every node runs the same plan, and only node 0 sees results: no node can decide a
+        # re-run the others would follow (node 0 would wait alone at the rendezvous). The judge
+        # sets a contaminated pair aside, and names the machine too busy if none is left clean.
+        reruns_left = 0
     records: list[RunRecord] = []
     progress = JobProgress(queue, console) if console else None
     if progress:
@@ -244,6 +249,11 @@ def execute(
 
 
 JUDGED_ROLES = ("pair", "aa")
+
+
+def one_node(runner) -> bool:
+    """Whether the job runs on this machine alone; a multi-node job's plan is fixed."""
+    return not (isinstance(runner, SubprocessRunner) and runner.launch.nnodes > 1)
 
 
 def _checkpoint_for(job: RunJob, queue: list[RunJob], out: Path) -> Path | None:
