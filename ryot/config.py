@@ -176,8 +176,8 @@ RETIRED_KEYS = {
 @dataclass(frozen=True)
 class MeasurementConfig:
     repeats: int = _checked(3, _positive())
-    # Pairs added one at a time, after the `repeats` pairs, while the speed at equal quality is
-    # undecided: its CI holds the threshold (lower bound below it, upper bound above it). A
+    # Pairs added one at a time, after the `repeats` pairs, while one could turn the verdict:
+    # every failing criterion's CI holds its threshold (ryot.judge.criteria.undecided). A
     # second look costs false GOs (one extra pair: 2.4% -> 4.0% at a true speedup equal to the
     # threshold) and saves the runs a noisy machine needs (false NO-GO at a true 40%, 5.2% per
     # run noise: 25% -> 2.7%); ryot.judge.power simulates the plan with them. 0: a fixed plan.

@@ -84,3 +84,16 @@ def test_undecided_names_the_open_criteria_and_nothing_when_too_busy(smoke_confi
     assert "time_to_target" in crit.undecided(m, config.criteria)
     busy = replace(m, contamination=replace(m.contamination, busy=("pair 1",)))
     assert crit.undecided(busy, config.criteria) == []
+
+
+def test_no_pair_is_added_when_another_criterion_failed_for_good(smoke_config, tmp_path):
+    """The speed is undecided, but the peak memory is over its bound (no CI can move): no
+    pair can turn the verdict, so none is run (the AMD without AVX512's job: its speed at
+    equal quality far below the threshold, its end-to-end speedup's CI holding it)."""
+    config = _config(smoke_config, extra=1)
+    config = replace(config, criteria=replace(config.criteria, max_peak_memory_mb=-1.0))
+    records, text = _run(config, _times({0: 8.0, 1: 6.0, 2: 7.0, 3: 7.0}), tmp_path)
+    assert max(r.job.repeat for r in records) == 2 and "adding pair" not in text
+    m = measure(config, records, [])
+    failed = {r.id for r in crit.judge(m, config.criteria) if not r.passed}
+    assert {"time_to_target", "memory"} <= failed

@@ -153,9 +153,9 @@ def _one_node(runner) -> bool:
 
 
 def _extra_pairs(config: Config, arms: list[str], console: Console):
-    """`execute`'s extend: one more pair while a criterion judged by a CI is undecided (its CI
-    holds the threshold), at most measurement.extra_repeats in all. The decision reads the
-    judge's own measurements, so a pair is added exactly when the verdict could still turn."""
+    """`execute`'s extend: one more pair while it could turn the verdict (every failing
+    criterion's CI holds its threshold: ryot.judge.criteria.undecided), at most
+    measurement.extra_repeats in all, from the judge's own measurements."""
     main = [a for a in arms if a in ("baseline", "optimized")]
     added = 0
 

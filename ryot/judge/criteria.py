@@ -348,26 +348,29 @@ def verdict(rows: list[CriterionResult]) -> str:
 
 
 def undecided(measured: Measurements, c: CriteriaConfig) -> list[str]:
-    """The criteria one more pair could still decide: those judged by a CI that holds their
-    threshold (a speed's lower bound below it and upper bound above it; the loss delta's upper
-    bound at or past the margin and lower bound inside it). None while a critical criterion
-    fails or the machine is too busy to judge: more pairs cannot turn those."""
-    if measured.contamination.too_busy:
-        return []
-    if any(r.critical and not r.passed for r in judge(measured, c)):
+    """The failing criteria one more pair could still turn, when it could turn the verdict:
+    every failing criterion is judged by a CI that holds its threshold (a speed's lower bound
+    below it and upper bound above it; the loss delta's upper bound at or past the margin and
+    lower bound inside it). None when the verdict is GO, when a criterion failed for good (its
+    whole CI on the wrong side, or no CI: noise, memory, a critical failure), or when the
+    machine was too busy to judge: more pairs cannot turn those."""
+    failed = [r for r in judge(measured, c) if not r.passed]
+    if not failed or measured.contamination.too_busy:
         return []
 
     def holds(e: Estimate, threshold: float) -> bool:
         return e.n >= 2 and e.low < threshold <= e.high
 
     speed = c.min_speedup_percent / 100
-    held = {
+    open_ = {
         "time_to_target": holds(measured.time_to_target.estimate, speed),
         "speedup": holds(measured.speedup, speed),
         "throughput": holds(measured.throughput, c.min_throughput_improvement_percent / 100),
         "loss_match": holds(measured.loss_delta.estimate, c.max_loss_delta),
     }
-    return [cid for cid, open_ in held.items() if open_]
+    if not all(open_.get(r.id, False) for r in failed):
+        return []
+    return [r.id for r in failed]
 
 
 def scenario(speedup_percent: float | None, loss_delta: float | None) -> str:
