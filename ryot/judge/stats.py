@@ -19,6 +19,8 @@ from statistics import mean, median, stdev
 
 from scipy.stats import t as student_t
 
+from ryot.comparison.numbers import finite
+
 _LOG_METHOD = "t on log ratios"
 _DIFF_METHOD = "t on paired differences"
 
@@ -43,19 +45,14 @@ class Estimate:
     def to_dict(self) -> dict:
         """Return a JSON-ready dict; NaN and infinities become None."""
         return {
-            "point": _json_float(self.point),
-            "low": _json_float(self.low),
-            "high": _json_float(self.high),
-            "level": _json_float(self.level),
+            "point": finite(self.point),
+            "low": finite(self.low),
+            "high": finite(self.high),
+            "level": finite(self.level),
             "n": self.n,
             "method": self.method,
-            "values": [_json_float(v) for v in self.values],
+            "values": [finite(v) for v in self.values],
         }
-
-
-def finite(x: float | None) -> float | None:
-    """A JSON-ready number: NaN, infinities and None become None (JSON has no such numbers)."""
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def percent(fraction: float | None) -> float | None:
@@ -252,7 +249,3 @@ def _positive(values, name) -> list[float]:
         if v <= 0.0:
             raise ValueError(f"{name}[{i}] = {v!r} is not positive")
     return out
-
-
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None

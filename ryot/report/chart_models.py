@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ryot.comparison.numbers import num
 from ryot.report.chart_parts import (
     GREEN,
     RED,
@@ -48,10 +49,6 @@ from ryot.report.summary import ttt_text
 from ryot.report.svg import MUTED
 
 ARMS = ("baseline", "optimized")
-
-
-def _num(x: Any) -> float | None:
-    return x if is_num(x) else None
 
 
 def _reference_levels(comparison: dict, what: str) -> tuple[Level, ...]:
@@ -219,8 +216,8 @@ def curve_model(comparison: dict) -> CurveChart | None:
                 p.get("repeat"),
                 p.get("seed", NA),
                 p["loss"],
-                _num(p.get("baseline_s")),
-                _num(p.get("optimized_s")),
+                num(p.get("baseline_s")),
+                num(p.get("optimized_s")),
             )
             for p in pairs
             if is_num(p.get("loss"))
@@ -437,7 +434,7 @@ def speedup_model(comparison: dict) -> SpeedupChart | None:
     threshold = get_path(comparison, "config", "criteria", "min_speedup_percent")
     return SpeedupChart(
         rows,
-        _num(threshold),
+        num(threshold),
         to_percent(get_path(comparison, "noise", "aa")),
         judged_at_target(comparison),
     )
@@ -470,7 +467,7 @@ class EquivalenceChart:
 
 def equivalence_model(comparison: dict) -> EquivalenceChart | None:
     est = estimate(comparison, "loss_delta")
-    point, low, high = (_num(est.get(k)) for k in ("point", "low", "high"))
+    point, low, high = (num(est.get(k)) for k in ("point", "low", "high"))
     if point is None and (low is None or high is None):
         return None
     margin = est.get("margin")
@@ -490,8 +487,8 @@ def equivalence_model(comparison: dict) -> EquivalenceChart | None:
     verdict = est.get("non_inferior")
     return EquivalenceChart(
         row,
-        _num(margin),
-        _num(est.get("baseline_spread")),
+        num(margin),
+        num(est.get("baseline_spread")),
         not judged_at_target(comparison),
         verdict if isinstance(verdict, bool) else None,
     )
@@ -579,9 +576,9 @@ def history_model(points: Sequence[dict]) -> HistoryChart | None:
             tuple(
                 HistoryPoint(
                     i,
-                    _num(p[key]),
-                    _num(p[key + "_low"]),
-                    _num(p[key + "_high"]),
+                    num(p[key]),
+                    num(p[key + "_low"]),
+                    num(p[key + "_high"]),
                     STATUS_COLORS.get(p["status"], color),
                     p["current"],
                 )

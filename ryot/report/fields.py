@@ -6,14 +6,10 @@ through these helpers instead of indexing; and the arms and runs every section l
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from ryot.comparison.numbers import is_num
 from ryot.optim import registry
-
-
-def is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def get_path(d: Any, *keys: str) -> Any:
