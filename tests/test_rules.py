@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from ryot.comparison.rules import RunShape, judged_attempts, last_run
+import math
+
+from ryot.comparison.rules import (
+    RunShape,
+    break_even_steps,
+    judged_attempts,
+    last_run,
+    median,
+    median_time,
+    pair_speedup,
+    stalled_steps,
+    steps_at,
+)
 
 
 def run(index, arm, role="pair", repeat=0, attempt=0, clean=True, result=True) -> RunShape:
@@ -82,3 +94,26 @@ def test_an_arm_without_a_full_length_result_has_no_run():
     assert last_run(runs, "optimized") is None
     crashed = [*paired_job()[:7], run(8, "optimized", repeat=2, result=False)]
     assert last_run(crashed, "optimized") == 5  # pair 3 is judged, its optimized run crashed
+
+
+def test_a_pair_speedup_needs_two_times_and_a_positive_baseline():
+    assert pair_speedup(50.0, 30.0) == 0.4
+    assert pair_speedup(50.0, None) is None  # never reached: no finite speedup
+    assert pair_speedup(0.0, 1.0) is None and pair_speedup("50", 30.0) is None
+
+
+def test_medians_of_numbers_and_of_times_that_may_never_be_reached():
+    assert median([3.0, None, 1.0, "x", 2.0]) == 2.0 and median([None]) is None
+    assert median_time([1.0, 2.0, None]) == 2.0  # the unreached time is the largest
+    assert median_time([1.0, None, None]) is None  # the median pair never got there
+    assert median_time([]) is None
+
+
+def test_stalls_steps_at_a_length_and_break_even():
+    assert stalled_steps(0.5, [0.0, 0.25, None, 0.0]) == (2, 0.5)
+    assert stalled_steps(0.0, []) == (0, 0.0)
+    runs = [([0.1, 0.2, 0.3], [64, 256, 256]), ([0.4, math.nan], [256, 256])]
+    assert steps_at(runs, 256) == [0.2, 0.3, 0.4] and steps_at(runs, None) == []
+    assert break_even_steps(1.0, 0.3, 0.1) == 5  # 1 s / 0.2 s saved per step
+    assert break_even_steps(1.0, 0.1, 0.3) is None  # the arm is slower: never
+    assert break_even_steps(None, 0.3, 0.1) is None and break_even_steps(1e308, 1e-300, 0.0) is None

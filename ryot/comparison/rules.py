@@ -9,8 +9,13 @@ clean = no `contamination` reason; has_result = a `result`; full_length = its ro
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from ryot.comparison.numbers import is_num
 
 PAIRED_ARMS = ("baseline", "optimized")
 # The warm-up (discarded) and the A/A run (noise) time a prefix of a run: never an arm's run.
@@ -67,3 +72,55 @@ def last_run(runs: Sequence[RunShape], arm: str) -> int | None:
     clean = [r for r in own if r.clean]
     pick = paired or clean or own
     return max(r.index for r in pick) if pick else None
+
+
+# --- numbers the judge writes, derived the same way for a file written before it did ---------
+
+
+def pair_speedup(baseline_s: Any, optimized_s: Any) -> float | None:
+    """One pair's speedup at equal quality, 1 - optimized_s / baseline_s; None unless both are
+    numbers and baseline_s > 0 (a time never reached has no finite speedup)."""
+    if not (is_num(baseline_s) and is_num(optimized_s)) or baseline_s <= 0:
+        return None
+    return 1.0 - optimized_s / baseline_s
+
+
+def median(values: Iterable[Any]) -> float | None:
+    """The median of the numbers among `values`; None without one."""
+    numbers = [v for v in values if is_num(v)]
+    return statistics.median(numbers) if numbers else None
+
+
+def median_time(seconds: Iterable[Any]) -> float | None:
+    """The median of times to a loss, where a time never reached (not a number) counts as
+    infinite; None without a time, or when the median itself was never reached."""
+    values = [v if is_num(v) else math.inf for v in seconds]
+    mid = statistics.median(values) if values else None
+    return mid if mid is not None and math.isfinite(mid) else None
+
+
+def stalled_steps(setup_stall_s: Any, step_stalls: Iterable[Any]) -> tuple[int, float]:
+    """A run's stalled steps (its setup counts as one) and its largest stall, in seconds."""
+    stalled = [s for s in (setup_stall_s, *step_stalls) if is_num(s) and s > 0]
+    return len(stalled), max(stalled, default=0.0)
+
+
+def steps_at(runs: Iterable[tuple[Sequence[Any], Sequence[Any]]], tokens: Any) -> list[float]:
+    """The step times, over runs given as (step_times, step_tokens), of the steps that fed
+    exactly `tokens`: steps of equal length, whose times compare."""
+    return [
+        t
+        for times, fed in runs
+        for t, k in zip(times, fed, strict=False)  # a malformed file's lengths may differ
+        if is_num(t) and is_num(tokens) and k == tokens
+    ]
+
+
+def break_even_steps(compile_s: Any, baseline_step_s: Any, arm_step_s: Any) -> int | None:
+    """After how many steps compiling pays for itself: compile_s / (the time it saves per
+    step), rounded up; None when the arm's step is no faster, or a number is missing."""
+    if not (is_num(compile_s) and is_num(baseline_step_s) and is_num(arm_step_s)):
+        return None
+    saved = baseline_step_s - arm_step_s
+    steps = compile_s / saved if saved > 0 else math.inf
+    return math.ceil(steps) if math.isfinite(steps) else None
