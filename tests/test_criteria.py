@@ -469,6 +469,7 @@ def test_comparison_has_the_new_fields_and_validates(stub_bench, tmp_path):
         "wall_speedup",
         "wall_gap",
         "contamination",
+        "clock",
     }
     write_json_atomic(c, tmp_path / "comparison.json")
     written = json.loads((tmp_path / "comparison.json").read_text(encoding="utf-8"))

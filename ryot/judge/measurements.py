@@ -25,13 +25,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ryot.comparison import rules
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS
 from ryot.judge import stats
-from ryot.judge.contamination import contamination
+from ryot.judge.fields import Fields, jsonable
 from ryot.judge.stats import Estimate
 from ryot.train.results import ArmResult
 
@@ -39,25 +40,8 @@ if TYPE_CHECKING:
     from ryot.judge.runs import RunRecord
 
 
-def _json(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, float):
-        return stats.finite(value)
-    if isinstance(value, (tuple, list)):
-        return [_json(v) for v in value]
-    return value
-
-
-class _Fields:
-    """to_dict(): the fields by name, JSON-ready; the names are comparison.json's keys."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
-
-
 @dataclass(frozen=True)
-class MatchedPair(_Fields):
+class MatchedPair(Fields):
     """One pair judged at its matched loss: the worse of its two arms' final losses."""
 
     repeat: int
@@ -68,14 +52,40 @@ class MatchedPair(_Fields):
     baseline_s: float  # the arm's time to L* on its own clock, setup included, stalls off
     optimized_s: float
 
+    @property
+    def speedup(self) -> float | None:
+        """This pair's speedup at equal quality, 1 - optimized_s / baseline_s."""
+        return rules.pair_speedup(self.baseline_s, self.optimized_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "speedup": jsonable(self.speedup)}
+
 
 @dataclass(frozen=True)
 class TimeToTarget:
     estimate: Estimate  # speedup at equal quality, 1 - T_opt(L*)/T_base(L*)
     pairs: tuple[MatchedPair, ...]
 
+    def median_s(self, arm: str) -> float | None:
+        """The arm's median time to matched loss over the pairs."""
+        return rules.median_time(getattr(p, f"{arm}_s") for p in self.pairs)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.estimate.to_dict(), "pairs": _json(self.pairs)}
+        return {
+            **self.estimate.to_dict(),
+            "pairs": jsonable(self.pairs),
+            "median_baseline_s": jsonable(self.median_s("baseline")),
+            "median_optimized_s": jsonable(self.median_s("optimized")),
+        }
+
+
+@dataclass(frozen=True)
+class Clock(Fields):
+    """Each arm's median stack clock (wall less machine stalls, setup included) over its runs
+    in the judged pairs: the clock the end-to-end speedup is judged on."""
+
+    baseline_median_s: float | None
+    optimized_median_s: float | None
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class LossDelta:
 
 
 @dataclass(frozen=True)
-class SeedLearning(_Fields):
+class SeedLearning(Fields):
     """How much one baseline seed learned: its loss drop and its share of the learnable gap."""
 
     seed: int
@@ -117,11 +127,11 @@ class Learning:
     def to_dict(self) -> dict[str, Any]:
         worst = (self.worst or SeedLearning(0, None, None, None, None, None, None)).to_dict()
         del worst["seed"]  # the worst seed's numbers; which seed it is, per_seed says
-        return {**worst, "per_seed": _json(self.per_seed)}
+        return {**worst, "per_seed": jsonable(self.per_seed)}
 
 
 @dataclass(frozen=True)
-class Memory(_Fields):
+class Memory(Fields):
     baseline: float | None  # peak MiB over the arm's runs
     optimized: float | None
     optimized_rss: float | None
@@ -129,13 +139,13 @@ class Memory(_Fields):
 
 
 @dataclass(frozen=True)
-class Encoding(_Fields):
+class Encoding(Fields):
     problems: tuple[str, ...]
     summary: str
 
 
 @dataclass(frozen=True)
-class Noise(_Fields):
+class Noise(Fields):
     aa: float | None  # |1 - median step-time ratio|, A/A run against pair 0's baseline
     detail: str
     baseline_s: float | None  # pair 0's baseline over the same steps, setup included
@@ -145,7 +155,7 @@ class Noise(_Fields):
 
 
 @dataclass(frozen=True)
-class RunStalls(_Fields):
+class RunStalls(Fields):
     label: str
     arm: str
     role: str
@@ -168,7 +178,7 @@ class Stalls:
         return sum(r.stall_s for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total_s": self.total_s, "rule": self.rule, "runs": _json(self.runs)}
+        return {"total_s": self.total_s, "rule": self.rule, "runs": jsonable(self.runs)}
 
 
 STALL_RULE = (
@@ -184,7 +194,7 @@ STALL_RULE = (
 
 
 @dataclass(frozen=True)
-class ContaminatedRun(_Fields):
+class ContaminatedRun(Fields):
     """A run left unjudged: too much of its time rests on the stall rule's contention estimate."""
 
     label: str
@@ -224,12 +234,12 @@ class Contamination:
             "max_reruns": self.max_reruns,
             "reruns": self.reruns,
             "contended_s": self.contended_s,
-            "runs": _json(self.runs),
+            "runs": jsonable(self.runs),
         }
 
 
 @dataclass(frozen=True)
-class TakenOff(_Fields):
+class TakenOff(Fields):
     """One judged run's seconds taken off its clock: the stall rule's, stopped + contended."""
 
     label: str
@@ -241,7 +251,7 @@ class TakenOff(_Fields):
 
 
 @dataclass(frozen=True)
-class WallGap(_Fields):
+class WallGap(Fields):
     """The wall clock's end-to-end speedup against the stack clock's. A gap beyond the A/A noise
     is explained by the judged runs' seconds taken off (their stalls), largest first."""
 
@@ -252,7 +262,7 @@ class WallGap(_Fields):
 
 
 @dataclass(frozen=True)
-class Measurements(_Fields):
+class Measurements(Fields):
     time_to_target: TimeToTarget
     speedup: Estimate  # end to end, equal steps, on the stack's clock
     throughput: Estimate
@@ -267,6 +277,7 @@ class Measurements(_Fields):
     wall_speedup: Estimate  # end to end on the wall clock (stalls on), the same pairs
     wall_gap: WallGap
     contamination: Contamination
+    clock: Clock
 
 
 def throughput(r: ArmResult) -> float:
@@ -348,10 +359,11 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         encoding=_encoding(records, artifact_problems),
         no_effect=_no_effect(judged),
         noise=noise,
-        stalls=_stalls(records),
+        stalls=stalls(records),
         wall_speedup=wall,
         wall_gap=_wall_gap(speedup, wall, noise, pairs),
         contamination=judged.contamination(config.measurement.max_reruns),
+        clock=_clock(judged),
     )
 
 
@@ -373,28 +385,16 @@ class _Judged:
     @classmethod
     def select(cls, records: list[RunRecord], max_share: float) -> _Judged:
         counted = tuple(r for r in records if r.job.role != "warmup")
-        dirty = {
-            id(r): why
-            for r in counted
-            if (why := r.contamination or contamination(r.result, max_share))
-        }
-        attempts: dict[int, dict[int, dict[str, RunRecord]]] = {}
+        dirty = {id(r): why for r in counted if (why := r.unclean(max_share))}
+        judged = rules.judged_attempts(r.shape(id(r) not in dirty) for r in counted)
+        arms: dict[tuple[int, int], dict[str, RunRecord]] = {}
         for rec in counted:
             if rec.job.role == "pair":
-                per_attempt = attempts.setdefault(rec.job.repeat, {})
-                per_attempt.setdefault(rec.job.attempt, {})[rec.job.arm] = rec
-        pairs, busy = [], []
-        for repeat, tries in sorted(attempts.items()):
-            clean = [
-                (arms["baseline"], arms["optimized"])
-                for _, arms in sorted(tries.items())
-                if {"baseline", "optimized"} <= arms.keys()
-                and not any(id(r) in dirty for r in arms.values())
-            ]
-            if clean:
-                pairs.append(clean[-1])
-            elif any(id(r) in dirty for arms in tries.values() for r in arms.values()):
-                busy.append(f"pair {repeat + 1}")
+                arms.setdefault((rec.job.repeat, rec.job.attempt), {})[rec.job.arm] = rec
+        pairs = [(arms[at]["baseline"], arms[at]["optimized"]) for at in sorted(judged.items())]
+        # a repeat with no judged attempt: the machine was too busy for it
+        dirty_repeats = {r.job.repeat for r in counted if r.job.role == "pair" and id(r) in dirty}
+        busy = [f"pair {repeat + 1}" for repeat in sorted(dirty_repeats - judged.keys())]
         aa_runs = [r for r in counted if r.job.role == "aa"]
         aa = next((r for r in reversed(aa_runs) if id(r) not in dirty), None)
         if aa_runs and aa is None:
@@ -525,6 +525,16 @@ def _matched(b: RunRecord, o: RunRecord, divergence: list[str]) -> MatchedPair |
                        tb, to)  # fmt: skip
 
 
+def _clock(judged: _Judged) -> Clock:
+    """The median stack clock of each arm's runs in the judged pairs (a crashed run has none)."""
+
+    def median(arm: str) -> float | None:
+        runs = [rec.result for pair in judged.pairs for rec in pair if rec.job.arm == arm]
+        return rules.median(r.clock_s for r in runs if r is not None)
+
+    return Clock(median("baseline"), median("optimized"))
+
+
 def _learning(judged: _Judged) -> Learning:
     """Each judged pair's baseline: how much it learned."""
     per_seed = []
@@ -645,17 +655,16 @@ def _noise(judged: _Judged) -> Noise:
     )
 
 
-def _stalls(records: list[RunRecord]) -> Stalls:
+def stalls(records: list[RunRecord]) -> Stalls:
     """Every run's stalls, the warm-up's and the contaminated runs' included: all reported."""
     runs = []
     for rec in records:
         r = rec.result
         if r is None:
             continue
-        stalled = [s for s in (r.setup_stall_s, *r.step_stalls) if s > 0]
-        runs.append(RunStalls(rec.job.label, rec.job.arm, rec.job.role, r.stall_s, len(stalled),
-                              max(stalled, default=0.0), r.run_queue_wait_s,
-                              r.involuntary_switches))  # fmt: skip
+        stalled, largest = rules.stalled_steps(r.setup_stall_s, r.step_stalls)
+        runs.append(RunStalls(rec.job.label, rec.job.arm, rec.job.role, r.stall_s, stalled,
+                              largest, r.run_queue_wait_s, r.involuntary_switches))  # fmt: skip
     return Stalls(tuple(runs), STALL_RULE)
 
 

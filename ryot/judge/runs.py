@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ryot.comparison.rules import RunShape, last_run
 from ryot.config import Config
+from ryot.judge.contamination import contamination
 from ryot.train.results import ArmResult
 
 
@@ -41,6 +43,17 @@ class RunRecord:
     # experiment as the run ends, from ryot.judge.contamination's fixed bound.
     contamination: str | None = None
 
+    def unclean(self, max_share: float) -> str | None:
+        """Why this run is never judged (its record's reason, or its contended share over the
+        bound), else None."""
+        return self.contamination or contamination(self.result, max_share)
+
+    def shape(self, clean: bool) -> RunShape:
+        """What ryot.comparison.rules reads of this run."""
+        j = self.job
+        return RunShape(j.index, j.arm, j.role, j.repeat, j.attempt, clean,
+                        j.stop_after_epoch is None, self.result is not None)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.job.index,
@@ -56,3 +69,19 @@ class RunRecord:
             "contamination": self.contamination,
             "result": self.result.to_dict() if self.result else None,
         }
+
+
+def last_runs(records: list[RunRecord], max_share: float) -> dict[str, RunRecord]:
+    """The run that stands for each arm (ryot.comparison.rules.last_run), arms in run order;
+    an arm without one is left out."""
+    shapes = [r.shape(r.unclean(max_share) is None) for r in records]
+    by_index = {r.job.index: r for r in records}
+    picks = {arm: last_run(shapes, arm) for arm in dict.fromkeys(r.job.arm for r in records)}
+    return {arm: by_index[index] for arm, index in picks.items() if index is not None}
+
+
+def pair_results(records: list[RunRecord], arm: str) -> list[ArmResult | None]:
+    """The arm's clean pair runs: a contaminated run's time is never a summary's (none at all
+    when the machine was too busy to judge)."""
+    return [r.result for r in records
+            if r.job.arm == arm and r.job.role == "pair" and not r.contamination]  # fmt: skip
