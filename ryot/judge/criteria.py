@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ryot.config import CriteriaConfig
 from ryot.judge.measurements import Measurements
-from ryot.judge.stats import Estimate, finite
+from ryot.judge.stats import Estimate, finite, percent
 
 GO, INVESTIGATE, DEBUG = "GO", "INVESTIGATE", "DEBUG"
 DECISIONS = {
@@ -345,6 +346,55 @@ def verdict(rows: list[CriterionResult]) -> str:
     if any(r.critical and not r.passed for r in rows):
         return DEBUG
     return GO if all(r.passed for r in rows) else INVESTIGATE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A paired job's verdict, its seed-plan scenario, and why it is not GO in words."""
+
+    status: str  # GO, INVESTIGATE or DEBUG
+    scenario: str
+    reasons: tuple[str, ...]  # empty for GO
+
+    @classmethod
+    def of(
+        cls, status: str, rows: list[CriterionResult], m: Measurements, evidence: dict[str, list]
+    ) -> Verdict:
+        """`status` (verdict(rows)) with its scenario and reasons."""
+        ttt = percent(m.time_to_target.estimate.point)
+        return cls(
+            status,
+            scenario(ttt, m.loss_delta.estimate.point),
+            tuple(verdict_reasons(rows, evidence)),
+        )
+
+    @property
+    def decision(self) -> str:
+        return DECISIONS[self.status]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "decision": self.decision,
+            "scenario": self.scenario,
+            "exit_code": self.exit_code,
+            "reasons": list(self.reasons),
+        }
+
+
+def verdict_reasons(rows: list[CriterionResult], evidence: dict[str, list]) -> list[str]:
+    """Why the verdict is not GO, in words: each failed criterion, then what the optimized arm
+    measured it could not apply (on a CPU without native bf16, the kernel's bf16 autocast)."""
+    reasons = [r.summary for r in rows if not r.passed]
+    if reasons:
+        for ev in evidence.get("optimized", []):
+            if ev.get("enabled"):
+                reasons += [f"{ev['name']} skipped {s['what']}: {s['why']}" for s in ev["skipped"]]
+    return reasons
 
 
 def undecided(measured: Measurements, c: CriteriaConfig) -> list[str]:
