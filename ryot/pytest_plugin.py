@@ -330,11 +330,12 @@ class _Lines:
 
 
 def _finish(config: pytest.Config, state: Stage3a, exitstatus: int) -> None:
-    """Publish a complete run as --ryot-out; set a failed or interrupted one aside."""
+    """Publish a complete run as --ryot-out, comparison.json written once with the tests and
+    benchmarks (ryot.experiment.session.publish); set a failed or interrupted one aside."""
     from ryot.console import FAIL, Console
     from ryot.experiment.run_folder import remove_tree
-    from ryot.experiment.session import publish, set_aside
-    from ryot.osutil import os_error_line, write_json_atomic
+    from ryot.experiment.session import publish, set_aside, write_comparison
+    from ryot.osutil import os_error_line
 
     folder = state.folder
     encoding = getattr(sys.stdout, "encoding", None)
@@ -344,6 +345,11 @@ def _finish(config: pytest.Config, state: Stage3a, exitstatus: int) -> None:
             remove_tree(folder.staging)  # interrupted before any training: nothing to keep
             return
         console.line(f"{FAIL} INTERRUPTED: the run stopped before its verdict.")
+        if state.outcome is not None:  # judged before the interrupt: its file, tests unfinished
+            try:
+                write_comparison(state.outcome, state.out)
+            except OSError as exc:
+                console.line(f"{FAIL} {os_error_line(exc)}")
         state.set_aside = set_aside(folder, console, state.history)
         return
     if state.outcome is None:
@@ -352,16 +358,10 @@ def _finish(config: pytest.Config, state: Stage3a, exitstatus: int) -> None:
         else:  # nothing ran (-x stopped the session first, say)
             remove_tree(folder.staging)
         return
-    comparison = state.outcome.comparison
-    comparison["tests"] = dict(state.test_outcomes)
-    comparison["benchmarks"] = _benchmark_stats(config)
-    try:
-        write_json_atomic(comparison, state.out / "comparison.json")
-    except OSError as exc:
-        console.line(f"{FAIL} {os_error_line(exc)}")
-        state.set_aside = set_aside(folder, console, state.history)
-        return
-    ending = publish(folder, state.outcome, console, state.history)
+    ending = publish(
+        folder, state.outcome, console, state.history,
+        tests=dict(state.test_outcomes), benchmarks=_benchmark_stats(config),
+    )  # fmt: skip
     state.published, state.set_aside = ending.published, ending.kept
 
 

@@ -19,7 +19,7 @@ import torch
 from ryot.console import Console
 from ryot.experiment import stage3a
 from ryot.judge.contamination import contamination
-from ryot.judge.criteria import DEBUG, GO, INVESTIGATE, judge, verdict
+from ryot.judge.criteria import DEBUG, GO, INVESTIGATE, judge, verdict, verdict_reasons
 from ryot.judge.measurements import measure
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.report.html import render_report
@@ -134,7 +134,7 @@ def test_a_repeat_with_no_clean_run_left_makes_the_machine_too_busy():
     assert "the machine was too busy to judge: pair 3 left without a clean run" in summary
     assert "90.00 s contended in 3 contaminated run(s)" in summary
     assert "run 5 (baseline, pair 3): 30.00 s contended (20.0%)" in summary
-    assert any("the machine was too busy to judge" in r for r in stage3a.verdict_reasons(
+    assert any("the machine was too busy to judge" in r for r in verdict_reasons(
         judge(m, CRITERIA_CONFIG), {}))  # fmt: skip
 
 

@@ -312,7 +312,7 @@ def test_full_disk_while_writing_the_verdict_keeps_the_earlier_run(
     def full_disk(data, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr("ryot.experiment.stage3a.write_json_atomic", full_disk)
+    monkeypatch.setattr("ryot.experiment.session.write_json_atomic", full_disk)
     args = ["stage3a", "--config", SMOKE, "--out", str(folder), "--repeats", "1"]
     assert cli.main(args) == 3
     out = capsys.readouterr().out

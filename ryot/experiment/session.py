@@ -7,9 +7,11 @@ locks the run folder and creates its staging folder (ryot.experiment.run_folder)
 is one PreflightError, one line naming the caller's own flags (`Flags`): the CLI exits 2 with it,
 the pytest plugin makes it a usage error (exit 4).
 
-`publish` ends a judged run: into place as the run folder, or set aside (`set_aside`) where it
-may not replace what is there. Both render the run's HTML report. In CI it also puts the verdict
-where CI users look (`report_to_ci`: the job summary and error annotations).
+`publish` ends a judged run: it writes comparison.json, once, with the suite's tests and
+benchmarks when pytest ran it, then moves the run into place as the run folder, or sets it
+aside (`set_aside`) where it may not replace what is there. Both render the run's HTML report.
+In CI it also puts the verdict where CI users look (`report_to_ci`: the job summary and error
+annotations).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from ryot.experiment.launch import Launch, LaunchError
 from ryot.experiment.run_folder import RunDirError, RunFolder
 from ryot.experiment.stage3a import Outcome
 from ryot.optim.stack_spec import DEFAULT_STACK, StackSpecError, check_stack_factory
-from ryot.osutil import os_error_line
+from ryot.osutil import os_error_line, write_json_atomic
+
+COMPARISON = "comparison.json"
 
 
 class PreflightError(Exception):
@@ -147,11 +151,33 @@ class Ending:
     exit_code: int
 
 
+def write_comparison(
+    outcome: Outcome, out: Path, tests: dict[str, str] | None = None, benchmarks: list | None = None
+) -> dict[str, Any]:
+    """OUT/comparison.json: the outcome's, with the suite's test outcomes and pytest-benchmark's
+    statistics (None outside pytest). The only writer of the file: once per run."""
+    comparison = {**outcome.comparison, "tests": tests, "benchmarks": benchmarks}
+    write_json_atomic(comparison, out / COMPARISON)
+    return comparison
+
+
 def publish(
-    folder: RunFolder, outcome: Outcome, console: Console, history: Sequence[Path] = ()
+    folder: RunFolder,
+    outcome: Outcome,
+    console: Console,
+    history: Sequence[Path] = (),
+    tests: dict[str, str] | None = None,
+    benchmarks: list | None = None,
 ) -> Ending:
-    """Move a judged run into place, unless it has a failed job and a complete earlier run is
-    there (or the move fails): then set it aside. The report is rendered either way."""
+    """Write the judged run's comparison.json (write_comparison), then move the run into place,
+    unless it has a failed job and a complete earlier run is there (or the move fails): then set
+    it aside. The report is rendered either way. A file that cannot be written sets the run
+    aside, a crash (EXIT_CRASH)."""
+    try:
+        write_comparison(outcome, folder.staging, tests, benchmarks)
+    except OSError as exc:
+        console.line(f"{FAIL} {os_error_line(exc)}")
+        return Ending(None, set_aside(folder, console, history), EXIT_CRASH)
     report_to_ci(outcome.comparison, console)
     failed = [r for r in outcome.records if r.result is None]
     if folder.keeps_earlier_run(bool(failed)):
@@ -198,7 +224,7 @@ def set_aside(folder: RunFolder, console: Console, history: Sequence[Path] = ())
         console.line(f"{FAIL} {os_error_line(exc)}")
         return None
     console.log_path = kept / "monitor.log"
-    if (kept / "comparison.json").is_file():
+    if (kept / COMPARISON).is_file():
         render_report(kept, console, history)
     console.line(f"{folder.final} is unchanged; this run's files are in {kept}")
     return kept
