@@ -16,6 +16,7 @@ import pytest
 from ryot.experiment import runners
 from ryot.optim.stack_spec import DEFAULT_STACK
 from tests.conftest import ROOT, SMOKE, in_process_runner
+from tests.test_session import count_writes
 
 pytest_plugins = ["pytester"]
 
@@ -112,6 +113,7 @@ def test_a_sabotaged_stack_turns_the_suite_to_debug(pytester, monkeypatch):
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(runners, "SubprocessRunner", in_process_suite_runner)
+    writes = count_writes(monkeypatch)
     out = pytester.path / "run"
     result = pytester.runpytest_inprocess(
         str(ROOT / "validation"), "-p", "no:cacheprovider", "--ryot-config", SMOKE,
@@ -125,6 +127,7 @@ def test_a_sabotaged_stack_turns_the_suite_to_debug(pytester, monkeypatch):
     table = next(i for i, line in enumerate(lines) if "benchmark 'training step" in line)
     verdict = max(i for i, line in enumerate(lines) if "PHASE 3 STAGE 3a: DEBUG" in line)
     assert table < verdict < lines.index(f"Run folder: {out}")  # the summary ends with it
+    assert len(writes) == 1  # once, by the publish step, with the tests and benchmarks
     data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
     assert data["verdict"]["status"] == "DEBUG"
     failed = {c["id"] for c in data["criteria"] if not c["passed"]}
