@@ -252,8 +252,10 @@ JUDGED_ROLES = ("pair", "aa")
 
 
 def one_node(runner) -> bool:
-    """Whether the job runs on this machine alone; a multi-node job's plan is fixed."""
-    return not (isinstance(runner, SubprocessRunner) and runner.launch.nnodes > 1)
+    """Whether the job runs on this machine alone; a multi-node job's plan is fixed. Read from
+    the runner's launch (an in-process runner has none), not its class, which tests replace."""
+    launch = getattr(runner, "launch", None)
+    return launch is None or launch.nnodes <= 1
 
 
 def _checkpoint_for(job: RunJob, queue: list[RunJob], out: Path) -> Path | None:

@@ -17,7 +17,7 @@ from ryot.console import FAIL, OK, Console
 from ryot.experiment.console_report import print_arm, print_comparison, print_verdict
 from ryot.experiment.environment import environment, timestamp
 from ryot.experiment.plan import pair_jobs, plan_runs
-from ryot.experiment.runners import SubprocessRunner, execute
+from ryot.experiment.runners import SubprocessRunner, execute, one_node
 from ryot.judge import criteria as crit
 from ryot.judge.judgement import Judgement, judge_job
 from ryot.judge.measurements import Measurements, measure
@@ -74,7 +74,7 @@ def run_stage3a(
     paired = "baseline" in arms and "optimized" in arms
     jobs = _plan(config, arms, repeats, resume, runner, console)
     started = time.monotonic()
-    extend = _extra_pairs(config, arms, console) if paired and _one_node(runner) else None
+    extend = _extra_pairs(config, arms, console) if paired and one_node(runner) else None
     records = execute(jobs, runner, out, console, resume, extend)
     job_wall_s = time.monotonic() - started
 
@@ -96,12 +96,6 @@ def run_stage3a(
         print_comparison(console, comparison)
         print_verdict(console, comparison)
     return outcome
-
-
-def _one_node(runner) -> bool:
-    """Whether this job runs on one machine. On several, every node would have to take the
-    same decision from the same records: a multi-node job keeps its fixed plan."""
-    return not (isinstance(runner, SubprocessRunner) and runner.launch.nnodes > 1)
 
 
 def _extra_pairs(config: Config, arms: list[str], console: Console):
