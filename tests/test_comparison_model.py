@@ -238,3 +238,17 @@ def test_a_number_of_the_wrong_kind_reads_as_none_and_lists_keep_their_length():
     assert times[3] is None and len(times) == len(d["runs"][0]["result"]["step_times"])
     assert c.runs[1].result.curve == () and c.criteria[0].passed is None
     assert len(c.runs) == len(d["runs"]) - 1  # a list of records keeps its records alone
+
+
+def test_the_models_own_readings_of_a_file():
+    d = json.loads(json.dumps(synthetic_comparison()))
+    c = Comparison.from_dict(d)
+    assert Comparison.of(c) is c and Comparison.of(d) == c
+    stalls = d["measurements"]["stalls"]["runs"]
+    assert c.stalls.run_queue_wait_s == pytest.approx(sum(r["run_queue_wait_s"] for r in stalls))
+    assert c.stalls.involuntary_switches == sum(r["involuntary_switches"] for r in stalls)
+    setup = c.config.setup
+    assert set(setup) == {"model", "data", "training", "optimizations", "measurement"}
+    assert setup["training"] == d["config"]["training"]  # criteria only judge: not the setup
+    d["measurements"]["memory"] = {}  # an empty object is no record
+    assert Comparison.from_dict(d).measurements.memory is None

@@ -236,6 +236,9 @@ class MeasurementSettings(Record):
     extra_repeats: int | None = number()
 
 
+MEASURED_SECTIONS = ("model", "data", "training", "optimizations", "measurement")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The run's config: `raw` is the file's mapping as written (the page shows it as YAML;
@@ -261,6 +264,15 @@ class RunConfig:
     @property
     def measurement(self) -> MeasurementSettings:
         return MeasurementSettings.from_dict(self.raw.get("measurement"))
+
+    @property
+    def setup(self) -> dict[str, Any] | None:
+        """The sections that decide what a run measures (criteria only judge it, serving is
+        Stage 3b): two runs answer the same question when theirs are equal; None without a
+        config."""
+        if not self.raw:
+            return None
+        return {k: self.raw.get(k) for k in MEASURED_SECTIONS}
 
     @property
     def training_seed(self) -> Any:
@@ -319,6 +331,11 @@ class Comparison(Record):
     tests: dict[str, str | None] | None = mapping(TEXT)  # node id -> outcome
     job_wall_s: float | None = number(omit=True)
     at_target: bool = False
+
+    @classmethod
+    def of(cls, c: Comparison | dict[str, Any]) -> Comparison:
+        """`c` itself, or a dict (comparison.json's content) read first (from_dict)."""
+        return c if isinstance(c, Comparison) else cls.from_dict(c)
 
     @classmethod
     def from_dict(cls, d: Any) -> Comparison:

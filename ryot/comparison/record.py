@@ -52,9 +52,9 @@ def listing(item: Kind, absent: Any = ()) -> Kind:
 
 
 def one(cls: type[Record], empty: bool = False) -> Kind:
-    """A record; not an object: None, or an empty record where `empty`."""
+    """A record; not an object, or an empty one: None, or an empty record where `empty`."""
     return Kind(
-        lambda x: cls.from_dict(x) if isinstance(x, dict) or empty else None,
+        lambda x: cls.from_dict(x) if isinstance(x, dict) and x or empty else None,
         lambda v: None if v is None else v.to_dict(),
     )
 
