@@ -8,6 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ryot.comparison.model import Comparison, RunConfig
+from ryot.comparison.runs import Run
 from ryot.judge import power
 from tests.conftest import ROOT
 
@@ -93,8 +95,11 @@ def _run(arm: str, role: str, clock: float, contamination: str | None = None,
     }  # fmt: skip
 
 
-def _comparison(runs: list[dict]) -> dict:
-    return {"runs": runs, "config": {"measurement": {"max_contended_share": 0.05}}}
+def _comparison(runs: list[dict]) -> Comparison:
+    measurement = {"max_contended_share": 0.05}
+    return Comparison(
+        runs=tuple(map(Run.from_dict, runs)), config=RunConfig({"measurement": measurement})
+    )
 
 
 CLEAN = [

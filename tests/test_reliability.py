@@ -379,7 +379,7 @@ def test_bad_sibling_report_data_is_skipped_with_a_warning(earlier, tmp_path, ca
     real = html.history_context
 
     def fragile(current, history):  # fault injection: the history's code fails on one entry
-        if any(h.get("config_name") == "crashes the history" for h in history):
+        if any(h.comparison.config_name == "crashes the history" for h in history):
             raise TypeError("sabotage: unusable entry")
         return real(current, history)
 

@@ -1,7 +1,7 @@
 """The report's plain data, checked as numbers rather than as SVG or HTML: the headline and the
 comparison table (ryot.report.summary, which the console prints too) and each chart's model
-(ryot.report.chart_models), from the committed example run (schema 3.0) and small comparisons
-written here."""
+(ryot.report.chart_models), from the committed example run (schema 3.0, read as the typed
+comparison) and small comparisons written here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ryot.comparison.model import AblationRow, ArmSummary, Comparison, SeedComparison
+from ryot.comparison.runs import ArmResult, Epoch, Run
 from ryot.console import Console
 from ryot.experiment import console_report
 from ryot.report import chart_models, summary
@@ -30,24 +32,29 @@ def example() -> dict:
     return json.loads(EXAMPLE.read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="module")
+def typed(example) -> Comparison:
+    return Comparison.from_dict(example)
+
+
 # --- one headline, one table ---------------------------------------------------------------
 
 
-def test_headline_is_the_speedup_at_equal_quality_then_end_to_end(example):
-    assert summary.headline(example) == (
+def test_headline_is_the_speedup_at_equal_quality_then_end_to_end(typed):
+    assert summary.headline(typed) == (
         "Speedup at equal quality (time to matched loss): +43.9% (95% CI [+38.5%, +48.9%]); "
         "end to end +50.8% (95% CI [+47.7%, +53.6%])"
     )
-    ttt, e2e = summary.headline_figures(example)
+    ttt, e2e = summary.headline_figures(typed)
     assert (ttt.id, ttt.value, ttt.missed) == ("headline-ttt", "+43.9%", False)
     assert ttt.sub == "95% CI [+38.5%, +48.9%] · geometric mean of 3 pairs"
     assert (e2e.id, e2e.value) == ("headline-speedup", "+50.8%")
-    assert summary.headline({}) is None and summary.headline_figures({}) == []
+    assert summary.headline(Comparison()) is None and summary.headline_figures(Comparison()) == []
 
 
 def test_a_missed_target_reads_not_reached_with_its_ci():
-    c = json.loads(EXAMPLE_2.read_text(encoding="utf-8"))  # schema 2.0: seed 44 never got there
-    ttt, _ = summary.headline_figures(c)
+    c = Comparison.from_dict(json.loads(EXAMPLE_2.read_text(encoding="utf-8")))
+    ttt, _ = summary.headline_figures(c)  # schema 2.0: seed 44 never got there
     assert ttt.label == "Speedup at equal quality (time to target)"
     assert (ttt.value, ttt.missed) == ("not reached", True)
     assert ttt.sub.startswith("the optimized arm never reached the target in 1 of 3 pair(s)")
@@ -56,8 +63,8 @@ def test_a_missed_target_reads_not_reached_with_its_ci():
     )
 
 
-def test_comparison_rows_are_the_medians_of_the_json(example):
-    rows = {r.label: r for r in summary.comparison_rows(example)}
+def test_comparison_rows_are_the_medians_of_the_json(example, typed):
+    rows = {r.label: r for r in summary.comparison_rows(typed)}
     b, o = example["baseline"], example["optimized"]
     total = rows["Total training time (s)"]
     assert (total.baseline, total.optimized) == (f"{b['total_time']:.2f}", f"{o['total_time']:.2f}")
@@ -69,8 +76,9 @@ def test_comparison_rows_are_the_medians_of_the_json(example):
     assert rows["Validation loss"].change == f"{example['comparison']['loss_delta']:+.4f}"
     # schema 3.0's total time is the stack clock already: no second row repeating it
     assert not [label for label in rows if label.startswith("Stack clock")]
-    assert "machine stalls off" in summary.comparison_note(example)
-    assert summary.comparison_rows({"baseline": {}}) is None  # no optimized arm: no table
+    assert "machine stalls off" in summary.comparison_note(typed)
+    no_optimized = Comparison(baseline=ArmSummary())
+    assert summary.comparison_rows(no_optimized) is None  # no optimized arm: no table
 
 
 def _report_table(html: str) -> list[list[str]]:
@@ -81,9 +89,10 @@ def _report_table(html: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("source", ["example", "synthetic"])
 def test_console_and_report_show_the_same_headline_and_table(source, example):
-    c = example if source == "example" else synthetic_comparison()
+    d = example if source == "example" else synthetic_comparison()
+    c = Comparison.from_dict(d)
     rows = [list(r) for r in summary.comparison_rows(c)]
-    html = render_report(c)
+    html = render_report(d)
     assert _report_table(html) == rows
     out = io.StringIO()
     console_report.print_comparison(Console(out), c)
@@ -103,7 +112,7 @@ def test_console_and_report_show_the_same_headline_and_table(source, example):
 def test_console_epoch_cells_are_the_report_epoch_cells(example):
     run = next(r for r in example["runs"] if r["result"])
     epoch = run["result"]["epochs"][0]
-    cells = summary.epoch_numbers(epoch)
+    cells = summary.epoch_numbers(Epoch.from_dict(epoch))
     assert console_report.epoch_cells(EpochMetrics(**epoch)) == [*cells, "\u2713"]
     assert cells == (
         str(epoch["epoch"]),
@@ -127,8 +136,8 @@ def test_the_report_imports_no_stage_but_the_registry():
 # --- the charts' models ---------------------------------------------------------------------
 
 
-def test_speedup_chart_model_has_the_geometric_means_and_cis(example):
-    m = chart_models.speedup_model(example)
+def test_speedup_chart_model_has_the_geometric_means_and_cis(example, typed):
+    m = chart_models.speedup_model(typed)
     ttt, e2e = m.rows
     assert ttt.label == "at equal quality" and e2e.label == "end to end"
     assert ttt.point == pytest.approx(43.945, abs=1e-3)
@@ -141,8 +150,8 @@ def test_speedup_chart_model_has_the_geometric_means_and_cis(example):
     assert "geometric mean +43.9% · 95% CI [+38.5%, +48.9%] · n=3 pairs" in ttt.summary
 
 
-def test_equivalence_chart_model_is_the_loss_delta_against_its_margin(example):
-    m = chart_models.equivalence_model(example)
+def test_equivalence_chart_model_is_the_loss_delta_against_its_margin(example, typed):
+    m = chart_models.equivalence_model(typed)
     est = example["measurements"]["loss_delta"]
     assert (m.row.point, m.row.low, m.row.high) == (est["point"], est["low"], est["high"])
     assert m.row.pairs == tuple(est["values"])
@@ -151,8 +160,8 @@ def test_equivalence_chart_model_is_the_loss_delta_against_its_margin(example):
     assert m.heading == "mean +0.0251 · 95% CI [+0.0121, +0.0380] · non-inferior"
 
 
-def test_curve_chart_model_marks_each_pairs_matched_loss_and_times(example):
-    m = chart_models.curve_model(example)
+def test_curve_chart_model_marks_each_pairs_matched_loss_and_times(example, typed):
+    m = chart_models.curve_model(typed)
     pairs = example["measurements"]["time_to_target"]["pairs"]
     assert not m.at_target and m.target is None
     assert [(x.seed, x.loss, x.baseline_s, x.optimized_s) for x in m.matched] == [
@@ -169,20 +178,23 @@ def test_curve_chart_model_marks_each_pairs_matched_loss_and_times(example):
     assert m.times[0] == "time to matched loss L*, baseline: 55.47 s, 51.58 s, 51.48 s"
 
 
-def test_loss_chart_model_draws_earlier_runs_faint_and_the_references(example):
-    m = chart_models.loss_model(example)
+def test_loss_chart_model_draws_earlier_runs_faint_and_the_references(example, typed):
+    m = chart_models.loss_model(typed)
     with_losses = [r for r in example["runs"] if r["result"] and r["result"]["step_losses"]]
     assert len(m.series) == len(with_losses)
     bold = [s for s in m.series if s.opacity is None]
     assert [s.key for s in bold] == ["baseline", "optimized"] and m.series[-2:] == tuple(bold)
+    # each arm's own run, never the A/A run (run 7, the last baseline run here: issue 22)
+    assert [s.label for s in bold] == ["baseline (run 5)", "optimized (run 6)"]
+    assert m.legend[0] == ("baseline (run 5)", bold[0].color, "line")
     first = m.series[0]
     assert first.points[0] == (1, with_losses[0]["result"]["step_losses"][0])  # x: step, from 1
     assert [lv.value for lv in m.levels] == [example["unigram_loss"], example["bayes_floor"]]
     assert m.legend[-1] == ("earlier runs", "#6c757d", "faint")
 
 
-def test_position_and_step_time_models(example):
-    pos = chart_models.position_model(example)
+def test_position_and_step_time_models(example, typed):
+    pos = chart_models.position_model(typed)
     assert [s.key for s in pos.series] == [
         "baseline",
         "optimized",
@@ -192,7 +204,7 @@ def test_position_and_step_time_models(example):
     floor = example["bench"]["floor_per_position"]
     assert pos.last == len(floor) - 1
     assert pos.series[-1].points == [(i, v) for i, v in enumerate(floor)]
-    steps = chart_models.step_time_model(example)
+    steps = chart_models.step_time_model(typed)
     for box in steps.boxes:
         ms = [
             1000 * t
@@ -207,13 +219,13 @@ def test_position_and_step_time_models(example):
 
 
 def test_ablation_and_history_models():
-    c = {
-        "ablation": {
-            "scaling": {"speedup_percent": 10.0, "loss_delta": -0.02},
-            "kernel": {"speedup_percent": -12.5, "loss_delta": None},
+    c = Comparison(
+        ablation={
+            "scaling": AblationRow(speedup_percent=10.0, loss_delta=-0.02),
+            "kernel": AblationRow(speedup_percent=-12.5, loss_delta=None),
         },
-        "comparison": {"speedup_percent": 30.0, "loss_delta": 0.01},
-    }
+        comparison=SeedComparison(speedup_percent=30.0, loss_delta=0.01),
+    )
     m = chart_models.ablation_model(c)
     assert [(b.label, b.value) for b in m.speed] == [
         ("kernel", -12.5),
@@ -249,5 +261,6 @@ def test_ablation_and_history_models():
     ],
 )
 def test_a_comparison_without_data_has_no_chart_model(build):
-    assert build({}) is None
-    assert build({"runs": [{"arm": "baseline", "result": {}}], "measurements": "?"}) is None
+    assert build(Comparison()) is None
+    empty = Run(index=1, arm="baseline", role="pair", result=ArmResult())
+    assert build(Comparison(runs=(empty,), last_runs={"baseline": 1})) is None

@@ -1,19 +1,25 @@
 """Stage 3a on the console: each arm's epochs, the comparison and the verdict.
 
 The headline and the comparison table are the report's own (ryot.report.summary), built from
-comparison.json's dict, and every number goes through ryot.report.formatting: the console and
-the page show the same rows, labels and rounding.
+the typed comparison (ryot.comparison.model), and every number goes through
+ryot.report.formatting: the console and the page show the same rows, labels and rounding.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
+from ryot.comparison.model import Comparison
+from ryot.comparison.runs import EvidenceItem
 from ryot.console import BAR, FAIL, OK, WARN, Console
 from ryot.optim import registry
-from ryot.report.fields import as_dict, as_list, get_path, is_num, judged_at_target, ttt_pairs
-from ryot.report.formatting import fmt, fmt_frac_pct, fmt_int, fmt_loss, fmt_seconds
+from ryot.report.formatting import (
+    fmt,
+    fmt_frac_pct,
+    fmt_int,
+    fmt_loss,
+    fmt_seconds,
+    fmt_text,
+    is_num,
+)
 from ryot.report.summary import (
     EPOCH_HEADER,
     TABLE_HEADER,
@@ -31,7 +37,7 @@ TABLE_WIDTHS = [26, 10, 10, 18]  # the narrowest each column gets; a longer cell
 
 
 def epoch_cells(e: EpochMetrics) -> list[str]:
-    return [*epoch_numbers(dataclasses.asdict(e)), OK if e.status == "ok" else FAIL]
+    return [*epoch_numbers(e), OK if e.status == "ok" else FAIL]
 
 
 def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
@@ -40,12 +46,13 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
     if r is None:
         console.line(f"{FAIL} no completed run of this arm")
         return
-    for ev in r.evidence:
-        if ev["enabled"]:
-            title = registry.seed_name(ev["name"])  # the seed's name, then what it really is
-            console.line(f"{title}: {', '.join(ev['applied']) or 'nothing applied'}")
-            for s in ev["skipped"]:
-                console.line(f"  {WARN} skipped {s['what']}: {s['why']}")
+    for ev in map(EvidenceItem.from_dict, r.evidence):  # comparison.json's evidence items
+        if ev.enabled:
+            title = registry.seed_name(fmt_text(ev.name))  # the seed's name, then what it is
+            applied = ", ".join(fmt_text(a) for a in ev.applied)
+            console.line(f"{title}: {applied or 'nothing applied'}")
+            for s in ev.skipped:
+                console.line(f"  {WARN} skipped {fmt_text(s.what)}: {fmt_text(s.why)}")
     console.table(list(EPOCH_HEADER), [epoch_cells(e) for e in r.epochs], EPOCH_WIDTHS)
     console.line()
     if r.diverged:
@@ -80,52 +87,53 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
         )
 
 
-def learning_lines(c: dict[str, Any]) -> list[str]:
+def learning_lines(c: Comparison) -> list[str]:
     """The baseline's learning, each pair's matched loss (schema 2.0: the target) and times,
-    the machine stalls and the contaminated runs, from comparison.json's measurements."""
-    w = as_dict(get_path(c, "measurements", "learning"))
+    the machine stalls and the contaminated runs, from the comparison's measurements."""
+    m = c.measurements
+    w = m.learning if m and m.learning else None
     lines = [
-        f"Baseline learning (worst seed): loss {fmt_loss(w.get('initial_loss'))} -> "
-        f"{fmt_loss(w.get('final_loss'))} (drop {fmt(w.get('drop'), '.3f')} nats), context "
-        f"learned {fmt_frac_pct(w.get('context_learned'), signed=False)} (unigram "
-        f"{fmt_loss(w.get('unigram_loss'))}, Bayes floor {fmt_loss(w.get('bayes_floor'))})"
+        f"Baseline learning (worst seed): loss {fmt_loss(w and w.initial_loss)} -> "
+        f"{fmt_loss(w and w.final_loss)} (drop {fmt(w and w.drop, '.3f')} nats), context "
+        f"learned {fmt_frac_pct(w and w.context_learned, signed=False)} (unigram "
+        f"{fmt_loss(w and w.unigram_loss)}, Bayes floor {fmt_loss(w and w.bayes_floor)})"
     ]
-    target = get_path(c, "measurements", "target", "loss") if judged_at_target(c) else None
-    for p in ttt_pairs(c):
+    target = m.target.loss if m and m.target else None
+    for p in m.time_to_target.pairs if m and m.time_to_target else ():
         base, opt = (
-            fmt_seconds(p.get(f"{arm}_s")) if is_num(p.get(f"{arm}_s")) else "not reached"
+            fmt_seconds(p.seconds(arm)) if is_num(p.seconds(arm)) else "not reached"
             for arm in ("baseline", "optimized")
         )
-        if judged_at_target(c):
+        if c.at_target:
             level = f"target {fmt_loss(target)}"
         else:
             level = (
-                f"matched loss L* {fmt_loss(p.get('loss'))} (finals "
-                f"{fmt_loss(p.get('baseline_final'))} / {fmt_loss(p.get('optimized_final'))})"
+                f"matched loss L* {fmt_loss(p.loss)} (finals "
+                f"{fmt_loss(p.baseline_final)} / {fmt_loss(p.optimized_final)})"
             )
         lines.append(
-            f"Seed {p.get('seed', 'n/a')}: {level}, reached in {base} / {opt} "
-            "(baseline / optimized)"
+            f"Seed {fmt_text(p.seed)}: {level}, reached in {base} / {opt} (baseline / optimized)"
         )
-    stalls = as_list(get_path(c, "measurements", "stalls", "runs"))
+    stalls = m.stalls.runs if m and m.stalls else ()
     # under 10 ms is the detector's resolution, and would print as 0.00 s
-    stalled = [r for r in stalls if is_num(get_path(r, "stall_s")) and r["stall_s"] >= 0.01]
+    stalled = [r for r in stalls if is_num(r.stall_s) and r.stall_s >= 0.01]
     if stalled:
-        shown = ", ".join(f"{r.get('label', 'n/a')} {fmt_seconds(r['stall_s'])}" for r in stalled)
+        shown = ", ".join(f"{fmt_text(r.label)} {fmt_seconds(r.stall_s)}" for r in stalled)
         lines.append(f"Machine stalls taken off the clock: {shown}")
     else:
         lines.append("Machine stalls taken off the clock: none seen")
     return lines + contamination_lines(c)
 
 
-def print_comparison(console: Console, c: dict[str, Any]) -> None:
+def print_comparison(console: Console, c: Comparison | dict) -> None:
     """The headline, the baseline's learning and the comparison table (the report's rows)."""
+    c = Comparison.of(c)
     rows = comparison_rows(c)
-    if not rows or not c.get("baseline") or not c.get("optimized"):
+    if not rows or c.baseline is None or c.optimized is None:
         return
     console.line()
     console.heading("PHASE 3 STAGE 3a RESULTS COMPARISON")
-    if c.get("measurements"):
+    if c.measurements is not None:
         console.line(headline(c) or "")
         gap = wall_gap_text(c)
         if gap:
@@ -139,16 +147,21 @@ def print_comparison(console: Console, c: dict[str, Any]) -> None:
     console.line(f"({comparison_note(c, rows)})")
 
 
-def print_verdict(console: Console, c: dict[str, Any]) -> None:
+def print_verdict(console: Console, c: Comparison | dict) -> None:
     """Each criterion's summary line (as pytest and the report show it), then the verdict."""
+    c = Comparison.of(c)
     console.line()
     console.heading("SUCCESS CRITERIA VALIDATION")
-    for row in c["criteria"]:
-        console.line(f"{OK if row['passed'] else FAIL} {row['summary']}")
-    v = c["verdict"]
+    for row in c.criteria:  # a file before summaries (schema 1.0): the criterion's name
+        line = row.summary if row.summary is not None else fmt_text(row.name or row.id)
+        console.line(f"{OK if row.passed else FAIL} {line}")
+    v = c.verdict
+    if v is None:
+        return
     console.line()
     console.heading(
-        f"PHASE 3 STAGE 3a: {v['status']} {BAR} {v['decision']} ({v['scenario']} scenario)"
+        f"PHASE 3 STAGE 3a: {fmt_text(v.status)} {BAR} {fmt_text(v.decision)} "
+        f"({fmt_text(v.scenario)} scenario)"
     )
-    for reason in v.get("reasons", []):
-        console.line(f"  why: {reason}")
+    for reason in v.reasons:
+        console.line(f"  why: {fmt_text(reason)}")

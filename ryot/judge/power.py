@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as student_t
 
+from ryot.comparison.model import Comparison, Run
 from ryot.config import MeasurementConfig
 
 MIN_STALL_S = 6.0
@@ -91,39 +92,39 @@ class Rates:
     mean_pairs: float = 0.0  # pairs judged, on average, at a true speedup of threshold + 15
 
 
-def contaminated(run: dict[str, Any], max_share: float) -> bool:
+def contaminated(run: Run, max_share: float) -> bool:
     """Whether a comparison.json run was contaminated: its reason, or its contended share over
     the bound (ryot.judge.contamination; 0 in files written before it was measured)."""
-    r = run.get("result") or {}
-    span, contended = r.get("total_time_s"), r.get("contended_s") or 0.0
-    over = isinstance(span, (int, float)) and span > 0 and contended / span > max_share
-    return bool(run.get("contamination")) or over
+    r = run.result
+    span = r.total_time_s if r else None
+    contended = (r.contended_s if r else None) or 0.0
+    over = span is not None and span > 0 and contended / span > max_share
+    return run.contaminated or over
 
 
-def recorded_noise(comparison: dict[str, Any]) -> Noise:
+def recorded_noise(comparison: Comparison | dict[str, Any]) -> Noise:
     """The run-to-run noise and the stalls of one job's pair runs, and how often its pair and
-    A/A runs were contaminated (comparison.json). The noise is the clean runs' alone: a
-    contaminated run is never judged."""
-    measurement = (comparison.get("config") or {}).get("measurement") or {}
-    max_share = measurement.get("max_contended_share", DEFAULT_MAX_CONTENDED_SHARE)
-    judged = [
-        run
-        for run in comparison.get("runs", [])
-        if run.get("role") in ("pair", "aa") and run.get("result")
-    ]
+    A/A runs were contaminated (comparison.json, read as a Comparison). The noise is the clean
+    runs' alone: a contaminated run is never judged."""
+    c = Comparison.of(comparison)
+    max_share = c.config.measurement.max_contended_share
+    if max_share is None:
+        max_share = DEFAULT_MAX_CONTENDED_SHARE
+    judged = [run for run in c.runs if run.role in ("pair", "aa") and run.result is not None]
     dirty = sum(contaminated(run, max_share) for run in judged)
     by_arm: dict[str, list[float]] = {}
     stalls, runs = [], 0
     for run in judged:
-        r = run["result"]
-        if run.get("role") != "pair" or contaminated(run, max_share):
+        r = run.result
+        if run.role != "pair" or contaminated(run, max_share):
             continue
-        clock = r.get("clock_s", r.get("total_time_s"))  # schema 2.0 runs have no clock_s
-        if not (isinstance(clock, (int, float)) and clock > 0):
+        # the stall-free clock; a file before stall accounting (schema 2.0) has the wall clock's
+        clock = r.clock_s if r.clock_s is not None else r.total_time_s
+        if not (clock is not None and clock > 0):
             continue
-        by_arm.setdefault(run["arm"], []).append(math.log(clock))
+        by_arm.setdefault(str(run.arm), []).append(math.log(clock))
         runs += 1
-        stalls.append(float(r.get("stall_s") or 0.0))
+        stalls.append(float(r.stall_s or 0.0))
     devs = [x - float(np.mean(xs)) for xs in by_arm.values() for x in xs]
     dof = len(devs) - len(by_arm)
     if dof < 1 or "baseline" not in by_arm:
@@ -253,20 +254,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.run_dir / "comparison.json"
     try:
-        comparison = json.loads(path.read_text(encoding="utf-8"))
-        noise = recorded_noise(comparison)
-        config = comparison["config"]
-    except (OSError, ValueError, KeyError) as exc:
+        c = Comparison.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        noise = recorded_noise(c)
+        plan, threshold = c.config.measurement, c.config.criteria.min_speedup_percent
+        if threshold is None or plan.repeats is None or plan.confidence is None:
+            raise ValueError(
+                "its config has no criteria.min_speedup_percent, measurement.repeats or "
+                "measurement.confidence"
+            )
+    except (OSError, ValueError) as exc:
         print(f"ryot.judge.power: {path}: {exc}", file=sys.stderr)
         return 2
-    threshold = config["criteria"]["min_speedup_percent"] / 100
-    pairs, level = config["measurement"]["repeats"], config["measurement"]["confidence"]
+    threshold, pairs, level = threshold / 100, plan.repeats, plan.confidence
     reruns = args.max_reruns
     if reruns is None:
-        reruns = config["measurement"].get("max_reruns", DEFAULT_MAX_RERUNS)
+        reruns = DEFAULT_MAX_RERUNS if plan.max_reruns is None else plan.max_reruns
     extra = args.extra_repeats
     if extra is None:
-        extra = config["measurement"].get("extra_repeats", DEFAULT_EXTRA_REPEATS)
+        extra = DEFAULT_EXTRA_REPEATS if plan.extra_repeats is None else plan.extra_repeats
     rates = error_rates(noise, pairs, threshold, level, args.draws, args.seed, reruns, extra)
     print(f"recorded noise: {json.dumps(asdict(noise))}")
     print(

@@ -1,8 +1,10 @@
-"""What each chart shows, as typed data read from comparison.json (None when it has no data).
+"""What each chart shows, as typed data read from the typed comparison (None when it has no
+data).
 
-Each builder here reads the comparison tolerantly and returns a small model: the series, levels,
-interval rows, boxes or bars in data units, with their colours and words. charts.py draws a
-model and nothing else, so the numbers a chart carries can be checked on its model.
+Each builder here reads the comparison (ryot.comparison.model) and returns a small model: the
+series, levels, interval rows, boxes or bars in data units, with their colours and words.
+charts.py draws a model and nothing else, so the numbers a chart carries can be checked on its
+model.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ryot.comparison.measurements import Estimate, MatchedPair
+from ryot.comparison.model import Comparison
 from ryot.comparison.numbers import num
+from ryot.comparison.runs import CurvePoint, Run
 from ryot.report.chart_parts import (
     GREEN,
     RED,
@@ -27,38 +32,30 @@ from ryot.report.chart_parts import (
     segments,
     thin,
 )
-from ryot.report.fields import (
-    arm_names,
-    arm_sort_key,
-    as_dict,
-    as_list,
-    estimate,
-    get_path,
+from ryot.report.fields import arm_names, arm_sort_key
+from ryot.report.formatting import (
+    NA,
+    fmt_ci,
+    fmt_loss,
+    fmt_loss_delta,
+    fmt_pct,
+    fmt_text,
     is_num,
-    judged_at_target,
-    last_pair_run,
-    last_run,
-    pair_runs,
-    reference,
-    result_runs,
-    ttt_pairs,
-    ttt_words,
+    to_percent,
 )
-from ryot.report.formatting import NA, fmt_ci, fmt_loss, fmt_loss_delta, fmt_pct, to_percent
-from ryot.report.summary import ttt_text
+from ryot.report.summary import ttt_text, ttt_words
 from ryot.report.svg import MUTED
 
 ARMS = ("baseline", "optimized")
 
 
-def _reference_levels(comparison: dict, what: str) -> tuple[Level, ...]:
+def _reference_levels(c: Comparison, what: str) -> tuple[Level, ...]:
     """The bench's reference losses as level lines: unigram (dotted) and Bayes floor."""
     levels = []
-    for key, label, color, dash in (
-        ("unigram_loss", "unigram loss", MUTED, "2 3"),
-        ("bayes_floor", "Bayes floor", GREEN, "6 4"),
+    for key, value, label, color, dash in (
+        ("unigram_loss", c.unigram_loss, "unigram loss", MUTED, "2 3"),
+        ("bayes_floor", c.bayes_floor, "Bayes floor", GREEN, "6 4"),
     ):
-        value = reference(comparison, key)
         if is_num(value):
             text = f"{label} {what} {fmt_loss(value)}"
             attrs = {"class_": key, "data_value": f"{value:.6g}"}
@@ -71,28 +68,29 @@ def _reference_levels(comparison: dict, what: str) -> tuple[Level, ...]:
 
 @dataclass(frozen=True)
 class LossChart:
-    """Every run's training loss per optimizer step (x: the step, from 1); earlier runs faint
-    and first, each arm's last run on top; the reference losses as levels."""
+    """Every run's training loss per optimizer step (x: the step, from 1); the other runs faint
+    and first, the run that stands for each arm (never the A/A run) on top; the reference
+    losses as levels."""
 
     series: tuple[Series, ...]
     levels: tuple[Level, ...]
     legend: tuple[LegendItem, ...]
 
 
-def loss_model(comparison: dict) -> LossChart | None:
-    runs = []  # (arm, segments, is the arm's last run)
+def loss_model(c: Comparison) -> LossChart | None:
+    runs = []  # (arm, run, segments, the run that stands for the arm)
     for arm in ARMS:
-        mine = [r for r in result_runs(comparison) if r.get("arm") == arm]
-        for k, run in enumerate(mine):
-            segs = segments(as_list(run["result"].get("step_losses")), x0=1)
-            runs.append((arm, run, segs, k == len(mine) - 1))
+        last = c.last_run(arm)
+        for run in c.arm_runs(arm):
+            segs = segments(run.result.step_losses, x0=1)
+            runs.append((arm, run, segs, run is last))
     if not any(segs for _, _, segs, _ in runs):
         return None
     few = sum(len(seg) for _, _, segs, _ in runs for seg in segs) <= 120
     series = [
         Series(
             arm,
-            f"{arm} (run {run.get('index')})",
+            f"{arm} (run {run.index})",
             arm_color(arm),
             segs,
             width="2.2" if last else "1.2",
@@ -100,36 +98,22 @@ def loss_model(comparison: dict) -> LossChart | None:
             dots=2.5 if last and few else None,
             dot_opacity=None if last else "0.3",
         )
-        for bold in (False, True)  # faint earlier runs first, the last runs on top
+        for bold in (False, True)  # faint other runs first, each arm's own run on top
         for arm, run, segs, last in runs
         if last == bold
     ]
     legend: list[LegendItem] = []
     for arm in ARMS:
-        last = last_run(comparison, arm)
+        last = c.last_run(arm)
         if last is not None:
-            legend.append((f"{arm} (run {last.get('index')})", arm_color(arm), "line"))
+            legend.append((f"{arm} (run {last.index})", arm_color(arm), "line"))
     if any(not last for *_, last in runs):
         legend.append(("earlier runs", MUTED, "faint"))
-    levels = _reference_levels(comparison, "(validation)")
+    levels = _reference_levels(c, "(validation)")
     return LossChart(tuple(series), levels, tuple(legend))
 
 
 # --- validation loss against the training clock --------------------------------------------
-
-
-@dataclass(frozen=True)
-class MatchedLoss:
-    """One pair's matched loss L* and each arm's time to it (None: never reached)."""
-
-    repeat: Any  # None when the pair has none
-    seed: Any
-    loss: float
-    baseline_s: float | None
-    optimized_s: float | None
-
-    def seconds(self, arm: str) -> float | None:
-        return self.baseline_s if arm == "baseline" else self.optimized_s
 
 
 @dataclass(frozen=True)
@@ -148,7 +132,7 @@ class CurveChart:
     series: tuple[Series, ...]  # every paired run's validation curve (x: its clock, s)
     at_target: bool  # schema 2.0: one target; 3.0: each pair's matched loss
     target: Level | None
-    matched: tuple[MatchedLoss, ...]  # 3.0 only
+    matched: tuple[MatchedPair, ...]  # 3.0 only: each with a loss
     marks: tuple[TimeMark, ...]
     legend: tuple[LegendItem, ...]
     times: tuple[str, ...]  # each arm's times in words
@@ -163,71 +147,57 @@ class CurveChart:
         return [m.loss for m in self.matched]
 
 
-def _curve_runs(comparison: dict, arm: str) -> list[dict]:
+def _curve_runs(c: Comparison, arm: str) -> list[Run]:
     """The arm's paired runs; a single-arm run (no pair) shows its own runs instead."""
-    return pair_runs(comparison, arm) or [
-        r for r in result_runs(comparison) if r.get("arm") == arm and r.get("role") != "aa"
-    ]
+    return c.pair_runs(arm) or [r for r in c.arm_runs(arm) if r.role != "aa"]
 
 
-def _curve_segments(curve: Any) -> tuple[tuple[Point, ...], ...]:
+def _curve_segments(curve: Sequence[CurvePoint]) -> tuple[tuple[Point, ...], ...]:
     """(clock_s, val_loss) runs of a curve; a null loss (or a malformed point) breaks the line."""
     pieces: list[list[Point]] = [[]]
-    for _, p in thin(as_list(curve)):
-        x, y = get_path(p, "clock_s"), get_path(p, "val_loss")
-        if is_num(x) and is_num(y):
-            pieces[-1].append((float(x), float(y)))
+    for _, p in thin(curve):
+        if is_num(p.clock_s) and is_num(p.val_loss):
+            pieces[-1].append((float(p.clock_s), float(p.val_loss)))
         elif pieces[-1]:
             pieces.append([])
     return tuple(tuple(p) for p in pieces if p)
 
 
-def curve_model(comparison: dict) -> CurveChart | None:
+def curve_model(c: Comparison) -> CurveChart | None:
     series = [
         Series(
             arm,
-            f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}",
+            f"{arm}, run {fmt_text(run.index)}, seed {fmt_text(run.seed)}",
             arm_color(arm),
             segs,
             width="1.8",
             opacity="0.8",
             dots=2.2,
             dot_opacity="0.8",
-            title=f"{arm}, run {run.get('index', NA)}, seed {run.get('seed', NA)}",
+            title=f"{arm}, run {fmt_text(run.index)}, seed {fmt_text(run.seed)}",
             line_attrs={"class_": "curve", "data_arm": arm},
         )
         for arm in ARMS
-        for run in _curve_runs(comparison, arm)
-        if (segs := _curve_segments(run["result"].get("curve")))
+        for run in _curve_runs(c, arm)
+        if (segs := _curve_segments(run.result.curve))
     ]
     if not series:
         return None
-    at_target = judged_at_target(comparison)
-    pairs = ttt_pairs(comparison)
+    at_target = c.at_target
+    m = c.measurements
+    pairs = m.time_to_target.pairs if m and m.time_to_target else ()
     target = None
-    loss = get_path(comparison, "measurements", "target", "loss") if at_target else None
+    loss = m.target.loss if at_target and m and m.target else None
     if is_num(loss):
         attrs = {"class_": "target", "data_loss": f"{loss:.6g}"}
         target = Level(loss, f"target {fmt_loss(loss)}", RED, "6 4", attrs)
-    matched = []
-    if not at_target:
-        matched = [
-            MatchedLoss(
-                p.get("repeat"),
-                p.get("seed", NA),
-                p["loss"],
-                num(p.get("baseline_s")),
-                num(p.get("optimized_s")),
-            )
-            for p in pairs
-            if is_num(p.get("loss"))
-        ]
-    marks = [
-        TimeMark(arm, p.get("repeat"), p[f"{arm}_s"], level, arm_color(arm))
+    matched = [] if at_target else [p for p in pairs if is_num(p.loss)]
+    marks = [  # each pair's loss: its matched loss L* (judged at one target: the target)
+        TimeMark(arm, p.repeat, p.seconds(arm), p.loss, arm_color(arm))
         for p in pairs
-        if is_num(level := (loss if at_target else p.get("loss")))
+        if is_num(p.loss)
         for arm in ARMS
-        if is_num(p.get(f"{arm}_s"))
+        if is_num(p.seconds(arm))
     ]
     legend: list[LegendItem] = [
         (f"{arm} ({sum(1 for s in series if s.key == arm)} runs)", arm_color(arm), "line")
@@ -283,7 +253,7 @@ class PositionChart:
         return [s.legend for s in self.series]
 
 
-def _position_series(key: str, label: str, values: list, color: str, dash, width) -> Series:
+def _position_series(key: str, label: str, values: Sequence, color: str, dash, width) -> Series:
     attrs = {"class_": "series", "data_series": key}
     return Series(
         key,
@@ -298,24 +268,24 @@ def _position_series(key: str, label: str, values: list, color: str, dash, width
     )
 
 
-def position_model(comparison: dict) -> PositionChart | None:
-    bench = as_dict(comparison.get("bench"))
+def position_model(c: Comparison) -> PositionChart | None:
     series, shown = [], []
     for arm in ARMS:
-        run = last_pair_run(comparison, arm)
-        values = as_list(get_path(run, "result", "val_loss_per_position"))
+        run = c.last_run(arm)
+        values = run.result.val_loss_per_position if run else ()
         if any(is_num(v) for v in values):
-            label = f"{arm} (run {run.get('index', NA) if run else NA})"
+            label = f"{arm} (run {fmt_text(run.index)})"
             series.append(_position_series(arm, label, values, arm_color(arm), None, "2"))
             shown.append(values)
     if not series:
         return None
-    for key, label, color, dash in (
-        ("unigram_per_position", "unigram loss", MUTED, "2 3"),
-        ("floor_per_position", "Bayes floor", GREEN, "6 4"),
-    ):
-        values = as_list(bench.get(key))
-        if any(is_num(v) for v in values):
+    bench = c.bench
+    for key, values, label, color, dash in (
+        ("unigram_per_position", bench and bench.unigram_per_position, "unigram loss", MUTED,
+         "2 3"),
+        ("floor_per_position", bench and bench.floor_per_position, "Bayes floor", GREEN, "6 4"),
+    ):  # fmt: skip
+        if any(is_num(v) for v in values or ()):
             series.append(_position_series(key, label, values, color, dash, "1.6"))
             shown.append(values)
     points = [(i, v) for values in shown for i, v in enumerate(values) if is_num(v)]
@@ -364,11 +334,10 @@ def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def step_time_model(comparison: dict) -> StepTimeChart | None:
+def step_time_model(c: Comparison) -> StepTimeChart | None:
     data = []
-    for arm in arm_names(comparison):
-        runs = [r for r in result_runs(comparison) if r.get("arm") == arm]
-        seconds = [t for r in runs for t in as_list(r["result"].get("step_times")) if is_num(t)]
+    for arm in arm_names(c):
+        seconds = [t for r in c.arm_runs(arm) for t in r.result.step_times if is_num(t)]
         ms = [v for v in (1000.0 * t for t in seconds) if is_num(v)]  # 1e308 s is inf ms
         if ms:
             data.append((arm, ms))
@@ -393,22 +362,11 @@ class SpeedupChart:
     at_target: bool
 
 
-SPEEDUP_ROWS = (  # (estimate, row label, what it times: None for ttt_words)
-    ("time_to_target", "at equal quality", None),
-    ("speedup", "end to end", "end-to-end time"),
-)
-
-
-def _speedup_row(comparison: dict, key: str, label: str, what: str) -> IntervalRow:
-    est = estimate(comparison, key)
-    values = as_list(est.get("values"))
-    point, low, high = (to_percent(est.get(k)) for k in ("point", "low", "high"))
-    n = est.get("n", NA)
-    ci = (
-        fmt_ci(est.get("level"), low, high, fmt_pct)
-        if low is not None and high is not None
-        else "CI n/a"
-    )
+def _speedup_row(est: Estimate | None, label: str, what: str) -> IntervalRow:
+    est = est or Estimate()
+    point, low, high = (to_percent(x) for x in (est.point, est.low, est.high))
+    n = NA if est.n is None else est.n
+    ci = fmt_ci(est.level, low, high, fmt_pct) if low is not None and high is not None else "CI n/a"
     summary = f"{what}: geometric mean {fmt_pct(point)} · {ci} · n={n} pair{'' if n == 1 else 's'}"
     return IntervalRow(
         label,
@@ -416,28 +374,24 @@ def _speedup_row(comparison: dict, key: str, label: str, what: str) -> IntervalR
         low,
         high,
         arm_color("optimized"),
-        pairs=tuple(to_percent(v) for v in values if is_num(v)),
-        level=est.get("level"),
+        pairs=tuple(to_percent(v) for v in est.values if is_num(v)),
+        level=est.level,
         n=n,
-        infinite=sum(1 for v in values if not is_num(v)),  # 2.0: -inf, target not reached
+        infinite=sum(1 for v in est.values if not is_num(v)),  # 2.0: -inf, target not reached
         summary=summary,
     )
 
 
-def speedup_model(comparison: dict) -> SpeedupChart | None:
-    rows = tuple(
-        _speedup_row(comparison, key, label, what or ttt_words(comparison))
-        for key, label, what in SPEEDUP_ROWS
+def speedup_model(c: Comparison) -> SpeedupChart | None:
+    m = c.measurements
+    rows = (  # at equal quality, then end to end
+        _speedup_row(m and m.time_to_target, "at equal quality", ttt_words(c)),
+        _speedup_row(m and m.speedup, "end to end", "end-to-end time"),
     )
     if not any(r.point is not None or r.pairs for r in rows):
         return None
-    threshold = get_path(comparison, "config", "criteria", "min_speedup_percent")
-    return SpeedupChart(
-        rows,
-        num(threshold),
-        to_percent(get_path(comparison, "noise", "aa")),
-        judged_at_target(comparison),
-    )
+    threshold = c.config.criteria.min_speedup_percent
+    return SpeedupChart(rows, threshold, to_percent(c.noise and c.noise.aa), c.at_target)
 
 
 # --- the loss delta against its margin -----------------------------------------------------
@@ -465,33 +419,22 @@ class EquivalenceChart:
         return text
 
 
-def equivalence_model(comparison: dict) -> EquivalenceChart | None:
-    est = estimate(comparison, "loss_delta")
-    point, low, high = (num(est.get(k)) for k in ("point", "low", "high"))
-    if point is None and (low is None or high is None):
+def equivalence_model(c: Comparison) -> EquivalenceChart | None:
+    est = (c.measurements and c.measurements.loss_delta) or None
+    if est is None or (est.point is None and (est.low is None or est.high is None)):
         return None
-    margin = est.get("margin")
-    if not is_num(margin):
-        margin = get_path(comparison, "config", "criteria", "max_loss_delta")
-    pairs = tuple(v for v in as_list(est.get("values")) if is_num(v))
     row = IntervalRow(
         "loss delta",
-        point,
-        low,
-        high,
+        est.point,
+        est.low,
+        est.high,
         arm_color("optimized"),
-        pairs=pairs,
-        level=est.get("level"),
-        n=est.get("n", NA),
+        pairs=tuple(v for v in est.values if is_num(v)),
+        level=est.level,
+        n=NA if est.n is None else est.n,
     )
-    verdict = est.get("non_inferior")
-    return EquivalenceChart(
-        row,
-        num(margin),
-        num(est.get("baseline_spread")),
-        not judged_at_target(comparison),
-        verdict if isinstance(verdict, bool) else None,
-    )
+    return EquivalenceChart(row, est.margin, est.baseline_spread, not c.at_target,
+                            est.non_inferior)  # fmt: skip
 
 
 # --- (d) the ablation ----------------------------------------------------------------------
@@ -505,18 +448,17 @@ class AblationChart:
     loss: tuple[Bar, ...]
 
 
-def ablation_model(comparison: dict) -> AblationChart | None:
-    table = as_dict(comparison.get("ablation"))
-    if not table:
+def ablation_model(c: Comparison) -> AblationChart | None:
+    if not c.ablation:
         return None
-    names = sorted(table, key=arm_sort_key)
-    speed = [Bar(a, get_path(table, a, "speedup_percent"), arm_color(a, names)) for a in names]
-    loss = [Bar(a, get_path(table, a, "loss_delta"), arm_color(a, names)) for a in names]
-    comp = as_dict(comparison.get("comparison"))
-    if comp:
+    names = sorted(c.ablation, key=arm_sort_key)
+    rows = [(a, c.ablation[a], arm_color(a, names)) for a in names]
+    speed = [Bar(a, row.speedup_percent, color) for a, row, color in rows]
+    loss = [Bar(a, row.loss_delta, color) for a, row, color in rows]
+    if c.comparison is not None:
         color = arm_color("optimized")
-        speed.append(Bar("optimized (all)", comp.get("speedup_percent"), color))
-        loss.append(Bar("optimized (all)", comp.get("loss_delta"), color))
+        speed.append(Bar("optimized (all)", c.comparison.speedup_percent, color))
+        loss.append(Bar("optimized (all)", c.comparison.loss_delta, color))
     return AblationChart(tuple(speed), tuple(loss))
 
 

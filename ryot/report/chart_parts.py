@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ryot.comparison.numbers import is_num
 from ryot.optim import registry
 from ryot.report import svg
-from ryot.report.fields import is_num
 from ryot.report.formatting import NA
 
 MAX_POINTS = 800  # per series / per strip: larger series are thinned by a fixed stride

@@ -1,4 +1,5 @@
-"""The report's charts as inline SVG, each from comparison.json alone (None when no data).
+"""The report's charts as inline SVG, each from the typed comparison alone (None when no
+data).
 
 Each chart is its model (chart_models.py: what it shows, read from comparison.json) drawn with
 the shared parts (chart_parts.py: series, level lines, interval rows, bars) on svg.py's frames,
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup
 
+from ryot.comparison.model import Comparison
 from ryot.report import svg
 from ryot.report.chart_models import (
     AblationChart,
@@ -44,10 +46,10 @@ from ryot.report.chart_parts import (
     interval_whisker,
     thin,
 )
-from ryot.report.formatting import NA, fmt, fmt_loss, fmt_loss_delta, fmt_pct
+from ryot.report.formatting import NA, fmt, fmt_loss, fmt_loss_delta, fmt_pct, fmt_text
 
 
-def loss_chart(comparison: dict) -> Markup | None:
+def loss_chart(comparison: Comparison) -> Markup | None:
     """(a) Training loss per optimizer step, baseline and optimized, with the bench's reference
     losses (measured on the validation split) for scale."""
     model = loss_model(comparison)
@@ -70,7 +72,7 @@ def draw_loss(m: LossChart) -> Markup:
     return svg.document(width, height, "Training loss per step", out)
 
 
-def curve_chart(comparison: dict) -> Markup | None:
+def curve_chart(comparison: Comparison) -> Markup | None:
     """Validation loss against each arm's own training clock (every paired run), with the loss
     each pair is judged at (schema 3.0: its own matched loss L*; 2.0: one target line) and each
     arm's time to it marked on it: the speed at equal quality, drawn."""
@@ -87,7 +89,7 @@ def _matched_lines(f: svg.Frame, m: CurveChart) -> list[str]:
         left, right = (min(xs) - 14, max(xs) + 14) if xs else (f.px, f.px + f.pw)
         left, right = max(left, f.px), min(right, f.px + f.pw)
         y = f.y(p.loss)
-        text = f"L* {fmt_loss(p.loss)} (seed {p.seed})"
+        text = f"L* {fmt_loss(p.loss)} (seed {fmt_text(p.seed)})"
         line = svg.line(
             left, y, right, y, RED, stroke_width="1.5", stroke_dasharray="6 4",
             class_="matched", data_repeat="" if p.repeat is None else str(p.repeat),
@@ -156,7 +158,7 @@ def draw_curve(m: CurveChart) -> Markup:
     return svg.document(width, height, "Validation loss against training time", out)
 
 
-def position_chart(comparison: dict) -> Markup | None:
+def position_chart(comparison: Comparison) -> Markup | None:
     """Validation loss per position (last paired run of each arm) against the exact Bayes floor
     per position: where in the sequence each arm falls short of what context allows."""
     model = position_model(comparison)
@@ -176,7 +178,7 @@ def draw_position(m: PositionChart) -> Markup:
     return svg.document(width, height, "Validation loss per position", out)
 
 
-def step_time_chart(comparison: dict) -> Markup | None:
+def step_time_chart(comparison: Comparison) -> Markup | None:
     """(b) Step-time distribution per arm (all runs): box (quartiles, min-max) and points."""
     model = step_time_model(comparison)
     return draw_step_times(model) if model else None
@@ -233,7 +235,7 @@ def draw_step_times(m: StepTimeChart) -> Markup:
     return svg.document(width, height, "Step-time distribution per arm", out)
 
 
-def speedup_chart(comparison: dict) -> Markup | None:
+def speedup_chart(comparison: Comparison) -> Markup | None:
     """(c) Speedup at equal quality (time to matched loss; 2.0: to target) and end to end:
     geometric mean, CI and each pair, against the threshold and the A/A noise band (percent)."""
     model = speedup_model(comparison)
@@ -304,7 +306,7 @@ def draw_speedup(m: SpeedupChart) -> Markup:
     return svg.document(width, height, "Speedup with confidence interval", out, css="wide")
 
 
-def equivalence_chart(comparison: dict) -> Markup | None:
+def equivalence_chart(comparison: Comparison) -> Markup | None:
     """The paired validation-loss delta: its CI against the margin (schema 3.0: non-inferior
     when the upper bound lies below +margin, the +-margin TOST band beside; 2.0: the TOST band
     alone), with the baseline's seed-to-seed spread for scale (nats)."""
@@ -374,7 +376,7 @@ def draw_equivalence(m: EquivalenceChart) -> Markup:
     return svg.document(width, height, f"Validation loss delta against {against}", out)
 
 
-def ablation_chart(comparison: dict) -> Markup | None:
+def ablation_chart(comparison: Comparison) -> Markup | None:
     """(d) Each ablation arm's speedup and loss delta against the baseline (and the full arm)."""
     model = ablation_model(comparison)
     return draw_ablation(model) if model else None

@@ -9,6 +9,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ryot.comparison.model import Comparison
 from ryot.report.evidence import evidence_context
 from ryot.report.sections.benchmarks import benchmarks_context
 from ryot.report.sections.charts import charts_context
@@ -17,7 +18,7 @@ from ryot.report.sections.criteria import criteria_context
 from ryot.report.sections.distributed import distributed_context
 from ryot.report.sections.environment import environment_context
 from ryot.report.sections.equivalence import equivalence_context, quality_title
-from ryot.report.sections.history import history_context
+from ryot.report.sections.history import Earlier, history_context
 from ryot.report.sections.learning import learning_context
 from ryot.report.sections.noise import noise_context
 from ryot.report.sections.stalls import stalls_context
@@ -34,9 +35,12 @@ DEFAULT_LINKS = {
 
 
 def build_context(
-    comparison: dict, history: Sequence[dict] | None = None, links: dict[str, str] | None = None
+    comparison: Comparison,
+    history: Sequence[Earlier] | None = None,
+    links: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Every value the template shows, already formatted."""
+    """Every value the template shows, already formatted, from the typed comparison (and the
+    earlier runs of its history)."""
     c = comparison
     links = dict(DEFAULT_LINKS if links is None else links)
     banner = banner_context(c)
@@ -63,4 +67,4 @@ def build_context(
 
 
 # history_context: html.find_history tries each earlier run through it on its own.
-__all__ = ["DEFAULT_LINKS", "build_context", "history_context"]
+__all__ = ["DEFAULT_LINKS", "Earlier", "build_context", "history_context"]

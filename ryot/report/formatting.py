@@ -6,11 +6,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ryot.report.fields import as_dict, as_list, is_num
+from ryot.comparison.numbers import is_num
 
 __all__ = ["NA", "as_dict", "as_list", "is_num"]  # with every fmt_*: what evidence rows get
 
 NA = "n/a"
+
+
+# An optimization's own evidence measurements are its registration's to read (evidence_rows
+# gets this module): any value may be missing or of another type.
+def as_list(x: Any) -> list:
+    return x if isinstance(x, list) else []
+
+
+def as_dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
 
 
 def fmt(x: Any, spec: str = ".2f", suffix: str = "") -> str:
@@ -21,6 +31,11 @@ def fmt(x: Any, spec: str = ".2f", suffix: str = "") -> str:
     if text[:1] == "-" and text[1:].strip("0.,") == "":  # a negative value that rounds to 0
         text = ("+" if "+" in spec else "") + text[1:]
     return text + suffix
+
+
+def fmt_text(x: Any) -> str:
+    """A value in words as it is (a label, a count, a seed), n/a for null."""
+    return NA if x is None else str(x)
 
 
 def fmt_seconds(x: Any) -> str:

@@ -1,7 +1,8 @@
 """report.html: one self-contained page that answers "GO or not, why, and how sure".
 
-Every number is computed and formatted from comparison.json alone into a flat context
-(context.py); the Jinja template (templates/report.html.j2, autoescaped) only lays it out.
+Every number is formatted from comparison.json alone, read once into the typed comparison
+(ryot.comparison.model), into a flat context (context.py and its sections); the Jinja template
+(templates/report.html.j2, autoescaped) only lays it out.
 Charts are SVG built from escaped elements (svg.py, charts.py), so no text from the JSON
 reaches the page unescaped. The page makes no network request: CSS and SVG are inline, links
 are relative to the run folder. This module reads and checks the JSON and writes the page.
@@ -17,15 +18,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from ryot.comparison.model import Comparison
 from ryot.console import WARN
 from ryot.osutil import write_text_atomic
-from ryot.report.context import DEFAULT_LINKS, build_context, history_context
-from ryot.report.schema import SCHEMA_VERSION
+from ryot.report.context import DEFAULT_LINKS, Earlier, build_context, history_context
 from ryot.report.stage3b import read_stage3b, stage3b_context
 
 REPORT_NAME = "report.html"
 COMPARISON_NAME = "comparison.json"
-READABLE_SCHEMAS = ("1.0", "2.0", SCHEMA_VERSION)
 
 
 class ReportError(ValueError):
@@ -51,35 +51,34 @@ def _environment() -> Environment:
     return _ENV
 
 
+def typed_comparison(comparison: Comparison | dict[str, Any]) -> Comparison:
+    """The typed comparison of comparison.json's content, or ReportError (one line) for what is
+    not a readable comparison (ryot.comparison.upgrade.check)."""
+    if isinstance(comparison, Comparison):
+        return comparison
+    try:
+        return Comparison.from_dict(comparison)
+    except ValueError as exc:
+        raise ReportError(str(exc).replace("\n", " ")) from None
+
+
 def render_report(
-    comparison: dict,
-    history: list[dict] | None = None,
+    comparison: Comparison | dict[str, Any],
+    history: Sequence[Earlier | Comparison | dict[str, Any]] | None = None,
     links: dict[str, str] | None = None,
     stage3b: dict | None = None,
 ) -> str:
-    """The report's HTML for one comparison.json (and earlier runs' comparisons, if any)."""
-    if not isinstance(comparison, dict):
-        raise ReportError("comparison must be a JSON object")
-    context = build_context(comparison, history, links)
+    """The report's HTML for one comparison (and earlier runs', if any): a dict is read first
+    (typed_comparison)."""
+    c = typed_comparison(comparison)
+    earlier = [h if isinstance(h, Earlier) else Earlier(typed_comparison(h)) for h in history or ()]
+    context = build_context(c, earlier, links)
     context["stage3b"] = stage3b_context(stage3b)  # Stage 3b section, when `pytest serving/` ran
     return str(_environment().get_template("report.html.j2").render(**context))
 
 
-# Keys schema 2.0 added: an older comparison.json (schema 1.0) lacks them and still renders,
-# with n/a where they would be (the report of an old run, or an old run in the history).
-ADDED_IN_2_0 = frozenset(
-    {"bayes_floor", "unigram_loss", "bench", "measurements", "confidence_intervals", "noise"}
-)
-
-
-def _required_keys() -> list[str]:
-    from ryot.report.schema import load_schema
-
-    return [k for k in load_schema().get("required", []) if k not in ADDED_IN_2_0]
-
-
-def read_comparison(path: Path) -> dict[str, Any]:
-    """comparison.json as a dict, or ReportError (one line, naming the file)."""
+def read_comparison(path: Path) -> Comparison:
+    """comparison.json, typed, or ReportError (one line, naming the file)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -91,26 +90,18 @@ def read_comparison(path: Path) -> dict[str, Any]:
         raise ReportError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})".replace("\n", " ")
         ) from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: not a comparison (expected a JSON object)")
-    version = data.get("schema_version")
-    if version not in READABLE_SCHEMAS:
-        raise ReportError(
-            f"{path}: schema_version {version!r} is not one this ryot reads "
-            f"({', '.join(READABLE_SCHEMAS)}); a newer ryot wrote it?"
-        )
-    missing = [k for k in _required_keys() if k not in data]
-    if missing:
-        raise ReportError(f"{path}: not a comparison (missing {', '.join(missing)})")
-    return data
+    try:
+        return typed_comparison(data)
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from None
 
 
 def find_history(
     run_dir: Path,
     extra: Sequence[Path] = (),
-    current: dict[str, Any] | None = None,
+    current: Comparison | None = None,
     warn: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Earlier]:
     """Earlier runs of the same config as `current`: sibling folders of run_dir (hidden ones,
     such as a set-aside failed run, excepted) and `extra`, oldest first.
 
@@ -128,7 +119,7 @@ def find_history(
     except OSError:
         pass
     candidates += [Path(p) for p in extra]
-    found: dict[Path, dict[str, Any]] = {}
+    found: dict[Path, Earlier] = {}
     other_configs = 0
     for folder in candidates:
         path = folder / COMPARISON_NAME
@@ -136,35 +127,22 @@ def find_history(
         if key == here or key in found or not path.is_file():
             continue
         try:
-            data = read_comparison(path)
+            earlier = Earlier(read_comparison(path), os.path.relpath(path, here))
             if current is not None:
-                history_context(current, [data])  # the history's own use of it, on its own
+                history_context(current, [earlier])  # the history's own use of it, on its own
         except ReportError as exc:
             _warn(warn, f"history: skipped {exc}")
             continue
         except Exception as exc:  # malformed fields: any error of the history's code
             _warn(warn, f"history: skipped {path}: malformed ({type(exc).__name__}: {exc})")
             continue
-        if current is not None and measured_setup(data) != measured_setup(current):
+        if current is not None and earlier.comparison.config.setup != current.config.setup:
             other_configs += 1
             continue
-        data = dict(data)
-        data["_source"] = os.path.relpath(path, here)
-        found[key] = data
+        found[key] = earlier
     if other_configs:
         _warn(warn, f"history: left out {other_configs} run(s) of another config")
-    return sorted(found.values(), key=lambda d: str(d.get("created") or ""))
-
-
-# The config sections that decide what a run measures; criteria only judge it, serving is Stage 3b.
-MEASURED_SECTIONS = ("model", "data", "training", "optimizations", "measurement")
-
-
-def measured_setup(comparison: dict[str, Any]) -> Any:
-    config = comparison.get("config")
-    if not isinstance(config, dict):
-        return None
-    return {k: config.get(k) for k in MEASURED_SECTIONS}
+    return sorted(found.values(), key=lambda e: e.comparison.created or "")
 
 
 def _warn(warn: Callable[[str], None] | None, text: str) -> None:

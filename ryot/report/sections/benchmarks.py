@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import json
 
-from ryot.report.fields import as_dict
-from ryot.report.formatting import NA, fmt_duration, fmt_int
+from ryot.comparison.model import Comparison
+from ryot.report.formatting import fmt_duration, fmt_int, fmt_text
 
 
-def benchmarks_context(c: dict) -> list[dict[str, str]] | None:
+def benchmarks_context(c: Comparison) -> list[dict[str, str]] | None:
     """Each pytest-benchmark result's statistics; None when the run recorded none."""
-    bench = c.get("benchmarks")
-    if not isinstance(bench, list):
+    if c.benchmarks is None:
         return None
     rows = []
-    for b in bench:
-        if not isinstance(b, dict):
-            continue
-        s = as_dict(b.get("stats"))
-        extra = as_dict(b.get("extra_info"))
+    for b in c.benchmarks:
+        s = b.stats
         rows.append(
             {
-                "name": str(b.get("name", NA)),
-                "group": str(b.get("group") or ""),
+                "name": fmt_text(b.name),
+                "group": b.group or "",
                 "extra": ", ".join(
-                    f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in extra.items()
+                    f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in b.extra_info.items()
                 ),
-                **{k: fmt_duration(s.get(k)) for k in ("min", "max", "mean", "median", "stddev")},
-                "rounds": fmt_int(s.get("rounds")),
+                "min": fmt_duration(s.min),
+                "max": fmt_duration(s.max),
+                "mean": fmt_duration(s.mean),
+                "median": fmt_duration(s.median),
+                "stddev": fmt_duration(s.stddev),
+                "rounds": fmt_int(s.rounds),
             }
         )
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ryot.comparison.model import Comparison
 from ryot.report.charts import (
     ablation_chart,
     curve_chart,
@@ -12,13 +13,11 @@ from ryot.report.charts import (
     speedup_chart,
     step_time_chart,
 )
-from ryot.report.fields import get_path, is_num, judged_at_target, ttt_pairs
-from ryot.report.formatting import NA, fmt_frac_pct, fmt_loss, fmt_seconds
+from ryot.report.formatting import fmt_frac_pct, fmt_loss, fmt_seconds, fmt_text
 
 
-def charts_context(c: dict) -> dict[str, Any]:
+def charts_context(c: Comparison) -> dict[str, Any]:
     """The charts (SVG, or None when there is nothing to draw) and their captions."""
-    ablation_off = not get_path(c, "config", "measurement", "ablation")
     return {
         "curve": curve_chart(c),
         "positions": position_chart(c),
@@ -26,39 +25,38 @@ def charts_context(c: dict) -> dict[str, Any]:
         "step_times": step_time_chart(c),
         "speedup": speedup_chart(c),
         "ablation": ablation_chart(c),
-        "ablation_note": "ablation not run (measurement.ablation: false)"
-        if ablation_off
-        else "ablation enabled, but no ablation run finished",
-        "aa_detail": str(get_path(c, "noise", "detail") or ""),
+        "ablation_note": "ablation enabled, but no ablation run finished"
+        if c.config.measurement.ablation
+        else "ablation not run (measurement.ablation: false)",
+        "aa_detail": (c.noise and c.noise.detail) or "",
         "matched": matched_pairs(c),
         "curve_caption": "Validation loss against training time: each paired run, "
         + (
             "the target, each arm's time to target"
-            if judged_at_target(c)
+            if c.at_target
             else "each pair's matched loss L*, each arm's time to it"
         ),
     }
 
 
-def matched_pairs(c: dict) -> list[dict[str, str]] | None:
-    """Schema 3.0: each pair's two final losses, its matched loss L* (the worse of them), each
-    arm's time to L* and the pair's speedup at equal quality; None for a target (2.0) run."""
-    if judged_at_target(c):
+def matched_pairs(c: Comparison) -> list[dict[str, str]] | None:
+    """Each pair's two final losses, its matched loss L* (the worse of them), each arm's time to
+    L* and the pair's speedup at equal quality (the judge's); None for a file judged at one
+    target (schema 2.0)."""
+    ttt = c.measurements and c.measurements.time_to_target
+    if c.at_target or not ttt:
         return None
-    rows = []
-    for p in ttt_pairs(c):
-        base, opt = p.get("baseline_s"), p.get("optimized_s")
-        speedup = 1.0 - opt / base if is_num(base) and is_num(opt) and base > 0 else None
-        rows.append(
-            {
-                "repeat": str(p.get("repeat", NA)),
-                "seed": str(p.get("seed", NA)),
-                "baseline_final": fmt_loss(p.get("baseline_final")),
-                "optimized_final": fmt_loss(p.get("optimized_final")),
-                "loss": fmt_loss(p.get("loss")),
-                "baseline_s": fmt_seconds(base),
-                "optimized_s": fmt_seconds(opt),
-                "speedup": fmt_frac_pct(speedup),
-            }
-        )
+    rows = [
+        {
+            "repeat": fmt_text(p.repeat),
+            "seed": fmt_text(p.seed),
+            "baseline_final": fmt_loss(p.baseline_final),
+            "optimized_final": fmt_loss(p.optimized_final),
+            "loss": fmt_loss(p.loss),
+            "baseline_s": fmt_seconds(p.baseline_s),
+            "optimized_s": fmt_seconds(p.optimized_s),
+            "speedup": fmt_frac_pct(p.speedup),
+        }
+        for p in ttt.pairs
+    ]
     return rows or None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ryot.comparison.model import Comparison
 from ryot.report.summary import TABLE_HEADER, comparison_note, comparison_rows
 
 
-def comparison_table(c: dict) -> dict[str, Any] | None:
+def comparison_table(c: Comparison) -> dict[str, Any] | None:
     """The baseline against the optimized arm (ryot.report.summary: the console prints the same
     rows), with what its numbers are."""
     rows = comparison_rows(c)

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryot.report.fields import as_list, measurement
-from ryot.report.formatting import NA, fmt, fmt_frac_pct
+from ryot.comparison.measurements import Contamination
+from ryot.comparison.model import Comparison
+from ryot.report.formatting import fmt, fmt_frac_pct, fmt_text
 from ryot.report.summary import contamination_lines
 
 
-def contamination_context(c: dict) -> dict[str, Any]:
+def contamination_context(c: Comparison) -> dict[str, Any]:
     """The contaminated runs (too much of their time contended: re-run, never judged) and,
     when a planned pair or the A/A had no clean run left, that the machine was too busy."""
-    k = measurement(c, "contamination")
+    k = (c.measurements and c.measurements.contamination) or Contamination()
     rows = [
         {
-            "label": str(r.get("label", NA)),
-            "arm": str(r.get("arm", NA)),
-            "role": str(r.get("role", NA)),
-            "contended": fmt(r.get("contended_s"), ".2f"),
-            "share": fmt_frac_pct(r.get("share"), signed=False),
-            "reason": str(r.get("reason") or ""),
+            "label": fmt_text(r.label),
+            "arm": fmt_text(r.arm),
+            "role": fmt_text(r.role),
+            "contended": fmt(r.contended_s, ".2f"),
+            "share": fmt_frac_pct(r.share, signed=False),
+            "reason": r.reason or "",
         }
-        for r in as_list(k.get("runs"))
-        if isinstance(r, dict)
+        for r in k.runs
     ]
     lines = contamination_lines(c)
-    share = fmt_frac_pct(k.get("max_share"), signed=False).replace(".0%", "%")
+    share = fmt_frac_pct(k.max_share, signed=False).replace(".0%", "%")
     return {
         "contaminated": rows,
         "contaminated_note": (

@@ -4,52 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryot.report.fields import as_list, estimate, get_path, is_num
-from ryot.report.formatting import NA, fmt, fmt_criterion_value, to_percent
+from ryot.comparison.model import Comparison, Criterion
+from ryot.report.formatting import NA, fmt, fmt_criterion_value, fmt_text, is_num, to_percent
 
 CRITERION_TEST = "validation/test_stage3a.py::test_criterion[{id}]"
 NOT_UNDER_PYTEST = "not run under pytest"
 
 
-def criterion_summary(row: dict) -> str:
+def criterion_summary(row: Criterion) -> str:
     """The row's one-line summary (measured value, CI, threshold), without its leading name."""
-    summary, name = row.get("summary"), str(row.get("name", ""))
-    if not isinstance(summary, str):
+    summary, name = row.summary, row.name or ""
+    if summary is None:
         return ""
     return summary[len(name) + 1 :].strip() if name and summary.startswith(f"{name}:") else summary
 
 
-def _criterion_test(tests: Any, criterion_id: str) -> tuple[str, str]:
+def _criterion_test(tests: dict[str, str | None] | None, criterion_id: str) -> tuple[str, str]:
     nodeid = CRITERION_TEST.format(id=criterion_id)
-    if not isinstance(tests, dict):
+    if tests is None:
         return nodeid, NOT_UNDER_PYTEST
     if nodeid in tests:
         return nodeid, str(tests[nodeid])
     for key, outcome in tests.items():
-        if str(key).endswith(nodeid.split("/", 1)[1]):
-            return str(key), str(outcome)
+        if key.endswith(nodeid.split("/", 1)[1]):
+            return key, str(outcome)
     return nodeid, "not collected"
 
 
 TEST_CSS = {"passed": "pass", "failed": "fail", "error": "fail"}
 
 
-def _criterion_row(r: dict, tests: Any) -> dict[str, Any]:
-    cid, unit = str(r.get("id", "")), str(r.get("unit", ""))
+def _criterion_row(r: Criterion, tests: dict[str, str | None] | None) -> dict[str, Any]:
+    cid, unit = r.id or "", r.unit or ""
     ci = NA
-    if is_num(r.get("ci_low")) and is_num(r.get("ci_high")):
-        low = fmt_criterion_value(r["ci_low"], unit, cid)
-        ci = f"[{low}, {fmt_criterion_value(r['ci_high'], unit, cid)}]"
+    if r.ci_low is not None and r.ci_high is not None:
+        low = fmt_criterion_value(r.ci_low, unit, cid)
+        ci = f"[{low}, {fmt_criterion_value(r.ci_high, unit, cid)}]"
     nodeid, outcome = _criterion_test(tests, cid)
     return {
         "id": cid,
-        "name": str(r.get("name", cid)),
-        "threshold": str(r.get("threshold", NA)),
-        "measured": fmt_criterion_value(r.get("measured"), unit, cid),
+        "name": cid if r.name is None else r.name,
+        "threshold": fmt_text(r.threshold),
+        "measured": fmt_criterion_value(r.measured, unit, cid),
         "ci": ci,
-        "passed": bool(r.get("passed")),
-        "critical": bool(r.get("critical")),
-        "detail": str(r.get("detail", "")),
+        "passed": bool(r.passed),
+        "critical": bool(r.critical),
+        "detail": r.detail or "",
         "summary": criterion_summary(r),
         "test_id": nodeid,
         "test_outcome": outcome,
@@ -57,24 +57,25 @@ def _criterion_row(r: dict, tests: Any) -> dict[str, Any]:
     }
 
 
-def criteria_context(c: dict) -> dict[str, Any]:
+def criteria_context(c: Comparison) -> dict[str, Any]:
     """The criteria rows, the CI level's label and the pytest outcomes recorded."""
-    tests = c.get("tests")
-    rows = [_criterion_row(r, tests) for r in as_list(c.get("criteria")) if isinstance(r, dict)]
-    level = estimate(c, "time_to_target").get("level") or estimate(c, "speedup").get("level")
+    tests = c.tests
+    rows = [_criterion_row(r, tests) for r in c.criteria]
+    m = c.measurements
+    level = (m and m.time_to_target and m.time_to_target.level) or (
+        m and m.speedup and m.speedup.level
+    )
     if not is_num(level):
-        level = get_path(c, "config", "measurement", "confidence")
+        level = c.config.measurement.confidence
     summary, other_tests = None, []
-    if isinstance(tests, dict):
+    if tests is not None:
         counts: dict[str, int] = {}
         for outcome in tests.values():
             counts[str(outcome)] = counts.get(str(outcome), 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no tests"
         shown = {r["test_id"] for r in rows}
         other_tests = [
-            (str(k), str(v), TEST_CSS.get(str(v), "muted"))
-            for k, v in tests.items()
-            if k not in shown
+            (k, str(v), TEST_CSS.get(str(v), "muted")) for k, v in tests.items() if k not in shown
         ]
     return {
         "rows": rows,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ryot.report.fields import as_dict, estimate, get_path, is_num, judged_at_target, measurement
+from ryot.comparison.measurements import Estimate, Learning, LossDelta, Noise
+from ryot.comparison.model import Comparison, Criterion
 from ryot.report.formatting import (
     fmt,
     fmt_ci,
@@ -14,65 +15,63 @@ from ryot.report.formatting import (
 )
 
 
-def _aa_metric(c: dict) -> tuple[str, str, str]:
-    """A/A noise: per step (median step-time ratio, schema 3.0) or end to end (2.0)."""
-    noise = as_dict(c.get("noise"))
-    value = fmt_frac_pct(noise.get("aa"), signed=False)
-    if is_num(noise.get("steps")) or "end_to_end" in noise:
-        e2e = fmt_frac_pct(noise.get("end_to_end"), signed=False)
+def _aa_metric(c: Comparison) -> tuple[str, str, str]:
+    """A/A noise: per step (median step-time ratio, with the end-to-end draw beside it) or,
+    measured before that (schema 2.0 and older), end to end."""
+    noise = c.noise or Noise()
+    value = fmt_frac_pct(noise.aa, signed=False)
+    if noise.per_step:
+        e2e = fmt_frac_pct(noise.end_to_end, signed=False)
         text = (
-            f"median step-time ratio over {fmt_int(noise.get('steps'))} steps, same seed; "
+            f"median step-time ratio over {fmt_int(noise.steps)} steps, same seed; "
             f"end to end {e2e} (one draw)"
         )
         return "A/A noise (per step)", value, text
-    aa_s, base_s = fmt_seconds(noise.get("aa_s")), fmt_seconds(noise.get("baseline_s"))
-    if is_num(noise.get("aa_s")) or is_num(noise.get("baseline_s")):
+    aa_s, base_s = fmt_seconds(noise.aa_s), fmt_seconds(noise.baseline_s)
+    if noise.aa_s is not None or noise.baseline_s is not None:
         text = f"A/A run {aa_s} vs baseline {base_s}, same seed"
     else:
-        text = str(noise.get("detail") or "baseline against baseline, same seed")
+        text = noise.detail or "baseline against baseline, same seed"
     return "A/A noise", value, text
 
 
-def key_numbers(c: dict, rows: list[dict], failed: list[dict]) -> list[tuple[str, str, str]]:
+def key_numbers(
+    c: Comparison, rows: list[Criterion], failed: list[Criterion]
+) -> list[tuple[str, str, str]]:
     """The key numbers under the two speedups: (label, value, small print)."""
-    if not (c.get("confidence_intervals") or c.get("measurements")):
+    m = c.measurements
+    if m is None:
         return []
-    loss, tput = estimate(c, "loss_delta"), estimate(c, "throughput")
-    learn = measurement(c, "learning")
-    margin = loss.get("margin")
-    equivalent = loss.get("equivalent", get_path(c, "comparison", "loss_equivalent"))
+    loss, tput = m.loss_delta or LossDelta(), m.throughput or Estimate()
+    learn = m.learning or Learning()
+    margin = loss.margin
     verdict = "equivalence n/a"
-    if isinstance(equivalent, bool):
-        verdict = "equivalent" if equivalent else "NOT equivalent"
-    ci = fmt_ci(loss.get("level"), loss.get("low"), loss.get("high"), fmt_loss_delta)
-    if judged_at_target(c):
+    if loss.equivalent is not None:
+        verdict = "equivalent" if loss.equivalent else "NOT equivalent"
+    ci = fmt_ci(loss.level, loss.low, loss.high, fmt_loss_delta)
+    if c.at_target:
         quality = ("Val loss delta (TOST)", f"{ci} vs ±{fmt(margin, '.4f')}: {verdict}")
     else:
-        non_inferior = loss.get("non_inferior", get_path(c, "comparison", "loss_non_inferior"))
         judged = "non-inferiority n/a"
-        if isinstance(non_inferior, bool):
-            judged = "non-inferior" if non_inferior else "NOT non-inferior"
+        if loss.non_inferior is not None:
+            judged = "non-inferior" if loss.non_inferior else "NOT non-inferior"
         quality = (
             "Val loss delta (non-inferiority)",
             f"{ci}, upper bound < +{fmt(margin, '.4f')}: {judged}; TOST ±{fmt(margin, '.4f')}: "
             f"{verdict}",
         )
     drop_text = (
-        f"loss {fmt_loss(learn.get('initial_loss'))} → {fmt_loss(learn.get('final_loss'))}"
-        f" (drop {fmt(learn.get('drop'), '.3f')} nats), worst baseline seed"
+        f"loss {fmt_loss(learn.initial_loss)} → {fmt_loss(learn.final_loss)}"
+        f" (drop {fmt(learn.drop, '.3f')} nats), worst baseline seed"
     )
     return [
-        (quality[0], fmt_loss_delta(loss.get("point")), quality[1]),
-        ("Context learned", fmt_frac_pct(learn.get("context_learned"), signed=False), drop_text),
-        (
-            "Throughput",
-            fmt_frac_pct(tput.get("point")),
-            fmt_ci(tput.get("level"), tput.get("low"), tput.get("high")),
-        ),
+        (quality[0], fmt_loss_delta(loss.point), quality[1]),
+        ("Context learned", fmt_frac_pct(learn.context_learned, signed=False), drop_text),
+        ("Throughput", fmt_frac_pct(tput.point), fmt_ci(tput.level, tput.low, tput.high)),
         _aa_metric(c),
         (
             "Criteria passed",
             f"{len(rows) - len(failed)} / {len(rows)}",
-            f"{sum(bool(r.get('critical')) for r in failed)} critical failed",
+            f"{sum(bool(r.critical) for r in failed)} critical failed",
         ),
     ]

@@ -3,49 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ryot.comparison.measurements import Estimate
+from ryot.comparison.model import Comparison
 from ryot.report.charts import history_chart
-from ryot.report.fields import estimate, get_path, is_num
-from ryot.report.formatting import NA, fmt_created, fmt_loss_delta, fmt_pct, to_percent
+from ryot.report.formatting import fmt_created, fmt_loss_delta, fmt_pct, fmt_text, to_percent
 from ryot.report.sections.verdict import status_css
 
 
-def _history_point(c: dict, current: bool, source: Any) -> dict[str, Any]:
-    ttt, speed, loss = (estimate(c, k) for k in ("time_to_target", "speedup", "loss_delta"))
-    status = get_path(c, "verdict", "status")
-    e2e = get_path(c, "comparison", "speedup_percent")
-    at_quality = get_path(c, "comparison", "time_to_target_speedup_percent")
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier run in the history: its comparison, and where it was read from (its
+    comparison.json's path relative to this run's folder, shown as a link; None: unknown)."""
+
+    comparison: Comparison
+    source: str | None = None
+
+
+def _history_point(c: Comparison, current: bool, source: str | None) -> dict[str, Any]:
+    m, seed = c.measurements, c.comparison
+    ttt = (m and m.time_to_target) or Estimate()
+    speed = (m and m.speedup) or Estimate()
+    loss = (m and m.loss_delta) or Estimate()
+    status = c.verdict.status if c.verdict else None
+    e2e = seed.speedup_percent if seed else None
+    at_quality = seed.time_to_target_speedup_percent if seed else None
     return {
-        "created": fmt_created(c.get("created")),
-        "config": str(c.get("config_name", NA)),
-        "schema": str(c.get("schema_version", NA)),
+        "created": fmt_created(c.created),
+        "config": fmt_text(c.config_name),
+        "schema": fmt_text(c.schema_version),
         "status": str(status) if status else "no verdict",
         "css": status_css(status),
-        "ttt": at_quality if is_num(at_quality) else to_percent(ttt.get("point")),
-        "ttt_low": to_percent(ttt.get("low")),
-        "ttt_high": to_percent(ttt.get("high")),
-        "speedup": e2e if is_num(e2e) else to_percent(speed.get("point")),
-        "speedup_low": to_percent(speed.get("low")),
-        "speedup_high": to_percent(speed.get("high")),
-        "loss_delta": get_path(c, "comparison", "loss_delta"),
-        "loss_delta_low": loss.get("low"),
-        "loss_delta_high": loss.get("high"),
-        "aa": to_percent(get_path(c, "noise", "aa")),
+        "ttt": at_quality if at_quality is not None else to_percent(ttt.point),
+        "ttt_low": to_percent(ttt.low),
+        "ttt_high": to_percent(ttt.high),
+        "speedup": e2e if e2e is not None else to_percent(speed.point),
+        "speedup_low": to_percent(speed.low),
+        "speedup_high": to_percent(speed.high),
+        "loss_delta": seed.loss_delta if seed else None,
+        "loss_delta_low": loss.low,
+        "loss_delta_high": loss.high,
+        "aa": to_percent(c.noise and c.noise.aa),
         "current": current,
-        "source": str(source) if source else None,
+        "source": source or None,
     }
 
 
-def history_context(c: dict, history: Sequence[dict] | None) -> dict[str, Any] | None:
-    """Earlier runs and this one, oldest first. A history entry's optional "_source" key (set
-    by render_run_dir) is the relative path of its comparison.json, shown as a link."""
-    others = [h for h in (history or []) if isinstance(h, dict)]
+def history_context(c: Comparison, history: Sequence[Earlier] | None) -> dict[str, Any] | None:
+    """Earlier runs and this one, oldest first."""
+    others = list(history or [])
     if not others:
         return None
-    entries = [(h, _history_point(h, False, h.get("_source"))) for h in others]
+    entries = [(h.comparison, _history_point(h.comparison, False, h.source)) for h in others]
     entries.append((c, _history_point(c, True, None)))
-    entries.sort(key=lambda e: str(e[0].get("created") or ""))  # stable: ties keep order
+    entries.sort(key=lambda e: e[0].created or "")  # stable: ties keep order
     rows = [
         {
             **p,

@@ -4,35 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from ryot.report.fields import as_dict, as_list, get_path, is_num, measurement, reference
-from ryot.report.formatting import NA, fmt, fmt_frac_pct, fmt_loss
+from ryot.comparison.measurements import LearningPoint
+from ryot.comparison.model import Comparison
+from ryot.report.formatting import fmt, fmt_frac_pct, fmt_loss, fmt_text
 
 
-def _learning_row(d: dict) -> dict[str, str]:
+def _learning_row(d: LearningPoint) -> dict[str, str]:
     return {
-        "initial": fmt_loss(d.get("initial_loss")),
-        "final": fmt_loss(d.get("final_loss")),
-        "drop": fmt(d.get("drop"), ".4f"),
-        "context": fmt_frac_pct(d.get("context_learned"), signed=False),
+        "initial": fmt_loss(d.initial_loss),
+        "final": fmt_loss(d.final_loss),
+        "drop": fmt(d.drop, ".4f"),
+        "context": fmt_frac_pct(d.context_learned, signed=False),
     }
 
 
-def learning_context(c: dict) -> dict[str, Any] | None:
+def learning_context(c: Comparison) -> dict[str, Any] | None:
     """Did the baseline learn? Its worst seed's loss drop and context learned, between the
     unigram loss (token frequencies alone) and the Bayes floor (the best any model can do)."""
-    learn, bench = measurement(c, "learning"), as_dict(c.get("bench"))
-    unigram = learn.get("unigram_loss") if is_num(learn.get("unigram_loss")) else None
-    floor = learn.get("bayes_floor") if is_num(learn.get("bayes_floor")) else None
-    unigram = unigram if unigram is not None else reference(c, "unigram_loss")
-    floor = floor if floor is not None else reference(c, "bayes_floor")
-    if not learn and not is_num(unigram) and not is_num(floor):
+    learn = c.measurements and c.measurements.learning
+    # the learning's own reference losses; the run's where it has none (ryot.comparison fills
+    # them from each other)
+    unigram = learn.unigram_loss if learn else c.unigram_loss
+    floor = learn.bayes_floor if learn else c.bayes_floor
+    if not learn and unigram is None and floor is None:
         return None
-    crit = as_dict(get_path(c, "config", "criteria"))
+    crit = c.config.criteria
     needs = (
-        f"needs a drop >= {fmt(crit.get('min_loss_drop'), '.2f')} nats and context learned >= "
-        f"{fmt_frac_pct(crit.get('min_context_learned'), signed=False)}"
+        f"needs a drop >= {fmt(crit.min_loss_drop, '.2f')} nats and context learned >= "
+        f"{fmt_frac_pct(crit.min_context_learned, signed=False)}"
     )
-    row = _learning_row(learn)
+    row = _learning_row(learn or LearningPoint())
     rows = [
         ("Initial validation loss", row["initial"]),
         ("Final validation loss", row["final"]),
@@ -41,21 +42,24 @@ def learning_context(c: dict) -> dict[str, Any] | None:
         ("Bayes floor (the best possible)", fmt_loss(floor)),
         ("Context learned", row["context"]),
     ]
-    per_seed = [
-        {"seed": str(d.get("seed", NA)), **_learning_row(d)}
-        for d in as_list(learn.get("per_seed"))
-        if isinstance(d, dict)
-    ]
+    seeds = learn.per_seed if learn else ()
+    per_seed = [{"seed": fmt_text(d.seed), **_learning_row(d)} for d in seeds]
+    bench = c.bench
     params = [
-        f"{k.replace('_', ' ')} {bench[k]}"
-        for k in ("num_topics", "topic_boost", "branching", "zipf_exponent")
-        if bench.get(k) is not None
+        f"{name} {value}"
+        for name, value in (
+            ("num topics", bench and bench.num_topics),
+            ("topic boost", bench and bench.topic_boost),
+            ("branching", bench and bench.branching),
+            ("zipf exponent", bench and bench.zipf_exponent),
+        )
+        if value is not None
     ]
     return {
         "rows": rows,
         "needs": needs,
         "per_seed": per_seed,
-        "bench": str(bench.get("description") or ""),
+        "bench": (bench and bench.description) or "",
         "bench_params": ", ".join(params),
         "measured": bool(learn),
     }
