@@ -133,7 +133,9 @@ def test_what_is_not_a_comparison_is_one_line_value_error():
 def test_the_required_keys_are_the_schemas_and_the_version_is_one():
     required = schema.load_schema()["required"]
     assert list(upgrade.REQUIRED_KEYS) == [k for k in required if k not in upgrade.ADDED_IN_2_0]
-    assert upgrade.SCHEMA_VERSION == schema.SCHEMA_VERSION
+    assert upgrade.SCHEMA_VERSION == schema.SCHEMA_VERSION  # one home: the model's
+    # a new schema version comes with its upgrade: the shipped schema is the model's version
+    assert schema.load_schema()["properties"]["schema_version"]["const"] == upgrade.SCHEMA_VERSION
     assert set(upgrade.READABLE_SCHEMAS) == {"1.0", "2.0", schema.SCHEMA_VERSION}
 
 

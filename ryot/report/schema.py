@@ -7,7 +7,9 @@ import json
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = "3.0"
+# One home: the version the typed model (ryot.comparison) upgrades every older file to.
+from ryot.comparison.upgrade import SCHEMA_VERSION
+
 SCHEMA_FILE = "comparison.schema.json"
 
 
