@@ -1,7 +1,8 @@
 """A servable run folder in milliseconds: a seeded smoke-sized model, no training.
 
-The serve tests need a checkpoint and a comparison.json of the shape `ryot stage3a` writes;
-what the weights learned does not matter to them, so none of them pays for a training run.
+The serve tests need a checkpoint and a comparison.json of the shape `ryot stage3a` writes (a
+committed example's, schema 3.0, which serving reads through the upgrade); what the weights
+learned does not matter to them, so none of them pays for a training run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from ryot.bench.model import ScaledTransformerModel
 from ryot.config import Config, load_config
 from ryot.train.checkpoint import save_checkpoint
 
-SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+EXAMPLE = ROOT / "reports" / "examples" / "cpu-2core-xeon-amx-bf16" / "comparison.json"
 
 
 def smoke_model(seed: int = 0) -> tuple[Config, ScaledTransformerModel]:
@@ -28,10 +31,9 @@ def make_run_dir(folder: Path, status: str = "GO", arm: str = "optimized") -> Pa
     """folder/comparison.json with `status` and folder/checkpoints/ARM.pt; returns folder."""
     config, model = smoke_model()
     folder.mkdir(parents=True, exist_ok=True)
-    comparison = {
-        "verdict": {"status": status},
-        "comparison": {"speedup_percent": 31.5, "time_to_target_speedup_percent": 27.0},
-    }
+    comparison = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    comparison["verdict"]["status"] = status
+    comparison["comparison"].update(speedup_percent=31.5, time_to_target_speedup_percent=27.0)
     (folder / "comparison.json").write_text(json.dumps(comparison), encoding="utf-8")
     state = {
         "arm": arm,

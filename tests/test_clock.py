@@ -176,7 +176,7 @@ def test_the_null_stack_reads_no_speedup_although_the_first_run_is_slower(smoke_
     jobs = plan_runs(config, ["baseline", "optimized"], 3, ablation=False)
     assert jobs[0].role == "warmup"  # no arm is ever the job's first run
     records = execute(jobs, ScriptedRunner(_null_stack), tmp_path)
-    est = measure(config, records, []).time_to_target.estimate
+    est = measure(config, records, []).matched_loss.estimate
     assert est.low <= 0.0 <= est.high
     assert abs(est.point) < 0.01
 
@@ -201,7 +201,7 @@ def test_a_contaminated_pair_is_rerun_and_never_judged(smoke_config, tmp_path):
                           ("pair", 0, 1, False)]  # fmt: skip
     assert [r.job.index for r in records] == list(range(1, len(records) + 1))
     m = measure(config, records, [])
-    assert [p.optimized_s for p in m.time_to_target.pairs] == [8.0, 8.0]  # never the 5 s
+    assert [p.optimized_s for p in m.matched_loss.pairs] == [8.0, 8.0]  # never the 5 s
     assert not m.contamination.too_busy
     rows = crit.judge(m, config.criteria)
     assert next(r for r in rows if r.id == "machine_quiet").passed
@@ -217,7 +217,7 @@ def test_a_machine_busy_past_the_reruns_is_too_busy_never_judged(smoke_config, t
     assert sum(r.job.attempt > 0 for r in records) == 1  # the A/A's re-run spent the budget
     m = measure(config, records, [])
     assert m.contamination.too_busy
-    assert m.time_to_target.estimate.n == 0  # no speedup from a contaminated pair
+    assert m.matched_loss.estimate.n == 0  # no speedup from a contaminated pair
     rows = crit.judge(m, config.criteria)
     assert not next(r for r in rows if r.id == "machine_quiet").passed
     assert crit.verdict(rows) != crit.GO

@@ -33,12 +33,37 @@ XEON = ROOT / "reports" / "examples" / "cpu-2core-xeon-amx-bf16"
 # What reading derives for a file written before the judge recorded it (ryot.comparison.upgrade)
 DERIVED = {
     "last_runs", "stalls", "compile_break_even", "clock", "speedup", "median_baseline_s",
-    "median_optimized_s",
+    "median_optimized_s", "clock_s",
 }  # fmt: skip
 
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def as_4_0(d: dict) -> dict:
+    """An older file's content under schema 4.0's names, without what 4.0 writes once: this
+    test's own statement of the renames, held against the upgrade's."""
+    d = copy.deepcopy(d)
+    m = d.get("measurements") or {}
+    if "time_to_target" in m:
+        m["matched_loss"] = m.pop("time_to_target")
+    m.pop("stalls", None)  # the top-level stalls, every job's
+    seed = d.get("comparison") or {}
+    if "time_to_target_speedup_percent" in seed:
+        seed["matched_loss_speedup_percent"] = seed.pop("time_to_target_speedup_percent")
+    d.pop("confidence_intervals", None)  # measurements' estimates again
+    d.pop("noise", None)  # measurements.noise again
+    for row in d["criteria"]:
+        if row["id"] == "time_to_target":
+            row["id"] = "matched_loss_speedup"
+    if d.get("tests"):
+        old, new = "[time_to_target]", "[matched_loss_speedup]"
+        d["tests"] = {k.replace(old, new): v for k, v in d["tests"].items()}
+    for run in d["runs"]:
+        if run.get("result") and "total_time_s" in run["result"]:
+            run["result"]["wall_time_s"] = run["result"].pop("total_time_s")
+    return d
 
 
 def assert_kept(original, back, path=(), dropped=frozenset(), derived=frozenset(DERIVED)):
@@ -92,7 +117,7 @@ def test_build_comparison_round_trips_and_follows_the_schema(paired):
     assert (c.at_target, c.verdict is not None) == (False, paired)
     if paired:
         assert c.noise is not None and c.noise.per_step
-        pairs = c.measurements.time_to_target.pairs
+        pairs = c.measurements.matched_loss.pairs
         assert [p.speedup for p in pairs] == [
             pytest.approx(1 - p.optimized_s / p.baseline_s) for p in pairs
         ]
@@ -132,11 +157,12 @@ def test_what_is_not_a_comparison_is_one_line_value_error():
 
 def test_the_required_keys_are_the_schemas_and_the_version_is_one():
     required = schema.load_schema()["required"]
-    assert list(upgrade.REQUIRED_KEYS) == [k for k in required if k not in upgrade.ADDED_IN_2_0]
+    added = upgrade.ADDED_IN_2_0 + upgrade.ADDED_IN_3_0
+    assert list(upgrade.REQUIRED_KEYS) == [k for k in required if k not in added]
     assert upgrade.SCHEMA_VERSION == schema.SCHEMA_VERSION  # one home: the model's
     # a new schema version comes with its upgrade: the shipped schema is the model's version
     assert schema.load_schema()["properties"]["schema_version"]["const"] == upgrade.SCHEMA_VERSION
-    assert set(upgrade.READABLE_SCHEMAS) == {"1.0", "2.0", schema.SCHEMA_VERSION}
+    assert set(upgrade.READABLE_SCHEMAS) == {"1.0", "2.0", "3.0", schema.SCHEMA_VERSION}
 
 
 # --- every committed example, every schema --------------------------------------------------
@@ -147,7 +173,7 @@ def test_every_committed_example_loads_whole(path):
     d = load(path)
     c = Comparison.from_dict(d)
     # judged at one target (schema 2.0): each pair's loss is the target
-    assert_kept(d, c.to_dict(), derived={*DERIVED, *(["loss"] if c.at_target else [])})
+    assert_kept(as_4_0(d), c.to_dict(), derived={*DERIVED, *(["loss"] if c.at_target else [])})
     assert c.schema_version == d["schema_version"]
     for arm in ("baseline", "optimized"):  # the run that stands for an arm: a full-length pair
         run = c.last_run(arm)
@@ -166,8 +192,35 @@ def test_an_example_arm_is_the_run_monitor_log_shows_not_the_aa_run():
     assert (aa.index, base.index) == (7, 5)
     assert len(base.result.epochs) == 10 and len(aa.result.epochs) == 1
     log = (XEON / "monitor.log").read_text(encoding="utf-8")
-    total = f"Total time: {base.result.total_time_s:.2f} seconds"
-    assert total in log and f"{aa.result.total_time_s:.2f} seconds" not in log
+    total = f"Total time: {base.result.wall_time_s:.2f} seconds"
+    assert total in log and f"{aa.result.wall_time_s:.2f} seconds" not in log
+
+
+def test_schema_3_names_read_as_schema_4s_and_each_value_once():
+    """A 3.0 file's time_to_target, its criterion and test, total_time_s and the duplicated
+    blocks read under 4.0's names, from wherever the file has them."""
+    d = load(XEON / "comparison.json")
+    assert d["schema_version"] == "3.0"
+    c = Comparison.from_dict(d)
+    m, old = c.measurements, d["measurements"]
+    assert m.matched_loss.point == old["time_to_target"]["point"]
+    pairs = [{**p, "speedup": None} for p in old["time_to_target"]["pairs"]]  # derived
+    assert [{**p, "speedup": None} for p in m.matched_loss.to_dict()["pairs"]] == pairs
+    seed = d["comparison"]["time_to_target_speedup_percent"]
+    assert c.comparison.matched_loss_speedup_percent == seed
+    (row,) = [r for r in c.criteria if r.id == "matched_loss_speedup"]
+    assert row.summary == next(r for r in d["criteria"] if r["id"] == "time_to_target")["summary"]
+    assert c.tests["validation/test_stage3a.py::test_criterion[matched_loss_speedup]"] == "passed"
+    assert not [k for k in c.tests if "time_to_target" in k]
+    walls = [r["result"]["total_time_s"] for r in d["runs"]]
+    assert [r.result.wall_time_s for r in c.runs] == walls
+    for arm in ("baseline", "optimized"):  # 3.0's total time is the stack clock
+        assert getattr(c, arm).clock_s == getattr(c, arm).total_time == d[arm]["total_time"]
+    assert c.stalls.to_dict() == old["stalls"] and "stalls" not in d  # before every job's
+    assert c.noise.to_dict() == d["noise"] == old["noise"]
+    back = c.to_dict()
+    assert "confidence_intervals" not in back and "noise" not in back
+    assert "stalls" not in back["measurements"] and "time_to_target" not in back["measurements"]
 
 
 def test_a_schema_2_file_reads_as_judged_at_one_target():
@@ -176,12 +229,13 @@ def test_a_schema_2_file_reads_as_judged_at_one_target():
     m = c.measurements
     assert c.at_target and not c.noise.per_step and not m.noise.per_step
     assert m.target is not None and m.target.loss == d["measurements"]["target"]["loss"]
-    pairs = m.time_to_target.pairs
+    pairs = m.matched_loss.pairs
     assert {p.loss for p in pairs} == {m.target.loss}  # each pair judged at the one target
     missed = [p for p in pairs if p.optimized_s is None]
     assert len(missed) == 1 and missed[0].speedup is None  # never reached: no finite speedup
-    assert m.time_to_target.median_optimized_s is not None  # 2 of 3 reached it
+    assert m.matched_loss.median_optimized_s is not None  # 2 of 3 reached it
     assert m.clock.baseline_median_s is None and c.stalls is None  # before stall accounting
+    assert c.baseline.clock_s is None and c.baseline.total_time == d["baseline"]["total_time"]
     assert all(r.result.clock_s is None and r.result.stall_s is None for r in c.runs)
     assert c.environment.cpu_flags is None  # not recorded (!= none found)
     assert m.loss_delta.non_inferior is None and m.loss_delta.equivalent is True
@@ -196,13 +250,13 @@ def test_a_schema_1_file_reads_its_estimates_and_nothing_it_did_not_measure():
     speedup = c.measurements.speedup
     assert (speedup.low, speedup.high, speedup.n) == (ci["low"], ci["high"], ci["n"])
     assert speedup.point is None  # its median is not the geometric mean: not today's point
-    assert c.measurements.time_to_target is None and c.measurements.learning is None
+    assert c.measurements.matched_loss is None and c.measurements.learning is None
     assert c.measurements.loss_delta.margin == d["config"]["criteria"]["max_loss_delta"]
     assert c.bayes_floor is None  # entropy_floor was not the Bayes floor
     assert all(r.summary is None for r in c.criteria) and c.verdict.reasons == ()
-    assert c.comparison.time_to_target_speedup_percent is None
+    assert c.comparison.matched_loss_speedup_percent is None
     back = c.to_dict()
-    assert_kept(d, back, dropped={"median", "entropy_floor", "baseline_times"},
+    assert_kept(as_4_0(d), back, dropped={"median", "entropy_floor", "baseline_times"},
                 derived={*DERIVED, "measurements"})  # fmt: skip
     assert Comparison.from_dict(back) == c
 
@@ -246,7 +300,7 @@ def test_the_models_own_readings_of_a_file():
     d = json.loads(json.dumps(synthetic_comparison()))
     c = Comparison.from_dict(d)
     assert Comparison.of(c) is c and Comparison.of(d) == c
-    stalls = d["measurements"]["stalls"]["runs"]
+    stalls = d["stalls"]["runs"]
     assert c.stalls.run_queue_wait_s == pytest.approx(sum(r["run_queue_wait_s"] for r in stalls))
     assert c.stalls.involuntary_switches == sum(r["involuntary_switches"] for r in stalls)
     setup = c.config.setup

@@ -20,7 +20,7 @@ from ryot.console import Console
 from ryot.experiment import stage3a
 from ryot.judge.contamination import contamination
 from ryot.judge.criteria import DEBUG, GO, INVESTIGATE, judge, verdict, verdict_reasons
-from ryot.judge.measurements import measure
+from ryot.judge.measurements import measure, stalls
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.report.html import render_report
 from ryot.report.schema import load_schema
@@ -42,7 +42,7 @@ class Job:
         """One run; `contended`: the share of its time contended (over the bound: contaminated,
         its reason set as the experiment sets it)."""
         if result is not None and contended:
-            result.contended_s = contended * result.total_time_s
+            result.contended_s = contended * result.wall_time_s
         seeded = replace(CONFIG, training=replace(CONFIG.training, seed=42 + repeat))
         job = RunJob(len(self.records) + 1, result.arm if result else "optimized", repeat,
                      seeded, role, attempt=attempt)  # fmt: skip
@@ -90,7 +90,7 @@ def test_a_contaminated_pair_is_never_judged_its_clean_rerun_is():
     job.add(o2, 2)
     job.aa()
     m, v, rows = judged(job.records)
-    for key in ("time_to_target", "speedup", "throughput", "loss_delta"):
+    for key in ("matched_loss", "speedup", "throughput", "loss_delta"):
         a, b = clean.to_dict()[key], m.to_dict()[key]
         assert a["values"] == pytest.approx(b["values"], abs=1e-12), key
     assert (v, rows["machine_quiet"].passed) == (GO, True)
@@ -109,7 +109,7 @@ def test_the_judge_reads_the_bound_itself_when_a_record_has_no_reason():
     job = Job().pairs(good_pairs())
     job.aa()
     rec = job.records[3]  # pair 2's optimized run lost half its time to a neighbour
-    rec.result.contended_s = 0.5 * rec.result.total_time_s
+    rec.result.contended_s = 0.5 * rec.result.wall_time_s
     assert rec.contamination is None  # and the experiment did not say so
     m, v, rows = judged(job.records)
     assert m.contamination.busy == ("pair 2",) and m.speedup.n == 2
@@ -126,8 +126,8 @@ def test_a_repeat_with_no_clean_run_left_makes_the_machine_too_busy():
     job.aa()
     m, v, rows = judged(job.records)
     assert m.contamination.too_busy and m.contamination.busy == ("pair 3",)
-    assert m.speedup.n == m.time_to_target.estimate.n == 2  # pair 3 never reaches a criterion
-    assert [p.repeat for p in m.time_to_target.pairs] == [0, 1]
+    assert m.speedup.n == m.matched_loss.estimate.n == 2  # pair 3 never reaches a criterion
+    assert [p.repeat for p in m.matched_loss.pairs] == [0, 1]
     assert v == INVESTIGATE and not rows["machine_quiet"].passed
     assert not rows["machine_quiet"].critical
     summary = rows["machine_quiet"].summary
@@ -176,7 +176,7 @@ def test_the_aa_is_judged_on_its_last_clean_run_against_the_clean_baseline_of_pa
     job.add(o, 0, attempt=1)
     job.pairs(good_pairs()[1:], start=1)
     job.aa(time_s=300.0, contended=0.5)
-    job.add(arm(time_s=b.total_time_s * 1.02), 0, "aa", attempt=1)
+    job.add(arm(time_s=b.wall_time_s * 1.02), 0, "aa", attempt=1)
     m, v, rows = judged(job.records)
     assert m.noise.aa == pytest.approx(0.02, abs=1e-9)  # not against the 200 s run
     assert m.noise.baseline_s == pytest.approx(b.clock_s)
@@ -209,7 +209,7 @@ def test_the_warm_up_run_is_never_judged():
     assert m.memory.baseline == clean.memory.baseline
     assert m.learning == clean.learning and m.noise == clean.noise
     assert m.speedup.values == clean.speedup.values
-    assert [r.role for r in m.stalls.runs][0] == "warmup"  # listed, not judged
+    assert [r.role for r in stalls(job.records).runs][0] == "warmup"  # listed, not judged
 
 
 # --- the wall clock beside the stack clock --------------------------------------------------
@@ -234,7 +234,7 @@ def test_the_wall_speedup_is_beside_the_clock_speedup_and_its_gap_is_explained()
     clean = measure(CONFIG, records(good_pairs()), [])
     assert m.speedup.values == pytest.approx(clean.speedup.values, abs=1e-12)
     assert m.wall_speedup.point > m.speedup.point  # the stalls read as a speedup on the wall
-    expected = [1 - o.total_time_s / b.total_time_s for b, o in pairs]
+    expected = [1 - o.wall_time_s / b.wall_time_s for b, o in pairs]
     assert m.wall_speedup.values == pytest.approx(expected)
     gap = m.wall_gap
     assert gap.gap == pytest.approx(m.wall_speedup.point - m.speedup.point)

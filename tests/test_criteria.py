@@ -22,7 +22,7 @@ from ryot.config import Config, CriteriaConfig
 from ryot.console import Console
 from ryot.experiment import stage3a
 from ryot.judge.criteria import CRITERIA, DEBUG, GO, INVESTIGATE, judge, scenario, verdict
-from ryot.judge.measurements import measure
+from ryot.judge.measurements import measure, stalls
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.osutil import write_json_atomic
 from ryot.report.schema import SCHEMA_VERSION, load_schema
@@ -120,7 +120,7 @@ def records(pairs, aa: ArmResult | None = "copy") -> list[RunRecord]:
         for r in (b, o) if i % 2 == 0 else (o, b):
             add(r, i, "pair")
     if aa == "copy":
-        aa = arm(time_s=pairs[0][0].total_time_s * 1.01, final=pairs[0][0].val_loss)
+        aa = arm(time_s=pairs[0][0].wall_time_s * 1.01, final=pairs[0][0].val_loss)
     if aa is not None:
         add(aa, 0, "aa")
     return out
@@ -164,7 +164,7 @@ def stub_bench(monkeypatch):
 def test_criteria_ids_in_report_order():
     assert CRITERIA == (
         "baseline_learned",
-        "time_to_target",
+        "matched_loss_speedup",
         "loss_match",
         "speedup",
         "throughput",
@@ -181,7 +181,7 @@ def test_control_is_go():
     v, failed, rows = verdict_of(records(good_pairs()))
     assert (v, failed) == (GO, set())
     # Both arms learn alike; the optimized one gets to the target in about half the time.
-    assert rows["time_to_target"].measured == pytest.approx(50.0, abs=2.0)
+    assert rows["matched_loss_speedup"].measured == pytest.approx(50.0, abs=2.0)
     assert rows["baseline_learned"].measured == pytest.approx(100 * (5 - 4.02) / 3, rel=1e-9)
 
 
@@ -191,11 +191,11 @@ def test_learning_less_shortcut_shows_as_less_speedup_and_fails_quality():
     pairs = good_pairs(opt_final=(4.3, 4.32, 4.29))
     v, failed, rows = verdict_of(records(pairs))
     assert v == INVESTIGATE
-    assert failed == {"time_to_target", "loss_match"}  # the end-to-end speedup alone says GO
-    assert 15.0 < rows["time_to_target"].measured < 30.0
+    assert failed == {"matched_loss_speedup", "loss_match"}  # the end-to-end speedup alone says GO
+    assert 15.0 < rows["matched_loss_speedup"].measured < 30.0
     assert rows["speedup"].measured == pytest.approx(50.0, abs=1.0)
     m = measure(CONFIG, records(pairs), [])
-    for p in m.time_to_target.pairs:
+    for p in m.matched_loss.pairs:
         assert p.loss == p.optimized_final > p.baseline_final  # L*: the worse final
         assert math.isfinite(p.baseline_s) and math.isfinite(p.optimized_s)  # both reach it
 
@@ -206,7 +206,7 @@ def test_a_small_loss_cost_moves_the_speedup_smoothly():
     def speedup(shift):
         finals = tuple(f + shift for f in (4.03, 4.05, 4.02))
         m = measure(CONFIG, records(good_pairs(opt_final=finals)), [])
-        return m.time_to_target.estimate.point
+        return m.matched_loss.estimate.point
 
     low, mid, high = speedup(-0.003), speedup(0.0), speedup(0.003)
     assert low > mid > high
@@ -231,13 +231,14 @@ def test_a_machine_stall_does_not_decide_the_verdict():
     stalled.step_stalls[7] = 6.0
     stalled.train_time_s += 6.0
     m = measure(CONFIG, records(pairs), [])
-    for key in ("time_to_target", "speedup", "throughput"):
+    for key in ("matched_loss", "speedup", "throughput"):
         a, b = clean.to_dict()[key], m.to_dict()[key]
         assert a["point"] == pytest.approx(b["point"], abs=1e-12), key
         assert (a["low"], a["high"]) == pytest.approx((b["low"], b["high"]), abs=1e-12), key
-    run = next(r for r in m.stalls.runs if r.stall_s > 0)
+    every = stalls(records(pairs))  # every run's, written once for every job
+    run = next(r for r in every.runs if r.stall_s > 0)
     assert (run.arm, run.stall_s, run.stalled_steps, run.largest_s) == ("baseline", 6.0, 1, 6.0)
-    assert m.stalls.total_s == 6.0 and "held off the CPU" in m.stalls.rule
+    assert every.total_s == 6.0 and "held off the CPU" in every.rule
 
 
 def test_baseline_that_did_not_learn_is_debug():
@@ -267,13 +268,13 @@ def test_aa_is_never_go():
     ]
     v, failed, _ = verdict_of(records(pairs))
     assert v == INVESTIGATE
-    assert failed == {"time_to_target", "speedup", "throughput"}
+    assert failed == {"matched_loss_speedup", "speedup", "throughput"}
 
 
 def test_aa_with_nothing_enabled_is_debug():
     pairs = [(arm(time_s=t), arm("optimized", time_s=t, evidence=[])) for t in (100, 102, 98)]
     v, failed, _ = verdict_of(records(pairs))
-    assert v == DEBUG and {"optimizations_effective", "time_to_target", "speedup"} <= failed
+    assert v == DEBUG and {"optimizations_effective", "matched_loss_speedup", "speedup"} <= failed
 
 
 def test_nan_val_loss_is_debug_not_a_crash(stub_bench):
@@ -327,7 +328,7 @@ def test_all_val_losses_nan_is_debug_with_empty_estimates():
     pairs = [(arm(time_s=t), arm("optimized", time_s=t / 2, val=math.nan)) for t in (100, 102)]
     v, failed, rows = verdict_of(records(pairs))
     assert v == DEBUG
-    assert {"no_divergence", "time_to_target", "loss_match", "speedup"} <= failed
+    assert {"no_divergence", "matched_loss_speedup", "loss_match", "speedup"} <= failed
     assert rows["loss_match"].measured is None
 
 
@@ -392,7 +393,7 @@ def test_a_shortened_aa_run_is_compared_with_the_same_prefix_of_its_baseline():
     # the same number of steps, not the baseline's whole run (which would read as a speedup).
     pairs = good_pairs()
     base0 = pairs[0][0]
-    aa = arm(time_s=base0.total_time_s)
+    aa = arm(time_s=base0.wall_time_s)
     keep = len(aa.step_times) * 3 // 10
     aa.step_times = aa.step_times[:keep]
     aa.train_time_s = sum(aa.step_times)
@@ -445,17 +446,19 @@ def test_comparison_has_the_new_fields_and_validates(stub_bench, tmp_path):
     assert c["bench"]["description"] == "synthetic"
     assert (c["bayes_floor"], c["unigram_loss"]) == (FLOOR, UNIGRAM)
     assert c["measurements"] == m.to_dict()
-    assert c["noise"] == m.noise.to_dict()
+    assert "noise" not in c and "confidence_intervals" not in c  # each value once (schema 4.0)
+    assert c["measurements"]["noise"] == m.noise.to_dict()
+    assert c["stalls"]["runs"] and "stalls" not in c["measurements"]
     assert c["comparison"]["loss_equivalent"] is True
     assert c["comparison"]["loss_non_inferior"] is True
     assert c["verdict"]["reasons"] == []
-    assert c["comparison"]["time_to_target_speedup_percent"] == pytest.approx(
-        100 * m.time_to_target.estimate.point
+    assert c["comparison"]["matched_loss_speedup_percent"] == pytest.approx(
+        100 * m.matched_loss.estimate.point
     )
-    assert c["confidence_intervals"]["time_to_target"] == m.time_to_target.estimate.to_dict()
+    assert c["baseline"]["clock_s"] == c["baseline"]["total_time"]  # the seed's name for it
     assert c["baseline"]["runs"] == 3  # the A/A repeat is not one of the baseline's pairs
     assert set(m.to_dict()) == {
-        "time_to_target",
+        "matched_loss",
         "speedup",
         "throughput",
         "loss_delta",
@@ -465,7 +468,6 @@ def test_comparison_has_the_new_fields_and_validates(stub_bench, tmp_path):
         "encoding",
         "no_effect",
         "noise",
-        "stalls",
         "wall_speedup",
         "wall_gap",
         "contamination",

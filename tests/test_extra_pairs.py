@@ -46,7 +46,7 @@ def test_an_undecided_verdict_gets_one_more_pair(smoke_config, tmp_path):
     assert {j.config.training.seed for j in pairs[-2:]} == {config.training.seed + 3}
     assert [r.job.index for r in records] == list(range(1, len(records) + 1))
     assert "adding pair 4 (1 of measurement.extra_repeats 1): undecided after 3 pairs" in text
-    assert measure(config, records, []).time_to_target.estimate.n == 4
+    assert measure(config, records, []).matched_loss.estimate.n == 4
 
 
 def test_no_pair_is_added_beyond_the_budget_or_to_a_decided_verdict(smoke_config, tmp_path):
@@ -81,7 +81,7 @@ def test_undecided_names_the_open_criteria_and_nothing_when_too_busy(smoke_confi
     config = _config(smoke_config, extra=0)
     records, _ = _run(config, _times({0: 8.0, 1: 6.0, 2: 7.0}), tmp_path)
     m = measure(config, records, [])
-    assert "time_to_target" in crit.undecided(m, config.criteria)
+    assert "matched_loss_speedup" in crit.undecided(m, config.criteria)
     busy = replace(m, contamination=replace(m.contamination, busy=("pair 1",)))
     assert crit.undecided(busy, config.criteria) == []
 
@@ -96,4 +96,4 @@ def test_no_pair_is_added_when_another_criterion_failed_for_good(smoke_config, t
     assert max(r.job.repeat for r in records) == 2 and "adding pair" not in text
     m = measure(config, records, [])
     failed = {r.id for r in crit.judge(m, config.criteria) if not r.passed}
-    assert {"time_to_target", "memory"} <= failed
+    assert {"matched_loss_speedup", "memory"} <= failed

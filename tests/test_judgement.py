@@ -15,7 +15,7 @@ import torch
 from ryot.experiment import stage3a
 from ryot.judge.criteria import judge, verdict
 from ryot.judge.judgement import judge_job
-from ryot.judge.measurements import measure
+from ryot.judge.measurements import measure, stalls
 from ryot.judge.runs import RunJob, RunRecord
 from ryot.report.schema import load_schema
 from tests.test_criteria import CONFIG, CRITERIA_CONFIG, arm, good_pairs, records
@@ -38,10 +38,10 @@ def with_warmup(recs: list[RunRecord]) -> list[RunRecord]:
 
 def test_each_pair_has_its_speedup_and_each_arm_its_medians():
     m = judged(records(good_pairs())).measured
-    ttt = m.time_to_target.to_dict()
+    ttt = m.matched_loss.to_dict()
     for p in ttt["pairs"]:
         assert p["speedup"] == pytest.approx(1 - p["optimized_s"] / p["baseline_s"], rel=1e-15)
-    assert m.time_to_target.estimate.values == pytest.approx([p["speedup"] for p in ttt["pairs"]])
+    assert m.matched_loss.estimate.values == pytest.approx([p["speedup"] for p in ttt["pairs"]])
     assert ttt["median_baseline_s"] == statistics.median(p["baseline_s"] for p in ttt["pairs"])
     assert ttt["median_optimized_s"] == statistics.median(p["optimized_s"] for p in ttt["pairs"])
     # good_pairs' runs are 100, 102, 98 s and 50, 52, 49 s end to end, no stalls
@@ -91,28 +91,31 @@ def test_a_single_arm_job_has_its_run_and_its_stalls_and_no_verdict(stub_bench, 
     jsonschema.Draft202012Validator(load_schema()).validate(json.loads(json.dumps(c)))
 
 
-def test_a_paired_job_writes_its_stalls_twice_alike_until_the_read_side_drops_one(stub_bench):
-    recs = records(good_pairs())
+def built(recs) -> dict:
     m = measure(CONFIG, recs, [])
     rows = judge(m, CRITERIA_CONFIG)
     c = stage3a.build_comparison(
         CONFIG, "x.yaml", torch.device("cpu"), recs, m, rows, verdict(rows), "t"
     )
-    assert c["stalls"] == c["measurements"]["stalls"]
-    jsonschema.Draft202012Validator(load_schema()).validate(json.loads(json.dumps(c)))
+    return json.loads(json.dumps(c))
 
 
-def test_a_torchrun_job_has_its_skew_and_the_earlier_single_process_baseline(tmp_path):
+def test_a_paired_job_writes_its_stalls_once(stub_bench):
+    recs = records(good_pairs())
+    c = built(recs)
+    assert c["stalls"] == stalls(recs).to_dict() and "stalls" not in c["measurements"]
+    jsonschema.Draft202012Validator(load_schema()).validate(c)
+
+
+def test_a_torchrun_job_has_its_skew_and_the_earlier_single_process_baseline(tmp_path, stub_bench):
+    single = built(records(good_pairs()))  # the earlier single-process job's comparison.json
+    single["baseline"].update(total_time=120.0, clock_s=120.0, val_loss=4.1)
+    earlier = tmp_path / "comparison.json"
+    earlier.write_text(json.dumps(single), encoding="utf-8")
     recs = records(good_pairs())
     for r in recs:
         r.result = replace(r.result, world_size=2, backend="gloo",
                            rank_step_times=[[0.5, 0.5, 0.75], [0.5, 0.625, 0.5]])  # fmt: skip
-    earlier = tmp_path / "comparison.json"
-    earlier.write_text(json.dumps({
-        "config": CONFIG.to_dict(),
-        "baseline": {"total_time": 120.0, "val_loss": 4.1},
-        "runs": [{"result": {"world_size": 1}}],
-    }), encoding="utf-8")  # fmt: skip
     m = measure(CONFIG, recs, [])
     rows = judge(m, CRITERIA_CONFIG)
     d = judge_job(CONFIG, recs, m, rows, verdict(rows), earlier).distributed.to_dict()
@@ -128,3 +131,15 @@ def test_a_torchrun_job_has_its_skew_and_the_earlier_single_process_baseline(tmp
         "distributed_val_loss": 4.0,
     }
     assert judge_job(CONFIG, recs, m, rows, verdict(rows)).distributed.single_process is None
+
+    # what is not a readable comparison (the typed model's check) is no reference
+    def reference(d: dict):
+        earlier.write_text(json.dumps(d), encoding="utf-8")
+        return judge_job(CONFIG, recs, m, rows, verdict(rows), earlier).distributed.single_process
+
+    assert reference({"config": CONFIG.to_dict(), "baseline": {}}) is None
+    # a file before stall accounting (schema 2.0) has no stack clock: none is made up
+    single.update(schema_version="2.0")
+    single["baseline"].pop("clock_s")
+    ref = reference(single)
+    assert (ref.clock_s, ref.val_loss) == (None, 4.1)

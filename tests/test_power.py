@@ -90,7 +90,7 @@ def _run(arm: str, role: str, clock: float, contamination: str | None = None,
         "arm": arm,
         "role": role,
         "contamination": contamination,
-        "result": {"clock_s": clock, "total_time_s": clock, "stall_s": 0.0,
+        "result": {"clock_s": clock, "wall_time_s": clock, "stall_s": 0.0,
                    "contended_s": contended},
     }  # fmt: skip
 

@@ -1,5 +1,5 @@
 """The report renders whatever finite number a field holds: every number of a synthetic
-comparison (schema 3.0) set to the largest float, one at a time (a fuzz once found a step time
+comparison (schema 4.0) set to the largest float, one at a time (a fuzz once found a step time
 of 1e308 crashing the charts with an OverflowError: 1000 * 1e308 ms is infinite, and so was an
 axis)."""
 
@@ -24,20 +24,21 @@ def numeric_paths(value, path=()):
         yield path
 
 
-# The numbers schema 3.0 added (matched losses, per-step A/A noise, machine stalls, each run's
-# stall-free clock): the synthetic comparison holds each, so the fuzz reaches each.
+# The numbers schemas 3.0 and 4.0 added (matched losses, per-step A/A noise, machine stalls,
+# each run's stall-free clock, each arm's): the synthetic comparison holds each, so the fuzz
+# reaches each.
 NEW_IN_3_0 = [
-    *(("measurements", "time_to_target", "pairs", 0, k) for k in
+    *(("measurements", "matched_loss", "pairs", 0, k) for k in
       ("loss", "baseline_final", "optimized_final", "baseline_s", "optimized_s")),
-    *((*where, k) for where in (("noise",), ("measurements", "noise")) for k in
-      ("steps", "end_to_end")),
-    ("measurements", "stalls", "total_s"),
-    *(("measurements", "stalls", "runs", 1, k) for k in
+    *(("measurements", "noise", k) for k in ("steps", "end_to_end")),
+    ("stalls", "total_s"),
+    *(("stalls", "runs", 1, k) for k in
       ("stall_s", "stalled_steps", "largest_s", "run_queue_wait_s", "involuntary_switches")),
     *(("runs", 1, "result", k) for k in
       ("setup_stall_s", "stack_build_s", "stall_s", "clock_s", "run_queue_wait_s",
        "involuntary_switches")),
     ("runs", 1, "result", "step_stalls", 0),
+    *((arm, "clock_s") for arm in ("baseline", "optimized")),
 ]  # fmt: skip
 
 

@@ -90,7 +90,7 @@ def test_injected_slowdown_turns_the_verdict_and_its_factor_is_real(smoke_config
     outcome = run(smoke_config, sabotage.slowdown_stack, tmp_path)
     failed = {r.id for r in outcome.rows if not r.passed}
     assert outcome.verdict == INVESTIGATE
-    assert {"time_to_target", "speedup", "throughput"} <= failed
+    assert {"matched_loss_speedup", "speedup", "throughput"} <= failed
     # 10x on top of the real optimized stack, which alone runs a smoke step in 0.6-0.8 of the
     # baseline's time (at most 1.0 beside two CPU hogs): the optimized steps must really be
     # several times slower, in every pair. Measured 6.6-12 here, 5.4 at least beside two CPU
@@ -121,7 +121,7 @@ def test_a_real_speedup_of_known_size_at_zero_loss_cost_is_go(smoke_config, tmp_
     assert outcome.verdict == GO, [r.summary for r in outcome.rows if not r.passed]
     assert rows["loss_match"].measured == 0.0  # identical math: zero loss cost, exactly
     expected = 100 * sabotage.KNOWN_SPEEDUP
-    assert rows["time_to_target"].measured == pytest.approx(expected, abs=10.0)
+    assert rows["matched_loss_speedup"].measured == pytest.approx(expected, abs=10.0)
     assert rows["speedup"].measured == pytest.approx(expected, abs=10.0)
     # Each baseline step really is slower (its own work slept again): over every pair's steps,
     # not asserted to the nominal 0.5, since a 5-10 ms step beside another test worker varies

@@ -90,6 +90,7 @@ def test_health_names_model_checkpoint_verdict_and_device(client, served, run_di
     assert health["checkpoint"]["sha256"] == served.sha256 and len(served.sha256) == 64
     assert health["checkpoint"]["path"] == str(run_dir / "checkpoints" / "optimized.pt")
     assert health["run"]["verdict"] == "GO" and health["run"]["speedup_percent"] == 31.5
+    assert health["run"]["matched_loss_speedup_percent"] == 27.0  # schema 3.0's, upgraded
     assert health["run"]["serving_without_go"] is False
     assert health["device"] == "cpu" and health["uptime_s"] >= 0
     assert health["model"]["vocab_size"] == 64

@@ -44,7 +44,9 @@ def test_missing_and_corrupt_run_files_are_one_line_exit_2(run_dir, tmp_path, ca
     comparison.write_text("{not json", encoding="utf-8")
     assert "comparison.json: not readable JSON" in _error(capsys, run_dir)
     comparison.write_text(json.dumps({"verdict": "GO"}), encoding="utf-8")
-    assert "no verdict.status" in _error(capsys, run_dir)
+    assert "comparison.json: schema_version None is not one this ryot reads" in _error(
+        capsys, run_dir
+    )
     comparison.unlink()
     assert "comparison.json: not found" in _error(capsys, run_dir)
     make_run_dir(run_dir)

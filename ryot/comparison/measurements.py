@@ -43,9 +43,10 @@ class MatchedPair(Record):
 
 
 @dataclass(frozen=True)
-class TimeToTarget(Estimate):
-    """The speedup at equal quality, its pairs and each arm's median time to the pairs' loss
-    (None: no pair, or, judged at one target, the median pair never reached it)."""
+class MatchedLossSpeedup(Estimate):
+    """The speedup at equal quality, its pairs and each arm's median time to the pairs' loss:
+    each pair's matched loss L* (a file judged at one target, `Comparison.at_target`: the
+    target; None: no pair, or the median pair never reached the target)."""
 
     pairs: tuple[MatchedPair, ...] = records(MatchedPair)
     median_baseline_s: float | None = number()
@@ -208,7 +209,7 @@ class Target(Record):
 @dataclass(frozen=True)
 class Measurements(Record):
     target: Target | None = record(Target, omit=True)  # judged at one target loss
-    time_to_target: TimeToTarget | None = record(TimeToTarget)  # speed at equal quality
+    matched_loss: MatchedLossSpeedup | None = record(MatchedLossSpeedup)  # at equal quality
     speedup: Estimate | None = record(Estimate)  # end to end, on the stack clock
     throughput: Estimate | None = record(Estimate)
     loss_delta: LossDelta | None = record(LossDelta)
@@ -218,7 +219,6 @@ class Measurements(Record):
     encoding: Encoding | None = record(Encoding)
     no_effect: tuple[str | None, ...] = texts()
     noise: Noise | None = record(Noise)
-    stalls: Stalls | None = record(Stalls, omit=True)
     wall_speedup: Estimate | None = record(Estimate, omit=True)  # end to end, the wall clock
     wall_gap: WallGap | None = record(WallGap, omit=True)
     contamination: Contamination | None = record(Contamination, omit=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ryot.comparison import rules
-from ryot.comparison.measurements import Estimate, Measurements, Noise, Stalls
+from ryot.comparison.measurements import Measurements, Noise, Stalls
 from ryot.comparison.record import (
     JSON,
     NUMBER,
@@ -56,10 +56,12 @@ class Bench(Record):
 
 @dataclass(frozen=True)
 class ArmSummary(Record):
-    """The seed plan's per-arm fields: medians over the arm's judged pairs, times on the stack's
-    own clock (schema 2.0 and older: the wall clock)."""
+    """The seed plan's per-arm fields: medians over the arm's clean pair runs. total_time, the
+    seed's name, is the stack's own clock, clock_s (schema 2.0 and older: the wall clock, and
+    clock_s None)."""
 
     total_time: float | None = number()
+    clock_s: float | None = number()
     avg_epoch_time: float | None = number()
     final_loss: float | None = number()
     val_loss: float | None = number()
@@ -77,23 +79,13 @@ class SeedComparison(Record):
     """The seed plan's comparison block (percentages), with the speedup at equal quality."""
 
     speedup_percent: float | None = number()
-    time_to_target_speedup_percent: float | None = number()
+    matched_loss_speedup_percent: float | None = number()
     throughput_improvement_percent: float | None = number()
     loss_delta: float | None = number()
     loss_convergence_match: bool | None = flag()
     loss_non_inferior: bool | None = flag()
     loss_equivalent: bool | None = flag()
     all_criteria_met: bool | None = flag()
-
-
-@dataclass(frozen=True)
-class ConfidenceIntervals(Record):
-    """The estimates again, without their pairs (measurements carries them whole)."""
-
-    time_to_target: Estimate | None = record(Estimate)
-    speedup: Estimate | None = record(Estimate)
-    throughput: Estimate | None = record(Estimate)
-    loss_delta: Estimate | None = record(Estimate)
 
 
 @dataclass(frozen=True)
@@ -122,9 +114,10 @@ class Verdict(Record):
 
 @dataclass(frozen=True)
 class AblationRow(Record):
-    """One ablation arm against the baseline."""
+    """One ablation arm against the baseline; total_time is its run's stack clock, clock_s."""
 
     total_time: float | None = number()
+    clock_s: float | None = number()
     speedup_percent: float | None = number()
     val_loss: float | None = number()
     loss_delta: float | None = number()
@@ -313,9 +306,7 @@ class Comparison(Record):
     baseline: ArmSummary | None = record(ArmSummary)
     optimized: ArmSummary | None = record(ArmSummary)
     comparison: SeedComparison | None = record(SeedComparison)
-    confidence_intervals: ConfidenceIntervals | None = record(ConfidenceIntervals)
     measurements: Measurements | None = record(Measurements)
-    noise: Noise | None = record(Noise)
     criteria: tuple[Criterion, ...] = records(Criterion)
     verdict: Verdict | None = record(Verdict)
     evidence: dict[str, tuple[EvidenceItem, ...]] = mapping(many(EvidenceItem), absent={})
@@ -344,14 +335,16 @@ class Comparison(Record):
         check(d)
         data, legacy = upgrade(d)
         c = super().from_dict(data)
-        if legacy.aa_end_to_end:
-            m = c.measurements
-            c = dataclasses.replace(
-                c,
-                noise=_end_to_end(c.noise),
-                measurements=m and dataclasses.replace(m, noise=_end_to_end(m.noise)),
-            )
+        m = c.measurements
+        if legacy.aa_end_to_end and m is not None:
+            m = dataclasses.replace(m, noise=_end_to_end(m.noise))
+            c = dataclasses.replace(c, measurements=m)
         return dataclasses.replace(c, at_target=legacy.at_target)
+
+    @property
+    def noise(self) -> Noise | None:
+        """The A/A noise (measurements.noise); None without measurements."""
+        return self.measurements.noise if self.measurements else None
 
     # --- the runs, as the page and the console show them ------------------------------------
 

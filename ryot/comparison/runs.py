@@ -76,7 +76,7 @@ RANKS = listing(listing(NUMBER))
 
 @dataclass(frozen=True)
 class ArmResult(Record):
-    """One run's result. total_time_s is the wall clock's; clock_s (= total_time_s - stall_s)
+    """One run's result. wall_time_s is the wall clock's; clock_s (= wall_time_s - stall_s)
     is the stack's own. Files before stall accounting (schema 2.0 and older) have no stall_s
     or clock_s: None, not the wall clock's time."""
 
@@ -105,7 +105,7 @@ class ArmResult(Record):
     evidence: tuple[EvidenceItem, ...] = records(EvidenceItem)
     run_queue_wait_s: float | None = number()  # reported only: left on the clock
     involuntary_switches: int | None = number()
-    total_time_s: float | None = number()
+    wall_time_s: float | None = number()
     stall_s: float | None = number(omit=True)  # taken off the clock
     clock_s: float | None = number(omit=True)
     contended_s: float | None = number(omit=True)  # of stall_s: the rule's estimate

@@ -2,7 +2,18 @@
 pytest-benchmark's normalize_stats upgrades a saved file on load), so that no reader ever
 branches on a schema version.
 
-What each older file lacks, and what reading it gives instead:
+What each older file lacks or names otherwise, and what reading it gives instead:
+
+- Schema 3.0 and older (today's schema is 4.0): names that said less than what they hold.
+  What schema 3.0 measured at each pair's matched loss, `measurements.time_to_target`, is
+  `measurements.matched_loss`; `comparison.time_to_target_speedup_percent` is
+  `comparison.matched_loss_speedup_percent`; the criterion `time_to_target` (and its test's
+  node id in `tests`) is `matched_loss_speedup`; a run's wall time, `runs[].result.total_time_s`,
+  is `runs[].result.wall_time_s`. An arm summary's (and an ablation row's) stack clock, which a
+  3.0 file holds as the seed's `total_time` alone, is also its `clock_s`. What 4.0 no longer
+  writes twice is read from wherever the file has it: `confidence_intervals` (measurements'
+  estimates), the top-level `noise` (measurements.noise) and `measurements.stalls` (the
+  top-level stalls).
 
 - Schema 1.0 (no bench, measurements, noise per step or time to target): its estimates live in
   confidence_intervals alone and become measurements'; their "median" is not today's point
@@ -34,8 +45,8 @@ from ryot.comparison import rules
 from ryot.comparison.numbers import is_num
 from ryot.comparison.runs import Run
 
-SCHEMA_VERSION = "3.0"
-READABLE_SCHEMAS = ("1.0", "2.0", SCHEMA_VERSION)
+SCHEMA_VERSION = "4.0"
+READABLE_SCHEMAS = ("1.0", "2.0", "3.0", SCHEMA_VERSION)
 # Judged every pair at one target loss, A/A noise end to end.
 TARGET_SCHEMAS = ("1.0", "2.0")
 # The keys every readable file has: today's schema's required keys but those schema 2.0 added.
@@ -46,7 +57,17 @@ REQUIRED_KEYS = (
 )  # fmt: skip
 ADDED_IN_2_0 = ("bayes_floor", "unigram_loss", "bench", "measurements", "confidence_intervals",
                 "noise")  # fmt: skip
-ESTIMATES = ("time_to_target", "speedup", "throughput", "loss_delta")
+# What schema 3.0 added for every job, required in 4.0; reading derives it for older files.
+ADDED_IN_3_0 = ("stalls",)
+ESTIMATES = ("matched_loss", "speedup", "throughput", "loss_delta")
+# Schema 4.0's names for what older files named otherwise: (where, the old key, the new key)
+RENAMED = (
+    ("measurements", "time_to_target", "matched_loss"),
+    ("confidence_intervals", "time_to_target", "matched_loss"),
+    ("comparison", "time_to_target_speedup_percent", "matched_loss_speedup_percent"),
+)
+CRITERION_IDS = {"time_to_target": "matched_loss_speedup"}  # criteria[].id, and its test's id
+RESULT_RENAMED = ("total_time_s", "wall_time_s")  # runs[].result: the wall clock's time
 PAIRED_ARMS = rules.PAIRED_ARMS
 COMPILE_KEY = "compile_seconds"  # an evidence item's measurement of its compile time
 
@@ -85,6 +106,9 @@ def upgrade(d: dict[str, Any]) -> tuple[dict[str, Any], Legacy]:
         at_target=version in TARGET_SCHEMAS or isinstance(measurements.get("target"), dict),
         aa_end_to_end=version in TARGET_SCHEMAS,
     )
+    _rename(out)
+    if not legacy.aa_end_to_end:  # schema 3.0: stall accounting, total_time the stack clock
+        _arm_clocks(out)
     _estimates(out)
     _twins(out)
     runs = [Run.from_dict(r) for r in _list(out.get("runs")) if isinstance(r, dict)]
@@ -118,6 +142,72 @@ def _own(d: dict[str, Any], key: str) -> dict[str, Any]:
     """d[key] as a copy of its own (an empty object when it was none), put back into d."""
     d[key] = dict(_obj(d.get(key)))
     return d[key]
+
+
+# --- schema 4.0's names -------------------------------------------------------------------
+
+
+def _rename(out: dict[str, Any]) -> None:
+    """Each value an older file names otherwise under its schema-4.0 name (RENAMED,
+    CRITERION_IDS): what it measured at the matched loss (schema 3.0; at the one target, 2.0)
+    and the criterion that judges it, with its test's node id."""
+    for where, old, new in RENAMED:
+        block = _obj(out.get(where))
+        if old in block and new not in block:
+            moved = _own(out, where)
+            moved[new] = moved.pop(old)
+    rows = _list(out.get("criteria"))
+    if any(_old_id(_obj(r).get("id")) for r in rows):
+        out["criteria"] = [
+            {**r, "id": CRITERION_IDS[r["id"]]} if _old_id(_obj(r).get("id")) else r for r in rows
+        ]
+    tests = out.get("tests")
+    if isinstance(tests, dict):
+        out["tests"] = {_test_id(k): v for k, v in tests.items()}
+    runs = _list(out.get("runs"))
+    if any(RESULT_RENAMED[0] in _obj(_obj(r).get("result")) for r in runs):
+        out["runs"] = [_renamed_result(r) for r in runs]
+
+
+def _renamed_result(run: Any) -> Any:
+    """A run whose result names its wall time total_time_s (schema 3.0 and older), with it
+    named wall_time_s."""
+    old, new = RESULT_RENAMED
+    result = _obj(_obj(run).get("result"))
+    if old not in result or new in result:
+        return run
+    result = dict(result)
+    result[new] = result.pop(old)
+    return {**run, "result": result}
+
+
+def _old_id(x: Any) -> bool:
+    return isinstance(x, str) and x in CRITERION_IDS
+
+
+def _test_id(nodeid: str) -> str:
+    """A criterion's test node id under its schema-4.0 criterion id."""
+    for old, new in CRITERION_IDS.items():
+        if nodeid.endswith(f"::test_criterion[{old}]"):
+            return nodeid[: -len(f"{old}]")] + f"{new}]"
+    return nodeid
+
+
+def _arm_clocks(out: dict[str, Any]) -> None:
+    """Each arm summary's and ablation row's stack clock, clock_s, where a file with stall
+    accounting (schema 3.0) holds it as the seed's total_time alone."""
+    for arm in PAIRED_ARMS:
+        summary = _obj(out.get(arm))
+        if summary and "clock_s" not in summary:
+            out[arm] = {**summary, "clock_s": summary.get("total_time")}
+    rows = _obj(out.get("ablation"))
+    if any(isinstance(r, dict) and "clock_s" not in r for r in rows.values()):
+        out["ablation"] = {
+            arm: {**r, "clock_s": r.get("total_time")}
+            if isinstance(r, dict) and "clock_s" not in r
+            else r
+            for arm, r in rows.items()
+        }
 
 
 # --- one place for each value -------------------------------------------------------------
@@ -173,12 +263,12 @@ def _pairs(out: dict[str, Any]) -> None:
     """Each pair's loss (judged at one target: the target) and speedup, and each arm's median
     time to the pairs' loss."""
     m = _obj(out.get("measurements"))
-    ttt = _obj(m.get("time_to_target"))
-    if not ttt:
+    matched = _obj(m.get("matched_loss"))
+    if not matched:
         return
     target = _obj(m.get("target")).get("loss")
     pairs = []
-    for p in _list(ttt.get("pairs")):
+    for p in _list(matched.get("pairs")):
         if isinstance(p, dict):
             p = dict(p)
             if "loss" not in p and is_num(target):
@@ -186,12 +276,12 @@ def _pairs(out: dict[str, Any]) -> None:
             if "speedup" not in p:
                 p["speedup"] = rules.pair_speedup(p.get("baseline_s"), p.get("optimized_s"))
         pairs.append(p)
-    ttt = {**ttt, "pairs": pairs} if "pairs" in ttt else dict(ttt)
+    matched = {**matched, "pairs": pairs} if "pairs" in matched else dict(matched)
     found = [p for p in pairs if isinstance(p, dict)]
     for arm in PAIRED_ARMS:
-        if f"median_{arm}_s" not in ttt:
-            ttt[f"median_{arm}_s"] = rules.median_time(p.get(f"{arm}_s") for p in found)
-    _own(out, "measurements")["time_to_target"] = ttt
+        if f"median_{arm}_s" not in matched:
+            matched[f"median_{arm}_s"] = rules.median_time(p.get(f"{arm}_s") for p in found)
+    _own(out, "measurements")["matched_loss"] = matched
 
 
 def _judged_pair_runs(runs: list[Run], arm: str) -> list[Run]:

@@ -62,7 +62,7 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
     console.line(f"{arm.upper()} TRAINING COMPLETE")
     if r.resumed_from_step:
         console.line(f"Resumed from step: {r.resumed_from_step}")
-    console.line(f"Total time: {fmt(r.total_time_s)} seconds (setup {fmt_seconds(r.setup_time_s)})")
+    console.line(f"Total time: {fmt(r.wall_time_s)} seconds (setup {fmt_seconds(r.setup_time_s)})")
     if r.stall_s > 0:
         console.line(
             f"Machine stalls: {fmt_seconds(r.stall_s)} taken off the clock (the stack's own time "
@@ -99,7 +99,7 @@ def learning_lines(c: Comparison) -> list[str]:
         f"{fmt_loss(w and w.unigram_loss)}, Bayes floor {fmt_loss(w and w.bayes_floor)})"
     ]
     target = m.target.loss if m and m.target else None
-    for p in m.time_to_target.pairs if m and m.time_to_target else ():
+    for p in m.matched_loss.pairs if m and m.matched_loss else ():
         base, opt = (
             fmt_seconds(p.seconds(arm)) if is_num(p.seconds(arm)) else "not reached"
             for arm in ("baseline", "optimized")
@@ -114,7 +114,7 @@ def learning_lines(c: Comparison) -> list[str]:
         lines.append(
             f"Seed {fmt_text(p.seed)}: {level}, reached in {base} / {opt} (baseline / optimized)"
         )
-    stalls = m.stalls.runs if m and m.stalls else ()
+    stalls = c.stalls.runs if c.stalls else ()
     # under 10 ms is the detector's resolution, and would print as 0.00 s
     stalled = [r for r in stalls if is_num(r.stall_s) and r.stall_s >= 0.01]
     if stalled:

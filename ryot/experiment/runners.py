@@ -298,7 +298,7 @@ def _print_record(console: Console, record: RunRecord) -> None:
         return
     r = record.result
     console.line(
-        f"  {record.job.label}: {r.total_time_s:.2f} s end-to-end, val loss "
+        f"  {record.job.label}: {r.wall_time_s:.2f} s end-to-end, val loss "
         f"{r.val_loss if r.val_loss is not None else float('nan'):.4f}"
         + (f", DIVERGED: {r.divergence}" if r.diverged else "")
         + (f"; CONTAMINATED: {record.contamination}" if record.contamination else "")

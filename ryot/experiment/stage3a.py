@@ -115,7 +115,7 @@ def _extra_pairs(config: Config, arms: list[str], console: Console):
             return []
         added += 1
         repeat = 1 + max(r.job.repeat for r in records if r.job.role == "pair")
-        e = measured.time_to_target.estimate
+        e = measured.matched_loss.estimate
         console.line(
             f"  adding pair {repeat + 1} ({added} of measurement.extra_repeats "
             f"{config.measurement.extra_repeats}): undecided after {repeat} pairs: "

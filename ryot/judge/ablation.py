@@ -15,7 +15,8 @@ from ryot.judge.runs import RunRecord, pair_results
 class AblationRun(Fields):
     """One ablation arm's run; its arm is the table's key."""
 
-    total_time: float  # the run's stack clock
+    total_time: float  # the run's stack clock (the seed's name for it)
+    clock_s: float
     speedup_percent: float | None  # against the median clock of the baseline's clean pair runs
     val_loss: float | None
     loss_delta: float | None  # against the baseline of the same seed (pair 1's)
@@ -44,6 +45,7 @@ def ablation(records: list[RunRecord]) -> Ablation:
         base_t = statistics.median(base_times)
         runs[rec.job.arm] = AblationRun(
             total_time=r.clock_s,
+            clock_s=r.clock_s,
             speedup_percent=100.0 * (1 - r.clock_s / base_t) if base_t > 0 else None,
             val_loss=r.val_loss,
             loss_delta=(r.val_loss - base0.val_loss)

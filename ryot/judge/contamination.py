@@ -17,7 +17,7 @@ def contamination(result: ArmResult | None, max_share: float) -> str | None:
     """Why `result` cannot be judged (its contended share over the bound), or None."""
     if result is None:
         return None
-    span = result.total_time_s
+    span = result.wall_time_s
     if span <= 0:
         return None
     share = result.contended_s / span

@@ -166,13 +166,13 @@ def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
     )
 
 
-def _time_to_target(m: Measurements, c: CriteriaConfig) -> Reading:
-    e = m.time_to_target.estimate
+def _matched_loss_speedup(m: Measurements, c: CriteriaConfig) -> Reading:
+    e = m.matched_loss.estimate
     if e.n == 0:
         return Reading(None, False, f"{e.method}.")
     times = "; ".join(
         f"seed {p.seed}: L* {p.loss:.4f} in {p.baseline_s:.2f} s / {p.optimized_s:.2f} s"
-        for p in m.time_to_target.pairs
+        for p in m.matched_loss.pairs
     )
     detail = (
         f"1 - T_opt(L*)/T_base(L*) over {e.n} pairs, {e.method}; L* is each pair's worse final "
@@ -307,8 +307,9 @@ ALL = (
               lambda c: f"loss drop >= {c.min_loss_drop:g} nats and context learned >= "
                         f"{100 * c.min_context_learned:g}%, every baseline seed",
               _baseline_learned),
-    Criterion("time_to_target", "Speedup at equal quality (time to matched loss)", False, "%",
-              lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%", _time_to_target),
+    Criterion("matched_loss_speedup", "Speedup at equal quality (time to matched loss)", False,
+              "%", lambda c: f"CI lower bound >= {c.min_speedup_percent:g}%",
+              _matched_loss_speedup),
     Criterion("loss_match", "Validation loss non-inferior", False, "",
               lambda c: f"CI upper bound < +{c.max_loss_delta:g}", _loss_match),
     Criterion("speedup", "Speedup (end-to-end time)", False, "%",
@@ -361,10 +362,10 @@ class Verdict:
         cls, status: str, rows: list[CriterionResult], m: Measurements, evidence: dict[str, list]
     ) -> Verdict:
         """`status` (verdict(rows)) with its scenario and reasons."""
-        ttt = percent(m.time_to_target.estimate.point)
+        at_quality = percent(m.matched_loss.estimate.point)
         return cls(
             status,
-            scenario(ttt, m.loss_delta.estimate.point),
+            scenario(at_quality, m.loss_delta.estimate.point),
             tuple(verdict_reasons(rows, evidence)),
         )
 
@@ -413,7 +414,7 @@ def undecided(measured: Measurements, c: CriteriaConfig) -> list[str]:
 
     speed = c.min_speedup_percent / 100
     open_ = {
-        "time_to_target": holds(measured.time_to_target.estimate, speed),
+        "matched_loss_speedup": holds(measured.matched_loss.estimate, speed),
         "speedup": holds(measured.speedup, speed),
         "throughput": holds(measured.throughput, c.min_throughput_improvement_percent / 100),
         "loss_match": holds(measured.loss_delta.estimate, c.max_loss_delta),

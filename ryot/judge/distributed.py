@@ -6,10 +6,11 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ryot.comparison.model import Comparison
 from ryot.config import Config
 from ryot.judge.fields import Fields
+from ryot.judge.measurements import ArmSummary
 from ryot.judge.runs import RunRecord
 
 
@@ -31,7 +32,7 @@ class SingleProcess(Fields):
     beside this torchrun job's."""
 
     source: str  # the earlier comparison.json
-    clock_s: float | None  # its baseline's stack clock (baseline.total_time)
+    clock_s: float | None  # its baseline's stack clock (None: a file before stall accounting)
     val_loss: float | None
     distributed_clock_s: float | None  # this job's
     distributed_val_loss: float | None
@@ -48,7 +49,7 @@ class Distributed(Fields):
 
 
 def distributed(
-    records: list[RunRecord], config: Config, baseline: dict[str, Any] | None, earlier: Path | None
+    records: list[RunRecord], config: Config, baseline: ArmSummary | None, earlier: Path | None
 ) -> Distributed | None:
     """A torchrun job's world (size, backend) and each run's skew between its ranks, with the
     single-process reference read from `earlier`; None for single processes."""
@@ -76,27 +77,25 @@ def distributed(
 
 
 def single_process_reference(
-    path: Path, config: Config, baseline: dict[str, Any] | None
+    path: Path, config: Config, baseline: ArmSummary | None
 ) -> SingleProcess | None:
     """The baseline of an earlier single-process run of the same bench and training config
-    (the run folder's previous comparison.json) beside this job's `baseline` summary; None
-    without one."""
+    (the run folder's previous comparison.json, read as the typed comparison, any readable
+    schema) beside this job's `baseline` summary; None without one."""
     try:
-        earlier = json.loads(path.read_text(encoding="utf-8"))
-        runs = [r["result"] for r in earlier["runs"] if r.get("result")]
-        base = earlier["baseline"]
-        same = all(
-            earlier["config"][k] == config.to_dict()[k] for k in ("model", "data", "training")
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        earlier = Comparison.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # unreadable, not JSON, or not a comparison
         return None
-    if not same or not base or not runs or any(r.get("world_size", 1) != 1 for r in runs):
+    ours = config.to_dict()
+    same = all(earlier.config.section(k) == ours[k] for k in ("model", "data", "training"))
+    runs = [r.result for r in earlier.runs if r.result is not None]
+    base = earlier.baseline
+    if not same or base is None or not runs or any((r.world_size or 1) != 1 for r in runs):
         return None
-    here = baseline or {}
     return SingleProcess(
         str(path),
-        base.get("total_time"),
-        base.get("val_loss"),
-        here.get("total_time"),
-        here.get("val_loss"),
+        base.clock_s,
+        base.val_loss,
+        baseline.clock_s if baseline else None,
+        baseline.val_loss if baseline else None,
     )

@@ -15,7 +15,7 @@ from ryot.judge.ablation import Ablation, ablation
 from ryot.judge.break_even import BreakEven, compile_break_even
 from ryot.judge.distributed import Distributed, distributed
 from ryot.judge.fields import Fields
-from ryot.judge.measurements import Measurements, Stalls, stalls, summarize_arm
+from ryot.judge.measurements import ArmSummary, Measurements, Stalls, stalls, summarize_arm
 from ryot.judge.runs import RunRecord, last_runs, pair_results
 from ryot.judge.stats import finite, percent
 
@@ -24,7 +24,7 @@ from ryot.judge.stats import finite, percent
 class SeedComparison(Fields):
     """The seed plan's comparison block, with the speedup at equal quality beside it."""
 
-    time_to_target_speedup_percent: float | None
+    matched_loss_speedup_percent: float | None
     speedup_percent: float | None
     throughput_improvement_percent: float | None
     loss_delta: float | None
@@ -37,7 +37,7 @@ class SeedComparison(Fields):
     def of(cls, m: Measurements, rows: list[crit.CriterionResult], status: str) -> SeedComparison:
         loss_row = next((r for r in rows if r.id == "loss_match"), None)
         return cls(
-            percent(m.time_to_target.estimate.point),
+            percent(m.matched_loss.estimate.point),
             percent(m.speedup.point),
             percent(m.throughput.point),
             finite(m.loss_delta.estimate.point),
@@ -53,8 +53,8 @@ class Judgement:
     """Everything judged of one job. A single-arm job has no measurements, criteria or verdict;
     every job has its arms' runs, evidence, stalls, ablation and compile break-even."""
 
-    baseline: dict[str, Any] | None  # the seed plan's per-arm summary (summarize_arm)
-    optimized: dict[str, Any] | None
+    baseline: ArmSummary | None  # the seed plan's per-arm summary
+    optimized: ArmSummary | None
     measured: Measurements | None  # a paired job's
     rows: tuple[crit.CriterionResult, ...]
     verdict: crit.Verdict | None  # a paired job's
@@ -74,21 +74,12 @@ class Judgement:
         m, v = self.measured, self.verdict
         paired = m is not None and v is not None
         return {
-            "baseline": self.baseline,
-            "optimized": self.optimized,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "optimized": self.optimized.to_dict() if self.optimized else None,
             "comparison": SeedComparison.of(m, list(self.rows), v.status).to_dict()
             if paired
             else None,
-            "confidence_intervals": {
-                "time_to_target": m.time_to_target.estimate.to_dict(),
-                "speedup": m.speedup.to_dict(),
-                "throughput": m.throughput.to_dict(),
-                "loss_delta": m.loss_delta.estimate.to_dict(),
-            }
-            if paired
-            else None,
             "measurements": m.to_dict() if m is not None else None,
-            "noise": m.noise.to_dict() if m is not None else None,
             "criteria": [r.to_dict() for r in self.rows],
             "verdict": v.to_dict() if paired else None,
             "evidence": self.evidence,

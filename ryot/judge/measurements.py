@@ -62,7 +62,7 @@ class MatchedPair(Fields):
 
 
 @dataclass(frozen=True)
-class TimeToTarget:
+class MatchedLossSpeedup:
     estimate: Estimate  # speedup at equal quality, 1 - T_opt(L*)/T_base(L*)
     pairs: tuple[MatchedPair, ...]
 
@@ -203,7 +203,7 @@ class ContaminatedRun(Fields):
     repeat: int
     attempt: int
     contended_s: float | None
-    share: float | None  # contended_s / the run's wall time (total_time_s)
+    share: float | None  # contended_s / the run's wall time (wall_time_s)
     reason: str
 
 
@@ -263,7 +263,7 @@ class WallGap(Fields):
 
 @dataclass(frozen=True)
 class Measurements(Fields):
-    time_to_target: TimeToTarget
+    matched_loss: MatchedLossSpeedup
     speedup: Estimate  # end to end, equal steps, on the stack's clock
     throughput: Estimate
     loss_delta: LossDelta
@@ -273,7 +273,6 @@ class Measurements(Fields):
     encoding: Encoding
     no_effect: tuple[str, ...]
     noise: Noise
-    stalls: Stalls
     wall_speedup: Estimate  # end to end on the wall clock (stalls on), the same pairs
     wall_gap: WallGap
     contamination: Contamination
@@ -314,8 +313,8 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
     wall = estimate(
         stats.speedup_estimate,
         "end-to-end speedup by the wall clock",
-        [r.total_time_s for r in base],
-        [r.total_time_s for r in opt],
+        [r.wall_time_s for r in base],
+        [r.wall_time_s for r in opt],
     )
     tput = estimate(
         stats.improvement_estimate,
@@ -340,7 +339,7 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
     )
 
     matched = [m for b, o in pairs if (m := _matched(b, o, divergence)) is not None]
-    ttt = estimate(
+    at_quality = estimate(
         stats.speedup_estimate,
         "speedup at equal quality",
         [p.baseline_s for p in matched],
@@ -349,7 +348,7 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
     noise = _noise(judged)
 
     return Measurements(
-        time_to_target=TimeToTarget(ttt, tuple(matched)),
+        matched_loss=MatchedLossSpeedup(at_quality, tuple(matched)),
         speedup=speedup,
         throughput=tput,
         loss_delta=loss,
@@ -359,7 +358,6 @@ def measure(config: Config, records: list[RunRecord], artifact_problems: list[st
         encoding=_encoding(records, artifact_problems),
         no_effect=_no_effect(judged),
         noise=noise,
-        stalls=stalls(records),
         wall_speedup=wall,
         wall_gap=_wall_gap(speedup, wall, noise, pairs),
         contamination=judged.contamination(config.measurement.max_reruns),
@@ -427,7 +425,7 @@ class _Judged:
             if id(rec) not in self.dirty:
                 continue
             r = rec.result
-            span = r.total_time_s if r is not None else 0.0
+            span = r.wall_time_s if r is not None else 0.0
             runs.append(ContaminatedRun(
                 rec.job.label, rec.job.arm, rec.job.role, rec.job.repeat, rec.job.attempt,
                 r.contended_s if r is not None else None,
@@ -472,7 +470,7 @@ def run_problem(rec: RunRecord) -> str | None:
         return f"{label} diverged: {r.divergence}"
     if stats.finite(r.val_loss) is None:
         return f"{label}: validation loss is {r.val_loss} (NaN, infinite or missing)"
-    if not (r.train_time_s > 0 and math.isfinite(r.total_time_s)):
+    if not (r.train_time_s > 0 and math.isfinite(r.wall_time_s)):
         return f"{label}: training time is {r.train_time_s} s; nothing measurable was trained"
     if sum(r.step_tokens) <= 0:
         return f"{label}: no tokens were fed to the model"
@@ -668,32 +666,51 @@ def stalls(records: list[RunRecord]) -> Stalls:
     return Stalls(tuple(runs), STALL_RULE)
 
 
-def summarize_arm(results: list[ArmResult | None]) -> dict[str, Any] | None:
-    """The seed plan's per-arm fields, medians over repeats where there are several; times on
-    the stack's own clock (machine stalls off)."""
+@dataclass(frozen=True)
+class ArmSummary(Fields):
+    """The seed plan's per-arm fields, medians over the arm's runs; every time on the stack's
+    own clock (machine stalls off): total_time, the seed's name for it, is clock_s."""
+
+    total_time: float | None
+    clock_s: float | None
+    avg_epoch_time: float | None
+    final_loss: float | None
+    val_loss: float | None
+    losses: tuple[float | None, ...]  # the first run's, epoch by epoch
+    throughput: float | None
+    samples_per_s: float | None
+    setup_time: float | None
+    peak_memory_mb: float
+    peak_rss_mb: float | None
+    runs: int
+
+
+def summarize_arm(results: list[ArmResult | None]) -> ArmSummary | None:
+    """The seed plan's per-arm fields, medians over repeats where there are several."""
     results = [r for r in results if r is not None]
     if not results:
         return None
 
     def med(values) -> float | None:
-        finite = [v for v in values if stats.finite(v) is not None]  # a NaN would poison the median
-        return statistics.median(finite) if finite else None
+        return rules.median(values)  # of the numbers: a NaN would poison the median
 
-    return {
-        "total_time": med(r.clock_s for r in results),
-        "avg_epoch_time": med(sum(r.step_clock) / max(1, len(r.epochs)) for r in results),
-        "final_loss": med(r.final_loss for r in results),
-        "val_loss": med(r.val_loss for r in results),
-        "losses": [e.mean_loss for e in results[0].epochs],
-        "throughput": med(throughput(r) for r in results),
-        "samples_per_s": med(
+    clock = med(r.clock_s for r in results)
+    return ArmSummary(
+        total_time=clock,
+        clock_s=clock,
+        avg_epoch_time=med(sum(r.step_clock) / max(1, len(r.epochs)) for r in results),
+        final_loss=med(r.final_loss for r in results),
+        val_loss=med(r.val_loss for r in results),
+        losses=tuple(e.mean_loss for e in results[0].epochs),
+        throughput=med(throughput(r) for r in results),
+        samples_per_s=med(
             sum(e.samples for e in r.epochs) / sum(r.step_clock) if sum(r.step_clock) else 0.0
             for r in results
         ),
-        "setup_time": med(r.setup_time_s for r in results),
-        "peak_memory_mb": max(r.peak_memory_mb for r in results),
-        "peak_rss_mb": max(
+        setup_time=med(r.setup_time_s for r in results),
+        peak_memory_mb=max(r.peak_memory_mb for r in results),
+        peak_rss_mb=max(
             (r.peak_rss_mb for r in results if r.peak_rss_mb is not None), default=None
         ),
-        "runs": len(results),
-    }
+        runs=len(results),
+    )

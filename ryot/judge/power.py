@@ -96,7 +96,7 @@ def contaminated(run: Run, max_share: float) -> bool:
     """Whether a comparison.json run was contaminated: its reason, or its contended share over
     the bound (ryot.judge.contamination; 0 in files written before it was measured)."""
     r = run.result
-    span = r.total_time_s if r else None
+    span = r.wall_time_s if r else None
     contended = (r.contended_s if r else None) or 0.0
     over = span is not None and span > 0 and contended / span > max_share
     return run.contaminated or over
@@ -119,7 +119,7 @@ def recorded_noise(comparison: Comparison | dict[str, Any]) -> Noise:
         if run.role != "pair" or contaminated(run, max_share):
             continue
         # the stall-free clock; a file before stall accounting (schema 2.0) has the wall clock's
-        clock = r.clock_s if r.clock_s is not None else r.total_time_s
+        clock = r.clock_s if r.clock_s is not None else r.wall_time_s
         if not (clock is not None and clock > 0):
             continue
         by_arm.setdefault(str(run.arm), []).append(math.log(clock))

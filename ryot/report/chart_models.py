@@ -43,7 +43,7 @@ from ryot.report.formatting import (
     is_num,
     to_percent,
 )
-from ryot.report.summary import ttt_text, ttt_words
+from ryot.report.summary import time_to_loss_text, time_to_loss_words
 from ryot.report.svg import MUTED
 
 ARMS = ("baseline", "optimized")
@@ -185,7 +185,7 @@ def curve_model(c: Comparison) -> CurveChart | None:
         return None
     at_target = c.at_target
     m = c.measurements
-    pairs = m.time_to_target.pairs if m and m.time_to_target else ()
+    pairs = m.matched_loss.pairs if m and m.matched_loss else ()
     target = None
     loss = m.target.loss if at_target and m and m.target else None
     if is_num(loss):
@@ -214,7 +214,7 @@ def curve_model(c: Comparison) -> CurveChart | None:
     missing = None
     if pairs:
         shown = "time to target" if at_target else "time to matched loss L*"
-        times = tuple(f"{shown}, {arm}: {ttt_text(pairs, arm)}" for arm in ARMS)
+        times = tuple(f"{shown}, {arm}: {time_to_loss_text(pairs, arm)}" for arm in ARMS)
     elif at_target and not target:
         missing = "no target: no baseline pair reached a final loss"
     elif not at_target:
@@ -385,7 +385,7 @@ def _speedup_row(est: Estimate | None, label: str, what: str) -> IntervalRow:
 def speedup_model(c: Comparison) -> SpeedupChart | None:
     m = c.measurements
     rows = (  # at equal quality, then end to end
-        _speedup_row(m and m.time_to_target, "at equal quality", ttt_words(c)),
+        _speedup_row(m and m.matched_loss, "at equal quality", time_to_loss_words(c)),
         _speedup_row(m and m.speedup, "end to end", "end-to-end time"),
     )
     if not any(r.point is not None or r.pairs for r in rows):

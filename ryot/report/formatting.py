@@ -78,7 +78,7 @@ def fmt_duration(x: Any) -> str:
     return f"{x / 1e-9:.2f} ns"
 
 
-SIGNED_CRITERIA = {"time_to_target", "speedup", "throughput", "loss_match"}
+SIGNED_CRITERIA = {"matched_loss_speedup", "speedup", "throughput", "loss_match"}
 
 
 def fmt_criterion_value(value: Any, unit: str, criterion_id: str = "") -> str:

@@ -56,12 +56,12 @@ def _pairs_text(n: Any) -> str:
     return f"geometric mean of {n} pair{'' if n == 1 else 's'}"
 
 
-def ttt_words(c: Comparison) -> str:
+def time_to_loss_words(c: Comparison) -> str:
     """What the speedup at equal quality times: one target (schema 2.0) or each pair's L*."""
     return "time to target" if c.at_target else "time to matched loss"
 
 
-def ttt_text(pairs: Sequence[MatchedPair], arm: str) -> str:
+def time_to_loss_text(pairs: Sequence[MatchedPair], arm: str) -> str:
     """One arm's time to the pairs' loss (each pair's matched loss; judged at one target: the
     target) per pair in words ("not reached" for None: infinite time)."""
     values = [p.seconds(arm) for p in pairs]
@@ -87,11 +87,11 @@ def _losses_text(pairs: Sequence[MatchedPair]) -> str:
     return f"{shown} ({len(losses)} pairs)"
 
 
-def ttt_figure(c: Comparison) -> Figure:
+def matched_loss_figure(c: Comparison) -> Figure:
     """Speedup at equal quality, 1 - T_opt / T_base at each pair's matched loss (schema 2.0:
     at the one target loss), with its CI."""
     m = c.measurements
-    e = m.time_to_target if m and m.time_to_target else None
+    e = m.matched_loss if m and m.matched_loss else None
     pairs = e.pairs if e else ()
     e = e or Estimate()
     missed = sum(1 for p in pairs if p.optimized_s is None)
@@ -106,9 +106,12 @@ def ttt_figure(c: Comparison) -> Figure:
         )
     else:
         value, detail = fmt_frac_pct(e.point), _pairs_text(len(pairs) if e.n is None else e.n)
-    times = f"baseline {ttt_text(pairs, 'baseline')}; optimized {ttt_text(pairs, 'optimized')}"
+    times = (
+        f"baseline {time_to_loss_text(pairs, 'baseline')}; "
+        f"optimized {time_to_loss_text(pairs, 'optimized')}"
+    )
     if not pairs:
-        note = f"no {ttt_words(c)} measured"
+        note = f"no {time_to_loss_words(c)} measured"
     elif c.at_target:
         target = m.target.loss if m and m.target else None
         note = f"time to reach validation loss {fmt_loss(target)}: {times}"
@@ -117,7 +120,7 @@ def ttt_figure(c: Comparison) -> Figure:
             f"each pair at its matched loss L* (the worse of its two final validation losses) "
             f"{_losses_text(pairs)}; time to L*: {times}"
         )
-    label = f"Speedup at equal quality ({ttt_words(c)})"
+    label = f"Speedup at equal quality ({time_to_loss_words(c)})"
     return Figure("headline-ttt", label, value, _ci(e), detail, note, missed=bool(missed))
 
 
@@ -187,7 +190,7 @@ def headline_figures(c: Comparison) -> list[Figure]:
     if c.measurements is None:
         return []
     wall = wall_figure(c)
-    return [ttt_figure(c), speedup_figure(c), *([wall] if wall else [])]
+    return [matched_loss_figure(c), speedup_figure(c), *([wall] if wall else [])]
 
 
 def headline(c: Comparison) -> str | None:
@@ -197,8 +200,11 @@ def headline(c: Comparison) -> str | None:
     figures = headline_figures(c)
     if not figures:
         return None
-    ttt, e2e, *wall = figures
-    line = f"{ttt.label}: {ttt.value} ({ttt.ci}); end to end {e2e.value} ({e2e.ci})"
+    at_quality, e2e, *wall = figures
+    line = (
+        f"{at_quality.label}: {at_quality.value} ({at_quality.ci}); end to end {e2e.value} "
+        f"({e2e.ci})"
+    )
     return line + "".join(f"; by the wall clock {w.value} ({w.ci})" for w in wall)
 
 
@@ -252,13 +258,13 @@ COMPARISON_ROWS: tuple[tuple[str, Callable[[ArmSummary], Any], Callable[[Any], s
 )
 
 
-def _ttt_row(c: Comparison) -> Row | None:
+def _matched_loss_row(c: Comparison) -> Row | None:
     """Each arm's median time to the pairs' loss (the judge's; None with pairs: judged at one
     target, the median pair never reached it)."""
-    ttt = c.measurements and c.measurements.time_to_target
-    if not ttt or not ttt.pairs:
+    matched = c.measurements and c.measurements.matched_loss
+    if not matched or not matched.pairs:
         return None
-    base, opt = ttt.median_baseline_s, ttt.median_optimized_s
+    base, opt = matched.median_baseline_s, matched.median_optimized_s
 
     def show(x: float | None) -> str:
         return "not reached" if x is None else fmt(x)
@@ -286,7 +292,7 @@ def comparison_rows(c: Comparison) -> list[Row] | None:
     b, o = c.baseline, c.optimized
     if b is None or o is None:
         return None
-    rows = [row for row in (_ttt_row(c),) if row]
+    rows = [row for row in (_matched_loss_row(c),) if row]
     for label, value, show, rule in COMPARISON_ROWS:
         base, opt = value(b), value(o)
         if rule == "delta":

@@ -198,7 +198,7 @@ def create_app(
             "run": {
                 "verdict": verdict.status,
                 "speedup_percent": verdict.speedup_percent,
-                "time_to_target_speedup_percent": verdict.time_to_target_speedup_percent,
+                "matched_loss_speedup_percent": verdict.matched_loss_speedup_percent,
                 "serving_without_go": verdict.status != "GO",
                 "allow_no_go": allow_no_go,
             },

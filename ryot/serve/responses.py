@@ -57,7 +57,7 @@ class CheckpointInfo(BaseModel):
 class RunInfo(BaseModel):
     verdict: str = Field(description="The Stage 3a verdict of the served run: GO, ...")
     speedup_percent: float | None
-    time_to_target_speedup_percent: float | None
+    matched_loss_speedup_percent: float | None
     serving_without_go: bool
     allow_no_go: bool
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ryot.bench.model import ScaledTransformerModel
+from ryot.comparison.model import Comparison
 from ryot.config import Config, ConfigError, config_from_dict
 from ryot.train.checkpoint import CheckpointError, load_checkpoint
 
@@ -29,7 +30,7 @@ class ServeError(ValueError):
 class RunVerdict:
     status: str  # GO, INVESTIGATE, DEBUG, ...
     speedup_percent: float | None  # end to end, equal steps
-    time_to_target_speedup_percent: float | None  # at equal quality
+    matched_loss_speedup_percent: float | None  # at equal quality
 
 
 @dataclass
@@ -50,7 +51,8 @@ def _finite_or_none(value: Any) -> float | None:
 
 
 def read_verdict(run_dir: Path) -> RunVerdict:
-    """The run's verdict and speedups from RUN_DIR/comparison.json."""
+    """The run's verdict and speedups from RUN_DIR/comparison.json, read as the typed
+    comparison (any readable schema: ryot.comparison upgrades an older one)."""
     path = run_dir / "comparison.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -58,16 +60,18 @@ def read_verdict(run_dir: Path) -> RunVerdict:
         raise ServeError(f"{path}: not found (is {run_dir} a `ryot stage3a` run folder?)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ServeError(f"{path}: not readable JSON ({type(exc).__name__})") from None
-    verdict = data.get("verdict") if isinstance(data, dict) else None
-    status = verdict.get("status") if isinstance(verdict, dict) else None
-    if not isinstance(status, str):
-        raise ServeError(f"{path}: no verdict.status (not a Stage 3a comparison)")
-    comparison = data.get("comparison")
-    comparison = comparison if isinstance(comparison, dict) else {}
+    try:
+        c = Comparison.from_dict(data)
+    except ValueError as exc:
+        raise ServeError(f"{path}: {exc}") from None
+    status = c.verdict.status if c.verdict else None
+    if status is None:
+        raise ServeError(f"{path}: no verdict.status (a single-arm run is never judged)")
+    seed = c.comparison
     return RunVerdict(
         status,
-        _finite_or_none(comparison.get("speedup_percent")),
-        _finite_or_none(comparison.get("time_to_target_speedup_percent")),
+        _finite_or_none(seed and seed.speedup_percent),
+        _finite_or_none(seed and seed.matched_loss_speedup_percent),
     )
 
 

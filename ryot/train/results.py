@@ -84,7 +84,7 @@ class ArmResult:
     rank_step_times: list[list[float]] = field(default_factory=list)
 
     @property
-    def total_time_s(self) -> float:
+    def wall_time_s(self) -> float:
         """End-to-end training time as the wall clock saw it: setup, every step, and the
         stack's close() and finish()."""
         return self.setup_time_s + self.train_time_s + self.close_time_s
@@ -97,7 +97,7 @@ class ArmResult:
 
     @property
     def clock_s(self) -> float:
-        """The stack's own end-to-end time: total_time_s less the machine's stalls. Everything
+        """The stack's own end-to-end time: wall_time_s less the machine's stalls. Everything
         the stack does (computing, compiling, sleeping, I/O, garbage collection, closing) stays
         on it."""
         return self.clock_at(len(self.step_times)) + self.close_time_s - self.close_stall_s
@@ -118,7 +118,7 @@ class ArmResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["total_time_s"] = self.total_time_s
+        out["wall_time_s"] = self.wall_time_s
         out["stall_s"] = self.stall_s
         out["clock_s"] = self.clock_s
         out["final_loss"] = self.final_loss

@@ -437,7 +437,7 @@ class Trainer:
             epoch=epoch,
             step=len(result.step_times),
             loss=result.epochs[-1].mean_loss,
-            elapsed_s=result.total_time_s,
+            elapsed_s=result.wall_time_s,
             history=History.of(result),
         )
         save_checkpoint(state.to_dict(), self.checkpoint_path)

@@ -43,8 +43,8 @@ def matched_pairs(c: Comparison) -> list[dict[str, str]] | None:
     """Each pair's two final losses, its matched loss L* (the worse of them), each arm's time to
     L* and the pair's speedup at equal quality (the judge's); None for a file judged at one
     target (schema 2.0)."""
-    ttt = c.measurements and c.measurements.time_to_target
-    if c.at_target or not ttt:
+    matched = c.measurements and c.measurements.matched_loss
+    if c.at_target or not matched:
         return None
     rows = [
         {
@@ -57,6 +57,6 @@ def matched_pairs(c: Comparison) -> list[dict[str, str]] | None:
             "optimized_s": fmt_seconds(p.optimized_s),
             "speedup": fmt_frac_pct(p.speedup),
         }
-        for p in ttt.pairs
+        for p in matched.pairs
     ]
     return rows or None

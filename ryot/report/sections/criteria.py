@@ -62,9 +62,7 @@ def criteria_context(c: Comparison) -> dict[str, Any]:
     tests = c.tests
     rows = [_criterion_row(r, tests) for r in c.criteria]
     m = c.measurements
-    level = (m and m.time_to_target and m.time_to_target.level) or (
-        m and m.speedup and m.speedup.level
-    )
+    level = (m and m.matched_loss and m.matched_loss.level) or (m and m.speedup and m.speedup.level)
     if not is_num(level):
         level = c.config.measurement.confidence
     summary, other_tests = None, []

@@ -45,7 +45,7 @@ def environment_context(c: Comparison, links: dict[str, str]) -> dict[str, Any]:
                 "encoding": fmt_text(r.console_encoding),
                 "exit_code": fmt_text(r.exit_code),
                 "ok": r.exit_code == 0 and res is not None,
-                "total_time": fmt(res and res.total_time_s, ".2f"),
+                "total_time": fmt(res and res.wall_time_s, ".2f"),
                 "stalls": fmt(res and res.stall_s, ".2f"),
                 "wall": fmt(r.wall_s, ".2f"),
                 "val_loss": fmt_loss(res and res.val_loss),

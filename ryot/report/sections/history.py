@@ -24,21 +24,21 @@ class Earlier:
 
 def _history_point(c: Comparison, current: bool, source: str | None) -> dict[str, Any]:
     m, seed = c.measurements, c.comparison
-    ttt = (m and m.time_to_target) or Estimate()
+    at_quality_est = (m and m.matched_loss) or Estimate()
     speed = (m and m.speedup) or Estimate()
     loss = (m and m.loss_delta) or Estimate()
     status = c.verdict.status if c.verdict else None
     e2e = seed.speedup_percent if seed else None
-    at_quality = seed.time_to_target_speedup_percent if seed else None
+    at_quality = seed.matched_loss_speedup_percent if seed else None
     return {
         "created": fmt_created(c.created),
         "config": fmt_text(c.config_name),
         "schema": fmt_text(c.schema_version),
         "status": str(status) if status else "no verdict",
         "css": status_css(status),
-        "ttt": at_quality if at_quality is not None else to_percent(ttt.point),
-        "ttt_low": to_percent(ttt.low),
-        "ttt_high": to_percent(ttt.high),
+        "ttt": at_quality if at_quality is not None else to_percent(at_quality_est.point),
+        "ttt_low": to_percent(at_quality_est.low),
+        "ttt_high": to_percent(at_quality_est.high),
         "speedup": e2e if e2e is not None else to_percent(speed.point),
         "speedup_low": to_percent(speed.low),
         "speedup_high": to_percent(speed.high),

@@ -30,7 +30,7 @@ def epoch_tables(c: Comparison) -> list[dict[str, Any]]:
                 "caption": f"run {fmt_text(run.index)}, seed {fmt_text(run.seed)}, "
                 f"{fmt_text(run.role)}",
                 "rows": rows,
-                "total_time": fmt_seconds(res.total_time_s),
+                "total_time": fmt_seconds(res.wall_time_s),
                 "setup_time": fmt_seconds(res.setup_time_s),
                 "val_loss": fmt_loss(res.val_loss),
                 "initial_val_loss": fmt_loss(res.initial_val_loss),
