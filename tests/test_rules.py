@@ -1,19 +1,26 @@
-"""ryot/comparison/rules.py: which runs the judge reads, and which run stands for an arm."""
+"""ryot/comparison/rules.py: which runs the judge reads, which run stands for an arm, and the
+numbers the judge writes and a reader of an older file derives alike, with exact numbers."""
 
 from __future__ import annotations
 
 import math
 
 from ryot.comparison.rules import (
+    CHANGE_METRICS,
     RunShape,
     break_even_steps,
+    change,
+    changes,
+    difference,
     judged_attempts,
     last_run,
     median,
     median_time,
     pair_speedup,
     stalled_steps,
+    step_time_summary,
     steps_at,
+    total,
 )
 
 
@@ -117,3 +124,41 @@ def test_stalls_steps_at_a_length_and_break_even():
     assert break_even_steps(1.0, 0.3, 0.1) == 5  # 1 s / 0.2 s saved per step
     assert break_even_steps(1.0, 0.1, 0.3) is None  # the arm is slower: never
     assert break_even_steps(None, 0.3, 0.1) is None and break_even_steps(1e308, 1e-300, 0.0) is None
+
+
+def test_a_change_is_positive_when_better_and_relative_to_the_baseline():
+    assert change(10.0, 8.0, lower_is_better=True) == (2.0, 0.2)  # a time: less is better
+    assert change(10.0, 12.5, lower_is_better=False) == (2.5, 0.25)  # a rate: more is better
+    assert change(10.0, 12.5, lower_is_better=True) == (-2.5, -0.25)
+    for base, opt in ((0.0, 1.0), (None, 1.0), (1.0, "x"), (math.nan, 1.0), (True, 1.0)):
+        assert change(base, opt, lower_is_better=True) == (None, None)
+    assert difference(4.0, 4.25) == 0.25 and difference(4.0, None) is None
+
+
+def test_the_tables_changes_read_their_metrics_where_comparison_json_has_them():
+    d = {
+        "baseline": {"total_time": 10.0, "avg_epoch_time": 1.0, "throughput": 100.0,
+                     "samples_per_s": 8.0, "peak_memory_mb": 50.0},
+        "optimized": {"total_time": 6.0, "avg_epoch_time": 0.5, "throughput": 150.0,
+                      "samples_per_s": 12.0, "peak_memory_mb": 60.0},
+        "measurements": {"matched_loss": {"median_baseline_s": 8.0, "median_optimized_s": 4.0},
+                         "clock": {"baseline_median_s": None, "optimized_median_s": 5.0}},
+    }  # fmt: skip
+    got = changes(d)
+    assert list(got) == list(CHANGE_METRICS)
+    assert got["matched_loss_s"] == {"improvement": 4.0, "relative": 0.5}
+    assert got["total_time"] == {"improvement": 4.0, "relative": 0.4}
+    assert got["throughput"] == {"improvement": 50.0, "relative": 0.5}
+    assert got["peak_memory_mb"] == {"improvement": -10.0, "relative": -0.2}  # more memory
+    assert got["clock_median_s"] == {"improvement": None, "relative": None}
+    assert changes({"baseline": None, "measurements": "x"})["total_time"]["improvement"] is None
+
+
+def test_totals_and_step_time_boxes_of_the_numbers_alone():
+    assert total([0.5, None, 1.5, "x"]) == 2.0 and total([None]) is None and total([3, 4]) == 7
+    box = step_time_summary([4.0, None, 1.0, 3.0, 2.0, math.inf])  # quartiles between steps
+    assert box == {"steps": 4, "min_s": 1.0, "q1_s": 1.75, "median_s": 2.5, "q3_s": 3.25,
+                   "max_s": 4.0}  # fmt: skip
+    assert step_time_summary([0.2]) == {"steps": 1, "min_s": 0.2, "q1_s": 0.2, "median_s": 0.2,
+                                        "q3_s": 0.2, "max_s": 0.2}  # fmt: skip
+    assert step_time_summary([None, "x"]) is None

@@ -122,24 +122,15 @@ class RunStalls(Record):
 
 @dataclass(frozen=True)
 class Stalls(Record):
-    """Every run's machine stalls and the rule that decides what one is."""
+    """Every run's machine stalls and the rule that decides what one is; the runs' run-queue
+    waits and involuntary context switches together, reported only (None: no run measured
+    any)."""
 
     total_s: float | None = number()
+    run_queue_wait_s: float | None = number()
+    involuntary_switches: int | None = number()
     rule: str | None = text()
     runs: tuple[RunStalls, ...] = records(RunStalls)
-
-    @property
-    def run_queue_wait_s(self) -> float | None:
-        """The runs' run-queue waits together (reported only, left on the clock); None when no
-        run measured one."""
-        waits = [r.run_queue_wait_s for r in self.runs if r.run_queue_wait_s is not None]
-        return sum(waits) if waits else None
-
-    @property
-    def involuntary_switches(self) -> int | None:
-        """The runs' involuntary context switches together; None when no run counted them."""
-        counts = [r.involuntary_switches for r in self.runs if r.involuntary_switches is not None]
-        return sum(counts) if counts else None
 
 
 @dataclass(frozen=True)

@@ -75,17 +75,43 @@ class ArmSummary(Record):
 
 
 @dataclass(frozen=True)
+class Change(Record):
+    """The optimized arm's change on the baseline in one metric (ryot.comparison.rules.change):
+    improvement, positive is better, in the metric's unit; relative, a fraction of the
+    baseline's value. None: a value missing, or a baseline of 0."""
+
+    improvement: float | None = number()
+    relative: float | None = number()
+
+
+@dataclass(frozen=True)
+class Changes(Record):
+    """The comparison table's changes, metric by metric (rules.CHANGE_METRICS)."""
+
+    matched_loss_s: Change | None = record(Change)  # each arm's median time to matched loss
+    total_time: Change | None = record(Change)
+    clock_median_s: Change | None = record(Change)  # the judged pairs' median stack clocks
+    avg_epoch_time: Change | None = record(Change)
+    throughput: Change | None = record(Change)
+    samples_per_s: Change | None = record(Change)
+    peak_memory_mb: Change | None = record(Change)
+
+
+@dataclass(frozen=True)
 class SeedComparison(Record):
-    """The seed plan's comparison block (percentages), with the speedup at equal quality."""
+    """The seed plan's comparison block (percentages), with the speedup at equal quality, and
+    the comparison table's numbers: each metric's change, the final training loss's delta."""
 
     speedup_percent: float | None = number()
     matched_loss_speedup_percent: float | None = number()
     throughput_improvement_percent: float | None = number()
-    loss_delta: float | None = number()
+    loss_delta: float | None = number()  # validation loss, the paired mean delta
+    final_loss_delta: float | None = number()  # training loss, the medians' opt - base
     loss_convergence_match: bool | None = flag()
     loss_non_inferior: bool | None = flag()
     loss_equivalent: bool | None = flag()
     all_criteria_met: bool | None = flag()
+    changes: Changes = record(Changes, empty=True)
 
 
 @dataclass(frozen=True)
@@ -184,6 +210,19 @@ class BreakEven(Record):
     arm_steps: int | None = number()
     full_tokens: int | None = number()
     steps: int | None = number()
+
+
+@dataclass(frozen=True)
+class StepTimes(Record):
+    """An arm's step times (wall clock) over every run but the warm-up, as a box plot's
+    numbers: how many, the smallest, the quartiles, the largest."""
+
+    steps: int | None = number()
+    min_s: float | None = number()
+    q1_s: float | None = number()
+    median_s: float | None = number()
+    q3_s: float | None = number()
+    max_s: float | None = number()
 
 
 @dataclass(frozen=True)
@@ -316,6 +355,7 @@ class Comparison(Record):
     distributed: Distributed | None = record(Distributed)
     stalls: Stalls | None = record(Stalls, omit=True)  # every job's, single-arm ones too
     compile_break_even: tuple[BreakEven, ...] = records(BreakEven)
+    step_time_summary: dict[str, StepTimes] = mapping(one(StepTimes, empty=True), absent={})
     config: RunConfig = key(CONFIG, default=RunConfig())
     runs: tuple[Run, ...] = records(Run)
     benchmarks: tuple[Benchmark, ...] | None = records(Benchmark, absent=None)

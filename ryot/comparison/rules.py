@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,3 +124,81 @@ def break_even_steps(compile_s: Any, baseline_step_s: Any, arm_step_s: Any) -> i
     saved = baseline_step_s - arm_step_s
     steps = compile_s / saved if saved > 0 else math.inf
     return math.ceil(steps) if math.isfinite(steps) else None
+
+
+def total(values: Iterable[Any]) -> float | None:
+    """The sum of the numbers among `values`; None without one (nothing was measured)."""
+    numbers = [v for v in values if is_num(v)]
+    return sum(numbers) if numbers else None
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """The lower quartile, the median and the upper quartile of `values` (at least one number),
+    interpolated between the values themselves (statistics' "inclusive" method)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def step_time_summary(seconds: Iterable[Any]) -> dict[str, Any] | None:
+    """A box plot's numbers of step times: how many, the smallest, the quartiles, the largest
+    (of the numbers among `seconds`); None without one."""
+    steps = sorted(s for s in seconds if is_num(s))
+    if not steps:
+        return None
+    q1, median, q3 = quartiles(steps)
+    return {"steps": len(steps), "min_s": steps[0], "q1_s": q1, "median_s": median, "q3_s": q3,
+            "max_s": steps[-1]}  # fmt: skip
+
+
+# --- the comparison table: the optimized arm against the baseline, metric by metric --------
+
+# Each metric the table shows with the optimized arm's change (comparison.changes), where the
+# two arms' values are in comparison.json, and whether lower is better (a time, memory) or
+# higher (a rate).
+CHANGE_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
+    # each arm's median time to the pairs' matched loss
+    "matched_loss_s": (("measurements", "matched_loss", "median_baseline_s"),
+                       ("measurements", "matched_loss", "median_optimized_s"), True),
+    "total_time": (("baseline", "total_time"), ("optimized", "total_time"), True),
+    # each arm's median stack clock over its runs in the judged pairs
+    "clock_median_s": (("measurements", "clock", "baseline_median_s"),
+                       ("measurements", "clock", "optimized_median_s"), True),
+    "avg_epoch_time": (("baseline", "avg_epoch_time"), ("optimized", "avg_epoch_time"), True),
+    "throughput": (("baseline", "throughput"), ("optimized", "throughput"), False),
+    "samples_per_s": (("baseline", "samples_per_s"), ("optimized", "samples_per_s"), False),
+    "peak_memory_mb": (("baseline", "peak_memory_mb"), ("optimized", "peak_memory_mb"), True),
+}  # fmt: skip
+
+
+def change(baseline: Any, optimized: Any, lower_is_better: bool) -> tuple[Any, Any]:
+    """The optimized arm's improvement on the baseline, positive is better (baseline - optimized
+    where lower is better, else optimized - baseline), and that as a fraction of the baseline;
+    (None, None) unless both are numbers and the baseline is not 0."""
+    if not (is_num(baseline) and is_num(optimized)) or baseline == 0:
+        return None, None
+    diff = baseline - optimized if lower_is_better else optimized - baseline
+    return diff, diff / baseline
+
+
+def changes(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """comparison.changes of a comparison.json's content (its arm summaries and measurements
+    in today's shape): each CHANGE_METRICS metric's `change` as {"improvement", "relative"}."""
+
+    def at(path: tuple[str, ...]) -> Any:
+        value: Any = comparison
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+    out = {}
+    for metric, (base, opt, lower) in CHANGE_METRICS.items():
+        improvement, relative = change(at(base), at(opt), lower)
+        out[metric] = {"improvement": improvement, "relative": relative}
+    return out
+
+
+def difference(baseline: Any, optimized: Any) -> float | None:
+    """optimized - baseline (a loss: positive is worse); None unless both are numbers."""
+    return optimized - baseline if is_num(baseline) and is_num(optimized) else None

@@ -14,7 +14,6 @@ What each older file lacks or names otherwise, and what reading it gives instead
   writes twice is read from wherever the file has it: `confidence_intervals` (measurements'
   estimates), the top-level `noise` (measurements.noise) and `measurements.stalls` (the
   top-level stalls).
-
 - Schema 1.0 (no bench, measurements, noise per step or time to target): its estimates live in
   confidence_intervals alone and become measurements'; their "median" is not today's point
   (the geometric mean of the ratios) and reads None, as does its entropy_floor (not the Bayes
@@ -25,10 +24,12 @@ What each older file lacks or names otherwise, and what reading it gives instead
   pair's `loss` is the target; a time never reached stays None. Their runs have no stall
   accounting: stall_s and clock_s read None (the wall clock is not the stack's clock), and so
   there are no stalls.
-- Any file written before the judge recorded them (every one before `last_runs`): the numbers
-  the judge now writes are derived from the file's own runs with ryot.comparison.rules, the
-  judge's rules: each pair's speedup, each arm's median time to the pairs' loss and median
-  stack clock, the run that stands for each arm, every run's stalls, compile break-even.
+- Any file written before the judge recorded them (every one before schema 4.0, some of them
+  from every one before `last_runs`): the numbers the judge now writes are derived from the
+  file's own runs and summaries with ryot.comparison.rules, the judge's rules: each pair's
+  speedup, each arm's median time to the pairs' loss and median stack clock, the run that
+  stands for each arm, every run's stalls and their reported-only totals, compile break-even,
+  each arm's step-time box, the comparison table's changes and final-loss delta.
 - Any file: a value one place holds and its twin lacks is filled from the twin (the top-level
   noise and measurements.noise; the bench's reference losses and the top-level ones; the
   loss delta's verdicts and the seed comparison block's; its margin and the criteria's
@@ -57,8 +58,9 @@ REQUIRED_KEYS = (
 )  # fmt: skip
 ADDED_IN_2_0 = ("bayes_floor", "unigram_loss", "bench", "measurements", "confidence_intervals",
                 "noise")  # fmt: skip
-# What schema 3.0 added for every job, required in 4.0; reading derives it for older files.
-ADDED_IN_3_0 = ("stalls",)
+# What the judge writes for every job since schema 3.0 (stalls) and 4.0 (step_time_summary),
+# required in 4.0; reading derives them for older files.
+WRITTEN_SINCE_3_0 = ("stalls", "step_time_summary")
 ESTIMATES = ("matched_loss", "speedup", "throughput", "loss_delta")
 # Schema 4.0's names for what older files named otherwise: (where, the old key, the new key)
 RENAMED = (
@@ -122,8 +124,12 @@ def upgrade(d: dict[str, Any]) -> tuple[dict[str, Any], Legacy]:
         _own(out, "measurements")["clock"] = _clock(runs)
     if not isinstance(out.get("stalls"), dict):
         out["stalls"] = _stalls(out, runs)
+    _stall_totals(out)
     if not isinstance(out.get("compile_break_even"), list):
         out["compile_break_even"] = _break_even(_obj(out.get("evidence")), runs)
+    if not isinstance(out.get("step_time_summary"), dict):
+        out["step_time_summary"] = _step_times(runs)
+    _changes(out)
     return out, legacy
 
 
@@ -331,6 +337,45 @@ def _stalls(out: dict[str, Any], runs: list[Run]) -> dict[str, Any] | None:
     if not found:
         return None
     return {"total_s": sum(s["stall_s"] for s in found), "rule": "", "runs": found}
+
+
+def _stall_totals(out: dict[str, Any]) -> None:
+    """The runs' run-queue waits and involuntary context switches together, which stalls lacks
+    in a file before the judge wrote them."""
+    stalls = _obj(out.get("stalls"))
+    missing = [k for k in ("run_queue_wait_s", "involuntary_switches") if k not in stalls]
+    if stalls and missing:
+        runs = [_obj(r) for r in _list(stalls.get("runs"))]
+        own = _own(out, "stalls")
+        for k in missing:
+            own[k] = rules.total(r.get(k) for r in runs)
+
+
+def _step_times(runs: list[Run]) -> dict[str, Any]:
+    """Each arm's step times as a box plot's numbers, over its runs but the warm-up, arms in
+    run order."""
+    own = [r for r in runs if r.result is not None and r.role != "warmup" and r.arm is not None]
+    found = {}
+    for arm in dict.fromkeys(r.arm for r in own):
+        seconds = [t for r in own if r.arm == arm for t in r.result.step_times]
+        summary = rules.step_time_summary(seconds)
+        if summary is not None:
+            found[arm] = summary
+    return found
+
+
+def _changes(out: dict[str, Any]) -> None:
+    """The comparison table's numbers, which the seed's comparison block lacks in a file before
+    the judge wrote them: each metric's change and the final training loss's delta."""
+    seed = _obj(out.get("comparison"))
+    if not seed or ("changes" in seed and "final_loss_delta" in seed):
+        return
+    seed = _own(out, "comparison")
+    if "changes" not in seed:
+        seed["changes"] = rules.changes(out)
+    if "final_loss_delta" not in seed:
+        base, opt = (_obj(out.get(arm)).get("final_loss") for arm in PAIRED_ARMS)
+        seed["final_loss_delta"] = rules.difference(base, opt)
 
 
 def _break_even(evidence: dict[str, Any], runs: list[Run]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ryot.comparison import rules
 from ryot.config import Config
 from ryot.judge import criteria as crit
 from ryot.judge.ablation import Ablation, ablation
@@ -18,33 +19,49 @@ from ryot.judge.fields import Fields
 from ryot.judge.measurements import ArmSummary, Measurements, Stalls, stalls, summarize_arm
 from ryot.judge.runs import RunRecord, last_runs, pair_results
 from ryot.judge.stats import finite, percent
+from ryot.judge.step_times import StepTimeSummary, step_time_summary
 
 
 @dataclass(frozen=True)
 class SeedComparison(Fields):
-    """The seed plan's comparison block, with the speedup at equal quality beside it."""
+    """The seed plan's comparison block, with the speedup at equal quality beside it, and the
+    comparison table's numbers: the optimized arm's change on the baseline, metric by metric
+    (ryot.comparison.rules.changes), and its final training loss against the baseline's."""
 
     matched_loss_speedup_percent: float | None
     speedup_percent: float | None
     throughput_improvement_percent: float | None
-    loss_delta: float | None
+    loss_delta: float | None  # validation loss, the paired mean delta
+    final_loss_delta: float | None  # training loss: the medians' optimized - baseline
     loss_non_inferior: bool
     loss_equivalent: bool
     loss_convergence_match: bool
     all_criteria_met: bool
+    changes: dict[str, dict[str, float | None]]  # metric -> improvement, relative
 
     @classmethod
-    def of(cls, m: Measurements, rows: list[crit.CriterionResult], status: str) -> SeedComparison:
+    def of(
+        cls,
+        m: Measurements,
+        rows: list[crit.CriterionResult],
+        status: str,
+        baseline: ArmSummary | None,
+        optimized: ArmSummary | None,
+    ) -> SeedComparison:
         loss_row = next((r for r in rows if r.id == "loss_match"), None)
+        summaries = {arm: s.to_dict() if s else None for arm, s in
+                     (("baseline", baseline), ("optimized", optimized))}  # fmt: skip
         return cls(
             percent(m.matched_loss.estimate.point),
             percent(m.speedup.point),
             percent(m.throughput.point),
             finite(m.loss_delta.estimate.point),
+            rules.difference(baseline and baseline.final_loss, optimized and optimized.final_loss),
             m.loss_delta.non_inferior,
             m.loss_delta.equivalent,
             bool(loss_row and loss_row.passed),
             status == crit.GO,
+            rules.changes({**summaries, "measurements": m.to_dict()}),
         )
 
 
@@ -63,6 +80,7 @@ class Judgement:
     distributed: Distributed | None  # a torchrun job's
     stalls: Stalls  # every run's, paired or not
     compile_break_even: tuple[BreakEven, ...]
+    step_time_summary: StepTimeSummary  # each arm's, every run but the warm-up
 
     @property
     def evidence(self) -> dict[str, list[dict[str, Any]]]:
@@ -76,7 +94,9 @@ class Judgement:
         return {
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "optimized": self.optimized.to_dict() if self.optimized else None,
-            "comparison": SeedComparison.of(m, list(self.rows), v.status).to_dict()
+            "comparison": SeedComparison.of(
+                m, list(self.rows), v.status, self.baseline, self.optimized
+            ).to_dict()
             if paired
             else None,
             "measurements": m.to_dict() if m is not None else None,
@@ -88,6 +108,7 @@ class Judgement:
             "distributed": self.distributed.to_dict() if self.distributed else None,
             "stalls": self.stalls.to_dict(),
             "compile_break_even": [b.to_dict() for b in self.compile_break_even],
+            "step_time_summary": self.step_time_summary.to_dict(),
         }
 
 
@@ -118,4 +139,5 @@ def judge_job(
         distributed=distributed(records, config, baseline, earlier),
         stalls=stalls(records),
         compile_break_even=compile_break_even(records, evidence),
+        step_time_summary=step_time_summary(records),
     )

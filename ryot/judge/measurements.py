@@ -178,7 +178,14 @@ class Stalls:
         return sum(r.stall_s for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total_s": self.total_s, "rule": self.rule, "runs": jsonable(self.runs)}
+        return {
+            "total_s": self.total_s,
+            # reported only, left on the clock: the runs' together (None: no run measured any)
+            "run_queue_wait_s": rules.total(r.run_queue_wait_s for r in self.runs),
+            "involuntary_switches": rules.total(r.involuntary_switches for r in self.runs),
+            "rule": self.rule,
+            "runs": jsonable(self.runs),
+        }
 
 
 STALL_RULE = (

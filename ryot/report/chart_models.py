@@ -9,7 +9,6 @@ model.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -298,22 +297,17 @@ def position_model(c: Comparison) -> PositionChart | None:
 
 @dataclass(frozen=True)
 class Box:
-    """One arm's step times (ms, every run): quartiles, extremes, and each step."""
+    """One arm's step times in ms: the judge's extremes and quartiles (comparison.json's
+    step_time_summary), and each step (every run but the warm-up)."""
 
     arm: str
     color: str
     ms: tuple[float, ...]
+    low: float
     q1: float
     median: float
     q3: float
-
-    @property
-    def low(self) -> float:
-        return min(self.ms)
-
-    @property
-    def high(self) -> float:
-        return max(self.ms)
+    high: float
 
 
 @dataclass(frozen=True)
@@ -327,24 +321,25 @@ class StepTimeChart:
         return lo > 0 and hi / lo > 50
 
 
-def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
+def _ms(seconds: Any) -> float | None:
+    """Seconds shown in ms; None for what is no number in ms (1e308 s is infinite ms)."""
+    return num(1000.0 * seconds) if is_num(seconds) else None
 
 
 def step_time_model(c: Comparison) -> StepTimeChart | None:
     data = []
     for arm in arm_names(c):
-        seconds = [t for r in c.arm_runs(arm) for t in r.result.step_times if is_num(t)]
-        ms = [v for v in (1000.0 * t for t in seconds) if is_num(v)]  # 1e308 s is inf ms
-        if ms:
-            data.append((arm, ms))
+        s = c.step_time_summary.get(arm)
+        stats = [_ms(x) for x in (s.min_s, s.q1_s, s.median_s, s.q3_s, s.max_s)] if s else []
+        steps = [
+            v for r in c.arm_runs(arm) for t in r.result.step_times if (v := _ms(t)) is not None
+        ]
+        if steps and stats and None not in stats:
+            data.append((arm, steps, stats))
     if not data:
         return None
-    arms = [a for a, _ in data]
-    boxes = [Box(arm, arm_color(arm, arms), tuple(ms), *_quartiles(sorted(ms))) for arm, ms in data]
+    arms = [a for a, *_ in data]
+    boxes = [Box(arm, arm_color(arm, arms), tuple(ms), *stats) for arm, ms, stats in data]
     return StepTimeChart(tuple(boxes))
 
 

@@ -121,13 +121,12 @@ def fmt_list(values: Any) -> str:
     return NA if values is None else str(values)
 
 
-def fmt_change(base: Any, opt: Any, lower_is_better: bool = True) -> str:
-    """The optimized arm's improvement on the baseline, absolute (relative): "+0.08 (+4.7%)",
-    positive is better; n/a when either is null or the baseline is 0."""
-    if not (is_num(base) and is_num(opt)) or base == 0:
+def fmt_change(improvement: Any, relative: Any) -> str:
+    """The judge's change of the optimized arm on the baseline (ryot.comparison.rules.change),
+    absolute (relative): "+0.08 (+4.7%)", positive is better; n/a without both."""
+    if not (is_num(improvement) and is_num(relative)):
         return NA
-    diff = base - opt if lower_is_better else opt - base
-    return f"{fmt(diff, '+.2f')} ({fmt_pct(100.0 * diff / base)})"
+    return f"{fmt(improvement, '+.2f')} ({fmt_frac_pct(relative)})"
 
 
 def fmt_level(level: Any) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ryot.comparison.measurements import Estimate, MatchedPair, TakenOff
-from ryot.comparison.model import ArmSummary, Comparison
+from ryot.comparison.model import ArmSummary, Change, Comparison, SeedComparison
 from ryot.report.formatting import (
     NA,
     fmt,
@@ -246,16 +246,35 @@ class Row(NamedTuple):
 
 TABLE_HEADER = ("METRIC", "BASELINE", "OPTIMIZED", "IMPROVEMENT")
 
-# The seed plan's table: (metric, the arm summary's value, value format, improvement rule).
-COMPARISON_ROWS: tuple[tuple[str, Callable[[ArmSummary], Any], Callable[[Any], str], str], ...] = (
-    ("Total training time (s)", lambda s: s.total_time, fmt, "lower"),
-    ("Average epoch time (s)", lambda s: s.avg_epoch_time, fmt, "lower"),
-    ("Final loss value", lambda s: s.final_loss, fmt_loss, "delta"),
-    ("Validation loss", lambda s: s.val_loss, fmt_loss, "comparison"),
-    ("Average throughput (tok/s)", lambda s: s.throughput, fmt_int, "higher"),
-    ("Samples/second", lambda s: s.samples_per_s, fmt, "higher"),
-    ("Peak memory (MiB)", lambda s: s.peak_memory_mb, lambda x: fmt(x, ".1f"), "lower"),
-)
+
+def _change(c: Change | None) -> str:
+    return fmt_change(c.improvement, c.relative) if c else NA
+
+
+# The seed plan's table: (metric, the arm summary's value, value format, the judge's change in
+# words, from the comparison block).
+COMPARISON_ROWS: tuple[
+    tuple[str, Callable[[ArmSummary], Any], Callable[[Any], str], Callable[[SeedComparison], str]],
+    ...,
+] = (
+    ("Total training time (s)", lambda s: s.total_time, fmt,
+     lambda k: _change(k.changes.total_time)),
+    ("Average epoch time (s)", lambda s: s.avg_epoch_time, fmt,
+     lambda k: _change(k.changes.avg_epoch_time)),
+    ("Final loss value", lambda s: s.final_loss, fmt_loss,
+     lambda k: fmt_loss_delta(k.final_loss_delta)),
+    ("Validation loss", lambda s: s.val_loss, fmt_loss,
+     lambda k: fmt_loss_delta(k.loss_delta)),  # the judged paired mean delta
+    ("Average throughput (tok/s)", lambda s: s.throughput, fmt_int,
+     lambda k: _change(k.changes.throughput)),
+    ("Samples/second", lambda s: s.samples_per_s, fmt, lambda k: _change(k.changes.samples_per_s)),
+    ("Peak memory (MiB)", lambda s: s.peak_memory_mb, lambda x: fmt(x, ".1f"),
+     lambda k: _change(k.changes.peak_memory_mb)),
+)  # fmt: skip
+
+
+def _seed(c: Comparison) -> SeedComparison:
+    return c.comparison or SeedComparison()
 
 
 def _matched_loss_row(c: Comparison) -> Row | None:
@@ -270,7 +289,7 @@ def _matched_loss_row(c: Comparison) -> Row | None:
         return "not reached" if x is None else fmt(x)
 
     label = "Time to target (s)" if c.at_target else "Time to matched loss (s)"
-    return Row(label, show(base), show(opt), fmt_change(base, opt))
+    return Row(label, show(base), show(opt), _change(_seed(c).changes.matched_loss_s))
 
 
 def _clock_row(c: Comparison) -> Row | None:
@@ -280,11 +299,8 @@ def _clock_row(c: Comparison) -> Row | None:
     if not clock or (clock.baseline_median_s is None and clock.optimized_median_s is None):
         return None
     base, opt = clock.baseline_median_s, clock.optimized_median_s
-    return Row("Stack clock, machine stalls off (s)", fmt(base), fmt(opt), fmt_change(base, opt))
-
-
-def _delta(base: Any, opt: Any) -> float | None:
-    return opt - base if is_num(base) and is_num(opt) else None
+    change = _change(_seed(c).changes.clock_median_s)
+    return Row("Stack clock, machine stalls off (s)", fmt(base), fmt(opt), change)
 
 
 def comparison_rows(c: Comparison) -> list[Row] | None:
@@ -293,15 +309,8 @@ def comparison_rows(c: Comparison) -> list[Row] | None:
     if b is None or o is None:
         return None
     rows = [row for row in (_matched_loss_row(c),) if row]
-    for label, value, show, rule in COMPARISON_ROWS:
-        base, opt = value(b), value(o)
-        if rule == "delta":
-            change = fmt_loss_delta(_delta(base, opt))
-        elif rule == "comparison":  # the judged paired mean delta
-            change = fmt_loss_delta(c.comparison.loss_delta if c.comparison else None)
-        else:
-            change = fmt_change(base, opt, lower_is_better=rule == "lower")
-        rows.append(Row(label, show(base), show(opt), change))
+    for label, value, show, change in COMPARISON_ROWS:
+        rows.append(Row(label, show(value(b)), show(value(o)), change(_seed(c))))
         # Schema 3.0's total time is the stack clock already: the row would repeat it.
         clock = _clock_row(c) if label.startswith("Total training time") else None
         if clock and clock[1:] != rows[-1][1:]:
