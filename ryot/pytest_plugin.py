@@ -304,8 +304,8 @@ class SessionHooks:
 
         state = self.state
         console = _console(config)
-        if state.outcome is not None and state.outcome.comparison.get("verdict"):
-            print_verdict(console, state.outcome.comparison)
+        if state.outcome is not None and state.outcome.typed.verdict is not None:
+            print_verdict(console, state.outcome.typed)
         for text in state.ending:  # in monitor.log already; on the terminal now, after the verdict
             terminalreporter.write(text)
         where = state.published or state.set_aside

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from ryot import cli
+from ryot.comparison.model import Comparison
 from ryot.console import Console
 from ryot.experiment.session import report_to_ci
 from ryot.report.ci_summary import annotations, markdown
@@ -75,8 +76,13 @@ def comparison() -> dict:
     }
 
 
+def typed(**changes) -> Comparison:
+    """comparison(), with `changes`, as the typed comparison the summary reads."""
+    return Comparison.from_dict({**comparison(), **changes})
+
+
 def test_the_summary_has_the_verdict_the_criteria_with_their_cis_and_the_machine():
-    md = markdown(comparison())
+    md = markdown(typed())
     assert md.splitlines()[0] == "## Ryot Stage 3a: \u26a0\ufe0f INVESTIGATE \u2014 LOOK CLOSER"
     assert "| Criterion | Measured | 95% CI | Threshold | Result |" in md
     assert ("| Speedup (end-to-end time) | +3.2% | [-1.5%, +8.0%] | CI lower bound >= 5% | "
@@ -88,7 +94,7 @@ def test_the_summary_has_the_verdict_the_criteria_with_their_cis_and_the_machine
 
 
 def test_each_failed_criterion_is_one_error_annotation_with_workflow_escapes():
-    (line,) = annotations(comparison())
+    (line,) = annotations(typed())
     assert line.startswith("::error title=Ryot Stage 3a criterion failed%3A Speedup (end-to-end ")
     assert "::Speedup (end-to-end time): 3.25%25 (95%25 CI" in line
     assert line.endswith(". over 3 pairs")
@@ -99,20 +105,20 @@ def test_report_to_ci_appends_the_summary_and_prints_annotations_only_in_github(
     summary.write_text("earlier step\n", encoding="utf-8")
     out = io.StringIO()
     env = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_ACTIONS": "true"}
-    report_to_ci(comparison(), Console(out), env)
+    report_to_ci(typed(), Console(out), env)
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n## Ryot Stage 3a: ")  # appended, not replaced
     assert out.getvalue().startswith("::error title=")
     out = io.StringIO()
-    report_to_ci(comparison(), Console(out), {})  # outside CI: nothing at all
+    report_to_ci(typed(), Console(out), {})  # outside CI: nothing at all
     assert out.getvalue() == ""
-    report_to_ci({**comparison(), "verdict": None}, Console(out), env)  # one arm: no verdict
+    report_to_ci(typed(verdict=None), Console(out), env)  # one arm: no verdict
     assert summary.read_text(encoding="utf-8") == text and out.getvalue() == ""
 
 
 def test_an_unwritable_summary_is_a_warning_not_an_error(tmp_path):
     out = io.StringIO()
-    report_to_ci(comparison(), Console(out), {"GITHUB_STEP_SUMMARY": str(tmp_path)})  # a folder
+    report_to_ci(typed(), Console(out), {"GITHUB_STEP_SUMMARY": str(tmp_path)})  # a folder
     assert "GITHUB_STEP_SUMMARY:" in out.getvalue()
 
 

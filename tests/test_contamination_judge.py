@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import torch
 
+from ryot.comparison.model import Comparison
 from ryot.console import Console
 from ryot.experiment import stage3a
 from ryot.judge.contamination import contamination
@@ -284,7 +285,7 @@ def test_comparison_json_carries_it_all_and_validates(stub_bench, tmp_path):  # 
     assert any("the machine was too busy to judge" in r for r in c["verdict"]["reasons"])
 
     out = io.StringIO()
-    stage3a.print_comparison(Console(out), c)
+    stage3a.print_comparison(Console(out), Comparison.from_dict(c))
     text = out.getvalue()
     assert "; by the wall clock " in text
     assert "By the wall clock: " in text and "more than the A/A noise" in text

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from ryot.bench import data
+from ryot.comparison.model import Comparison
 from ryot.config import Config, CriteriaConfig
 from ryot.console import Console
 from ryot.experiment import stage3a
@@ -310,7 +311,7 @@ def test_diverged_run_with_nulls_is_debug_not_a_crash(stub_bench):
     )
     json.dumps(c["measurements"], allow_nan=False)
     stage3a.print_arm(Console(io.StringIO()), "optimized", bad)
-    stage3a.print_comparison(Console(io.StringIO()), c)
+    stage3a.print_comparison(Console(io.StringIO()), Comparison.from_dict(c))
 
 
 def test_training_loss_that_did_not_fall_is_debug_but_still_measured():
@@ -347,7 +348,7 @@ def test_zero_training_time_is_debug_not_a_crash(stub_bench, which):
         CONFIG, "x.yaml", torch.device("cpu"), recs, m, judge(m, CRITERIA_CONFIG), v, "test"
     )
     stage3a.print_arm(Console(io.StringIO()), zero.arm, zero)
-    stage3a.print_comparison(Console(io.StringIO()), c)
+    stage3a.print_comparison(Console(io.StringIO()), Comparison.from_dict(c))
 
 
 def test_loss_equivalent_by_point_but_ci_too_wide_fails_loss_match():
@@ -425,7 +426,7 @@ def test_summary_is_the_same_text_in_console_and_pytest(stub_bench):
         CONFIG, "x.yaml", torch.device("cpu"), recs, m, rows, verdict(rows), "test"
     )
     out = io.StringIO()
-    stage3a.print_verdict(Console(out), c)
+    stage3a.print_verdict(Console(out), Comparison.from_dict(c))
     printed = out.getvalue().splitlines()
     for row in rows:
         assert row.message().startswith(row.summary)  # what validation/ asserts with
@@ -486,8 +487,8 @@ def test_console_shows_the_headline_learning_and_matched_losses(stub_bench):
         CONFIG, "x.yaml", torch.device("cpu"), recs, m, rows, verdict(rows), "test"
     )
     out = io.StringIO()
-    stage3a.print_comparison(Console(out), c)
-    stage3a.print_verdict(Console(out), c)
+    stage3a.print_comparison(Console(out), Comparison.from_dict(c))
+    stage3a.print_verdict(Console(out), Comparison.from_dict(c))
     text = out.getvalue()
     assert "Speedup at equal quality (time to matched loss): " in text
     assert "context learned 32.7% (unigram 5.0000, Bayes floor 2.0000)" in text

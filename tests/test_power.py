@@ -16,9 +16,14 @@ from tests.conftest import ROOT
 EXAMPLE = ROOT / "reports" / "examples" / "cpu-2core-epyc-no-avx512"
 
 
+def read(run_dir) -> Comparison:
+    """A run folder's comparison.json, typed (as `python -m ryot.judge.power` reads it)."""
+    return Comparison.from_dict(json.loads((run_dir / "comparison.json").read_text("utf-8")))
+
+
 @pytest.fixture(scope="module")
 def noise() -> power.Noise:
-    return power.recorded_noise(json.loads((EXAMPLE / "comparison.json").read_text("utf-8")))
+    return power.recorded_noise(read(EXAMPLE))
 
 
 def test_recorded_noise_of_the_committed_example(noise):
@@ -157,7 +162,7 @@ def test_one_extra_pair_while_undecided_keeps_a_noisy_machine_under_5_percent():
     """On the committed job whose runs varied most, three fixed pairs miss a true 40% a time in
     four; one more pair while the interval holds the threshold brings both errors under 5%,
     at about a quarter of a pair more per job."""
-    noisy = power.recorded_noise(json.loads((NOISY / "comparison.json").read_text("utf-8")))
+    noisy = power.recorded_noise(read(NOISY))
     fixed = power.error_rates(noisy, pairs=3, threshold=0.25, level=0.95, draws=8000, seed=3)
     assert fixed.false_no_go > 0.15
     seq = power.error_rates(noisy, pairs=3, threshold=0.25, level=0.95, draws=8000, seed=3,

@@ -364,11 +364,6 @@ class Comparison(Record):
     at_target: bool = False
 
     @classmethod
-    def of(cls, c: Comparison | dict[str, Any]) -> Comparison:
-        """`c` itself, or a dict (comparison.json's content) read first (from_dict)."""
-        return c if isinstance(c, Comparison) else cls.from_dict(c)
-
-    @classmethod
     def from_dict(cls, d: Any) -> Comparison:
         """The typed comparison of a comparison.json's content: ValueError (one line) for what
         is not a readable comparison (`check`), else never an error."""

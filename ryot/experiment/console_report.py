@@ -125,9 +125,8 @@ def learning_lines(c: Comparison) -> list[str]:
     return lines + contamination_lines(c)
 
 
-def print_comparison(console: Console, c: Comparison | dict) -> None:
+def print_comparison(console: Console, c: Comparison) -> None:
     """The headline, the baseline's learning and the comparison table (the report's rows)."""
-    c = Comparison.of(c)
     rows = comparison_rows(c)
     if not rows or c.baseline is None or c.optimized is None:
         return
@@ -147,9 +146,8 @@ def print_comparison(console: Console, c: Comparison | dict) -> None:
     console.line(f"({comparison_note(c, rows)})")
 
 
-def print_verdict(console: Console, c: Comparison | dict) -> None:
+def print_verdict(console: Console, c: Comparison) -> None:
     """Each criterion's summary line (as pytest and the report show it), then the verdict."""
-    c = Comparison.of(c)
     console.line()
     console.heading("SUCCESS CRITERIA VALIDATION")
     for row in c.criteria:  # a file before summaries (schema 1.0): the criterion's name

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ryot.bench.sizing import ModelTooLarge, check_fits
+from ryot.comparison.model import Comparison
 from ryot.config import Config, ConfigError, load_config
 from ryot.console import FAIL, WARN, Console
 from ryot.errors import EXIT_CRASH
@@ -178,7 +179,7 @@ def publish(
     except OSError as exc:
         console.line(f"{FAIL} {os_error_line(exc)}")
         return Ending(None, set_aside(folder, console, history), EXIT_CRASH)
-    report_to_ci(outcome.comparison, console)
+    report_to_ci(outcome.typed, console)
     failed = [r for r in outcome.records if r.result is None]
     if folder.keeps_earlier_run(bool(failed)):
         console.line(
@@ -195,11 +196,13 @@ def publish(
     return Ending(folder.final, None, outcome.exit_code)
 
 
-def report_to_ci(comparison: dict, console: Console, env: Mapping[str, str] = os.environ) -> None:
+def report_to_ci(
+    comparison: Comparison, console: Console, env: Mapping[str, str] = os.environ
+) -> None:
     """A judged job's verdict in GitHub Actions: the Markdown summary appended to
     $GITHUB_STEP_SUMMARY, when set; each failed criterion an error annotation on the console,
     when GITHUB_ACTIONS is "true". Never an error of the run."""
-    if not comparison.get("verdict"):
+    if comparison.verdict is None:
         return
     from ryot.report.ci_summary import annotations, markdown
 

@@ -12,6 +12,7 @@ import torch
 
 from ryot.bench import data
 from ryot.bench.model import ScaledTransformerModel
+from ryot.comparison.model import Comparison
 from ryot.config import Config
 from ryot.console import FAIL, OK, Console
 from ryot.experiment.console_report import print_arm, print_comparison, print_verdict
@@ -30,6 +31,7 @@ class Outcome:
     # comparison.json's content but the suite's tests and benchmarks, which the publish step
     # (ryot.experiment.session.publish) adds as it writes the file, once
     comparison: dict[str, Any]
+    typed: Comparison  # the same, read once (Comparison.from_dict): what the console prints
     records: list[RunRecord]
     rows: list[crit.CriterionResult]
     verdict: str | None  # None when no baseline/optimized pair was asked for
@@ -91,10 +93,10 @@ def run_stage3a(
         print_arm(console, arm, last.result if last is not None else None)
 
     comparison = assemble(config, config_path, device, records, judged, command, job_wall_s)
-    outcome = Outcome(comparison, records, rows, verdict)
+    outcome = Outcome(comparison, Comparison.from_dict(comparison), records, rows, verdict)
     if paired:
-        print_comparison(console, comparison)
-        print_verdict(console, comparison)
+        print_comparison(console, outcome.typed)
+        print_verdict(console, outcome.typed)
     return outcome
 
 

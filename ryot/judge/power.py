@@ -40,7 +40,6 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -102,11 +101,10 @@ def contaminated(run: Run, max_share: float) -> bool:
     return run.contaminated or over
 
 
-def recorded_noise(comparison: Comparison | dict[str, Any]) -> Noise:
+def recorded_noise(c: Comparison) -> Noise:
     """The run-to-run noise and the stalls of one job's pair runs, and how often its pair and
-    A/A runs were contaminated (comparison.json, read as a Comparison). The noise is the clean
-    runs' alone: a contaminated run is never judged."""
-    c = Comparison.of(comparison)
+    A/A runs were contaminated (a comparison.json, read as a Comparison). The noise is the
+    clean runs' alone: a contaminated run is never judged."""
     max_share = c.config.measurement.max_contended_share
     if max_share is None:
         max_share = DEFAULT_MAX_CONTENDED_SHARE

@@ -56,9 +56,8 @@ def machine_line(c: Comparison) -> str:
     )
 
 
-def markdown(c: Comparison | dict) -> str:
+def markdown(c: Comparison) -> str:
     """The job summary: verdict, headline, criteria table, machine, the job's wall time."""
-    c = Comparison.of(c)
     v = c.verdict
     status = v.status if v and v.status is not None else NA
     lines = [
@@ -92,10 +91,10 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotations(c: Comparison | dict) -> list[str]:
+def annotations(c: Comparison) -> list[str]:
     """`::error title=...::message` for each failed criterion (GitHub's workflow command)."""
     lines = []
-    for row in Comparison.of(c).criteria:
+    for row in c.criteria:
         if row.passed:
             continue
         name = row.name if row.name is not None else row.id
