@@ -37,6 +37,7 @@ from tests.conftest import CONFIGS, ROOT
 
 # A real schema-1.0 run (the example committed before schema 2.0), to prove old runs still render
 EXAMPLE = ROOT / "tests" / "data" / "schema-1.0-comparison.json"
+EXAMPLES = sorted((ROOT / "reports" / "examples").glob("*/comparison.json"))
 # A real schema-3.0 run (each pair at its matched loss)
 XEON = ROOT / "reports" / "examples" / "cpu-2core-xeon-amx-bf16" / "comparison.json"
 # A real schema-2.0 run (one target loss; seed 44's optimized run never reached it)
@@ -1190,6 +1191,36 @@ def test_an_examples_training_table_is_its_arm_not_the_aa_run(example):
     svg = dom.find("figure", id="chart-loss").find("svg")
     legend = svg.text()
     assert f"baseline (run {own['index']})" in legend and f"(run {aa['index']})" not in legend
+
+
+def _monitor_baseline(log: str) -> tuple[list[list[str]], str]:
+    """monitor.log's BASELINE TRAINING table (each epoch's epoch, loss, time and throughput)
+    and its total time, as the console printed them."""
+    section = log.split("\nBASELINE TRAINING\n", 1)[1].split("\nBASELINE TRAINING COMPLETE\n", 1)
+    rows = [
+        [cell.strip() for cell in line.split("│")[:4]]
+        for line in section[0].splitlines()
+        if line[:1].isdigit()
+    ]
+    total = section[1].split("Total time: ", 1)[1].split(" seconds", 1)[0]
+    return rows, total
+
+
+@pytest.mark.parametrize("example", sorted(p.parent.name for p in EXAMPLES))
+def test_each_committed_pages_baseline_table_is_the_run_monitor_log_printed(example):
+    """The committed report.html itself (not a fresh rendering): its BASELINE TRAINING table is
+    the run monitor.log printed as the baseline's, epoch by epoch, a full-length pair run,
+    never the A/A run."""
+    folder = ROOT / "reports" / "examples" / example
+    page = parse((folder / "report.html").read_text(encoding="utf-8")).root
+    table = page.find("div", cls="epoch-table", data_arm="baseline")
+    assert table.find("h3").text().endswith(", pair")
+    cells = [
+        [td.text() for td in tr.find_all("td")][:4] for tr in table.find("tbody").find_all("tr")
+    ]
+    rows, total = _monitor_baseline((folder / "monitor.log").read_text(encoding="utf-8"))
+    assert cells == rows and len(rows) > 1
+    assert f"Total time {total} s" in table.text()
 
 
 def test_the_schema_2_example_renders_its_target_line_and_the_missed_target():
