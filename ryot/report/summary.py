@@ -330,8 +330,9 @@ def comparison_note(c: Comparison, rows: Sequence[Row] | None = None) -> str:
     runs = c.baseline.runs if c.baseline else None
     return (
         f"medians over {fmt_text(runs)} interleaved pairs; times "
-        f"are end-to-end (setup included){clock}; the validation loss change is the paired "
-        "mean delta; improvement = absolute (relative), positive is better"
+        f"are end-to-end (setup included){clock}; the loss changes are optimized - baseline "
+        "(the validation loss's: the paired mean delta), so positive there is worse; every "
+        "other improvement = absolute (relative), positive is better"
     )
 
 
