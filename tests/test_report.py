@@ -1742,6 +1742,9 @@ def source(name: str, request) -> dict:
     return copy.deepcopy(request.getfixturevalue("comparisons")[name])
 
 
+# The GO case reads the real runs through request.getfixturevalue, which the "cli_runs" grouping
+# (conftest) cannot see: without the mark it made the whole go_run again on the other worker.
+@pytest.mark.xdist_group("cli_runs")
 @pytest.mark.parametrize("name", ["synthetic", "GO"])
 def test_user_strings_are_escaped_everywhere(name, request):
     c = source(name, request)
