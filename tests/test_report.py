@@ -1452,11 +1452,15 @@ def measured_text(row: dict, value=None) -> str:
 
 
 def last_result(comparison: dict, arm: str) -> dict:
-    """The arm's last run with a result, a clean one where there is one (the warm-up run, the
-    job's first, and the short A/A run are never an arm's run)."""
-    runs = [r for r in comparison["runs"] if r["arm"] == arm and r["result"]]
-    runs = [r for r in runs if r["role"] not in ("warmup", "aa")]
-    return ([r for r in runs if not r.get("contamination")] or runs)[-1]["result"]
+    """The result of the run that stands for the arm, as the judge named it (`last_runs`, by
+    ryot.comparison.rules.last_run, tested in tests/test_rules.py): a full-length run of a
+    judged pair, never the warm-up or the A/A run. On a busy machine that is not always the
+    arm's last clean run: a contaminated last pair with no re-run left is not judged, while its
+    clean partner run is still the arm's last clean one."""
+    index = comparison["last_runs"][arm]
+    run = next(r for r in comparison["runs"] if r["index"] == index)
+    assert run["arm"] == arm and run["role"] not in ("warmup", "aa")
+    return run["result"]
 
 
 def judged_pair_runs(comparison: dict) -> list[dict]:
