@@ -29,9 +29,10 @@ from ryot.experiment.stage3a import run_stage3a
 from ryot.judge import criteria as crit
 from ryot.judge.measurements import measure
 from ryot.judge.runs import RunJob, RunRecord
+from ryot.optim.registry import build_stack
 from ryot.optim.stack_spec import check_stack_factory
 from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
-from ryot.train.stalls import StallMonitor
+from ryot.train.stalls import Stall, StallMonitor
 from ryot.train.trainer import Trainer
 from tests.conftest import ROOT
 from tests.stacks import honest, slow_import
@@ -261,3 +262,19 @@ def test_a_multi_node_job_never_reruns(smoke_config, tmp_path):
                       tmp_path)  # fmt: skip
     assert not any(r.job.attempt for r in records)
     assert measure(config, records, []).contamination.too_busy
+
+
+def test_contention_read_during_the_evidence_probe_is_never_the_runs(smoke_config, monkeypatch):
+    """A machine that contends every second: the run's contended time is at most its wall time.
+    The evidence probe (off the clock, inside close's span) once added its own seconds, and
+    in-process smoke runs beside two CPU hogs read a contended share of 1.07-1.28."""
+
+    def always_contended(self, mark):
+        seconds = time.perf_counter() - mark.wall
+        return Stall(seconds, 0.0, seconds)
+
+    monkeypatch.setattr(StallMonitor, "stalled_since", always_contended)
+    stack = build_stack(smoke_config, "optimized", CPU)
+    r = Trainer(smoke_config, arm="optimized", stack=stack).run()
+    assert r.contended_s <= r.wall_time_s + 1e-9
+    assert r.stall_s <= r.wall_time_s + 1e-9

@@ -260,8 +260,10 @@ class Trainer:
         result.eval_time_s += measuring
         result.close_time_s = closing.took - measuring
         result.close_stall_s = min(closing.stall, result.close_time_s)
-        result.stopped_s += closing.stopped
-        result.contended_s += closing.contended
+        # The signals of the stall charged to the clock, never of the probe's time off it: a
+        # contended share past 1 of the run's wall time was read beside two CPU hogs.
+        result.stopped_s += min(closing.stopped, result.close_stall_s)
+        result.contended_s += min(closing.contended, result.close_stall_s)
 
     def _train_epoch(
         self, epoch: int, trained, optimizer, result: ArmResult, meter: RunMeter
