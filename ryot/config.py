@@ -59,17 +59,48 @@ class ModelConfig:
     ff_dim: int = _checked(1024, _positive())
     max_seq_len: int = _checked(128, (lambda v: v >= 2, "must be >= 2"))
     dropout: float = _checked(0.0, _fraction_open())
+    # A model of one's own: "MODULE:FUNCTION", imported like --stack and called as
+    # FUNCTION(vocab_size=..., max_seq_len=..., **factory_kwargs); it must map int64 ids (B, T)
+    # to logits (B, T, vocab_size) causally (ryot.bench.factory checks it before any run).
+    # Empty: Ryot's ScaledTransformerModel, built from the keys above.
+    factory: str = _checked("", (lambda v: v == "" or _is_spec(v), "must be MODULE:FUNCTION"))
+    factory_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def is_factory(self) -> bool:
+        return bool(self.factory)
+
+
+# The keys only Ryot's own model reads: a config that names a factory and sets one of them
+# would be silently ignored, so it is an error (pass the value in model.factory_kwargs).
+RYOT_MODEL_KEYS = ("embed_dim", "num_heads", "num_layers", "ff_dim", "dropout")
+
+
+def _is_spec(value: str) -> bool:
+    module, sep, name = value.partition(":")
+    return bool(sep and module.strip() and name.strip()) and value == value.strip()
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    # synthetic: Ryot's seeded language (the keys below path). tokens: a folder holding
+    # nanoGPT-style train.bin and val.bin, flat token ids of `dtype` (ryot.bench.tokens).
+    source: str = _checked("synthetic", choice("synthetic", "tokens"))
+    path: str = ""  # tokens: the folder (relative paths: from the current directory)
+    dtype: str = _checked("uint16", choice("uint16", "uint32"))
     num_train_samples: int = _checked(1600, _positive())
-    num_val_samples: int = _checked(128, _positive())
+    num_val_samples: int = _checked(128, _positive())  # tokens: fixed windows of val.bin
     branching: int = _checked(16, _positive())
     zipf_exponent: float = _checked(1.1, (lambda v: 0 <= v <= 4, "must be in [0, 4]"))
     num_topics: int = _checked(1, _positive())  # 1: no sequence-level topic
     topic_boost: float = _checked(1.0, (lambda v: 1 <= v <= 1000, "must be in [1, 1000]"))
     seed: int = 42
+
+
+# The keys only the synthetic language reads (see RYOT_MODEL_KEYS).
+SYNTHETIC_DATA_KEYS = ("num_train_samples", "branching", "zipf_exponent", "num_topics",
+                       "topic_boost", "seed")  # fmt: skip
+TOKEN_DATA_KEYS = ("path", "dtype")
 
 
 @dataclass(frozen=True)
@@ -161,6 +192,10 @@ class CriteriaConfig:
     max_noise_percent: float = _checked(10.0, _positive())
     min_loss_drop: float = _checked(0.5, _non_negative())  # baseline_learned: nats
     min_context_learned: float = _checked(0.1, (lambda v: 0 <= v <= 1, "must be in [0, 1]"))
+    # Where the Bayes floor is unknown (data.source: tokens), baseline_learned asks instead for
+    # this gain, in nats, of the final validation loss over the unigram loss of the training
+    # tokens (what token frequencies alone buy).
+    min_gain_over_unigram: float = _checked(0.1, _non_negative())
 
 
 # Keys a config may no longer set, and why. A user's YAML that sets one is an error naming it;
@@ -252,9 +287,9 @@ class Config:
 
 
 def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             dict: "a mapping of keys"}  # fmt: skip
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -339,6 +374,14 @@ def _join(path: str, key: Any) -> str:
 
 def _check_consistency(cfg: Config, source: str) -> None:
     m = cfg.model
+    bad_kwarg = next((k for k in m.factory_kwargs if not isinstance(k, str)), None)
+    if bad_kwarg is not None:
+        raise ConfigError(f"{source}: model.factory_kwargs: key {bad_kwarg!r} is not a string")
+    if m.factory_kwargs and not m.is_factory:
+        raise ConfigError(f"{source}: model.factory_kwargs is set but model.factory is not")
+    if cfg.data.source == "tokens" and not cfg.data.path.strip():
+        raise ConfigError(f"{source}: data.path is empty: data.source tokens reads train.bin "
+                          "and val.bin from that folder")  # fmt: skip
     if m.embed_dim % m.num_heads:
         raise ConfigError(
             f"{source}: model.embed_dim = {m.embed_dim} must be divisible by "
@@ -352,10 +395,12 @@ def _check_consistency(cfg: Config, source: str) -> None:
     d, t = cfg.data, cfg.training
     # Rules between sections: each would otherwise pass the loader and fail in every worker
     # (or, worse, quietly measure something else than the config says).
-    at_most = [
+    synthetic = [
         ("data.branching", d.branching, "model.vocab_size", m.vocab_size),
         ("data.num_topics", d.num_topics, "model.vocab_size", m.vocab_size),
         ("training.batch_size", t.batch_size, "data.num_train_samples", d.num_train_samples),
+    ]
+    at_most = (synthetic if d.source == "synthetic" else []) + [
         ("training.lr_warmup_steps", t.lr_warmup_steps, "the total steps", cfg.total_steps),
         ("measurement.curve_samples", cfg.measurement.curve_samples, "data.num_val_samples",
          d.num_val_samples),
@@ -369,8 +414,31 @@ def config_from_dict(data: Any, source: str = "<config>", snapshot: bool = False
     """Build a Config from a parsed mapping; missing keys take the defaults above. A
     `snapshot` (a run's own record of its config) may hold retired keys: they are dropped."""
     cfg = _build(Config, {} if data is None else data, "", source, snapshot)
+    if not snapshot:  # a snapshot holds every key, each at its value
+        _check_unread_keys(data, cfg, source)
     _check_consistency(cfg, source)
     return cfg
+
+
+def _check_unread_keys(data: dict[str, Any], cfg: Config, source: str) -> None:
+    """A key the chosen model or data never reads, set to other than its default, is an error,
+    not a silent no-op (a full config, such as Config.to_dict() writes, still loads)."""
+    unread = []
+    if cfg.model.is_factory:
+        why = f"model.factory = {cfg.model.factory}: pass it in model.factory_kwargs"
+        unread += [("model", k, why) for k in RYOT_MODEL_KEYS]
+    if cfg.data.source == "tokens":
+        why = "data.source = tokens reads token files, not the synthetic language"
+        unread += [("data", k, why) for k in SYNTHETIC_DATA_KEYS]
+    else:
+        why = "data.source = synthetic reads no token files"
+        unread += [("data", k, why) for k in TOKEN_DATA_KEYS]
+    defaults = {"model": ModelConfig(), "data": DataConfig()}
+    for section, key, why in unread:
+        given = data.get(section) or {}
+        if key in given and getattr(getattr(cfg, section), key) != getattr(defaults[section], key):
+            value = given[key]
+            raise ConfigError(f"{source}: {section}.{key} = {value!r} is not read ({why})")
 
 
 def load_config(path: str | Path) -> Config:
@@ -396,7 +464,13 @@ def load_config(path: str | Path) -> Config:
     if data is None:
         # An empty file is a mistake, not a request for every default (the full Stage 3a run).
         raise ConfigError(f"{path}: the config is empty (no keys); see configs/stage3a.yaml")
-    return config_from_dict(data, str(path))
+    config = config_from_dict(data, str(path))
+    if config.data.path:
+        # Relative to where the command runs, like --out; every worker then reads the same files
+        # whatever its own directory, and the run's snapshot names them.
+        absolute = str(Path(config.data.path).expanduser().absolute())
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=absolute))
+    return config
 
 
 class _DuplicateKey(ValueError):

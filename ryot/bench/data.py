@@ -251,11 +251,7 @@ def bench_reference(config: Any) -> dict[str, Any]:
     _, val, source = make_splits(d, m.max_seq_len, m.vocab_size)
     ref = reference_losses(source, val)
     return {
-        "description": (
-            f"seeded topic chain: {m.vocab_size} tokens, Zipf popularity (exponent "
-            f"{d.zipf_exponent:g}), {d.branching} successors per token, {d.num_topics} "
-            f"topic(s) boosted x{d.topic_boost:g} per sequence"
-        ),
+        "description": bench_description(config),
         "unigram_loss": ref.unigram_loss,
         "bayes_floor": ref.bayes_floor,
         "floor_per_position": ref.floor_per_position,
@@ -265,6 +261,15 @@ def bench_reference(config: Any) -> dict[str, Any]:
         "branching": d.branching,
         "zipf_exponent": d.zipf_exponent,
     }
+
+
+def bench_description(config: Any) -> str:
+    d, m = config.data, config.model
+    return (
+        f"seeded topic chain: {m.vocab_size} tokens, Zipf popularity (exponent "
+        f"{d.zipf_exponent:g}), {d.branching} successors per token, {d.num_topics} "
+        f"topic(s) boosted x{d.topic_boost:g} per sequence"
+    )
 
 
 def _cdf(probs: torch.Tensor) -> torch.Tensor:
