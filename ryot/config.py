@@ -435,7 +435,7 @@ def _check_unread_keys(data: dict[str, Any], cfg: Config, source: str) -> None:
         unread += [("data", k, why) for k in TOKEN_DATA_KEYS]
     defaults = {"model": ModelConfig(), "data": DataConfig()}
     for section, key, why in unread:
-        given = data.get(section) or {}
+        given = (data or {}).get(section) or {}
         if key in given and getattr(getattr(cfg, section), key) != getattr(defaults[section], key):
             value = given[key]
             raise ConfigError(f"{source}: {section}.{key} = {value!r} is not read ({why})")
