@@ -121,7 +121,10 @@ class CheckpointState:
     step: int  # optimizer steps done
     # what `ryot serve` and a resume read beyond the required keys; None in a bare checkpoint
     # (tests write them), which can be served but not resumed
-    model_config: dict[str, Any] | None = None  # ScaledTransformerModel.get_config()
+    # What was trained (ryot.bench.workload): the model (Ryot's, or the factory and its
+    # arguments) and the data (its source; token files' counts and content hashes)
+    model_config: dict[str, Any] | None = None  # ryot.bench.workload.model_record
+    data: dict[str, Any] | None = None  # Workload.data_record
     loss: float | None = None  # the last epoch's mean training loss
     elapsed_s: float | None = None  # setup plus steps, as the wall clock saw them
     history: History | None = None
@@ -133,6 +136,7 @@ class CheckpointState:
             "arm": self.arm,
             "model": self.model,
             "model_config": self.model_config,
+            "data": self.data,
             "optimizer": self.optimizer,
             "rng": self.rng,
             "config": self.config,
@@ -156,6 +160,7 @@ class CheckpointState:
             epoch=int(state["epoch"]),
             step=int(state["step"]),
             model_config=state.get("model_config"),
+            data=state.get("data"),
             loss=state.get("loss"),
             elapsed_s=state.get("elapsed_s"),
             history=None if history is None else History.from_dict(history),

@@ -5,11 +5,12 @@ the epochs, the stack's close() and evidence, the final checkpoint and evaluatio
 
 The clock owns every second the stack spends: setup (the stack's construction included, and
 in a worker its module's import), every step, close() and finish(). No stack code runs while
-the clock is stopped: evaluations and checkpoints are Ryot's own work on Ryot's own model, a
-second ScaledTransformerModel the stack never sees, into which the trained parameters are
-copied (the same tensors the optimizer updates, looked up before the stack touched the
-model). A forward hook, a wrapper's forward, an EMA or a deferred update cannot run there, so
-an evaluation means the same in both arms and costs neither (eval_time_s, checkpoint_time_s).
+the clock is stopped: evaluations and checkpoints are Ryot's own work on a second instance of
+the model (Ryot's or the team's: ryot.bench.workload) that the stack never sees, into which the
+trained parameters are copied (the same tensors the optimizer updates, looked up before the
+stack touched the model). A forward hook, a wrapper's forward, an EMA or a deferred update
+cannot run there, so an evaluation means the same in both arms and costs neither (eval_time_s,
+checkpoint_time_s).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 
 import torch
 
-from ryot.bench.data import make_splits, reference_losses
-from ryot.bench.model import ScaledTransformerModel, lm_loss
+from ryot.bench.model import lm_loss
+from ryot.bench.workload import build_model, load_workload, model_record
 from ryot.config import Config, config_from_dict
 from ryot.optim.base import Optimization, RunFacts
 from ryot.optim.probe import StepProbe
@@ -43,9 +44,14 @@ from ryot.train.distributed import World, threads_per_rank
 from ryot.train.evaluation import mean_and_per_position, token_losses
 from ryot.train.meter import RunMeter, now
 from ryot.train.results import ArmResult, CurvePoint, EpochMetrics
-from ryot.train.schedule import batch_indices, curve_steps, learning_rate
+from ryot.train.schedule import curve_steps, learning_rate
 
 PROBE_ROWS = 4
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters, each counted once (a tied embedding and head are one tensor)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,7 +67,7 @@ def resolve_device(name: str) -> torch.device:
 class _Arm:
     """What setup builds and the rest of the run works on."""
 
-    model: ScaledTransformerModel  # evaluated, probed and checkpointed
+    model: torch.nn.Module  # evaluated, probed and checkpointed
     trained: torch.nn.Module  # what the steps call: the model as the stack prepared it
     optimizer: torch.optim.Optimizer
 
@@ -100,16 +106,23 @@ class Trainer:
             torch.set_num_threads(threads_per_rank(total, self.world.local_size))
         elif config.training.threads:
             torch.set_num_threads(config.training.threads)
-        m, d = config.model, config.data
-        self.train_data, self.val_data, self.source = make_splits(d, m.max_seq_len, m.vocab_size)
-        self.reference = reference_losses(self.source, self.val_data)
+        # Ryot's language or the team's token files (ryot.bench.workload), before any clock:
+        # both arms build the same data the same way.
+        self.workload = load_workload(config)
+        self.train_split, self.val_data = self.workload.train, self.workload.val
+        self.reference = self.workload.reference
         self.curve_data = self.val_data[: config.measurement.curve_samples]
         self.curve_at = set(curve_steps(config.total_steps, config.measurement.curve_points))
 
-    def build(self) -> tuple[ScaledTransformerModel, torch.nn.Module, torch.optim.Optimizer]:
+    @property
+    def train_data(self) -> torch.Tensor:
+        """The synthetic language's training rows (tests and benchmarks read them whole)."""
+        return self.train_split.data
+
+    def build(self) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
         """The model (seeded init), the module to train, and its optimizer."""
         torch.manual_seed(self.config.training.seed)
-        model = ScaledTransformerModel(self.config.model).to(self.device)
+        model = build_model(self.config.model).to(self.device)
         # The tensors the optimizer updates, found before any optimization touches the model:
         # what every evaluation and checkpoint copies (see _snapshot).
         self._trained_parameters = dict(model.named_parameters())
@@ -135,7 +148,7 @@ class Trainer:
         self._own_step_times: list[float] = []
         # Built before the meter: its memory and its construction are the protocol's, alike in
         # both arms. build() reseeds, so the trained model's init is unchanged.
-        self._eval_model = ScaledTransformerModel(self.config.model).to(self.device)
+        self._eval_model = build_model(self.config.model).to(self.device)
         # The objects alive now (Ryot's, and in process the test harness's: a full collection
         # of those took 0.15-0.19 s inside a 0.1 s smoke run, in whichever arm it fell) are
         # left out of the run's collections; the stack's own garbage is still collected on its
@@ -181,7 +194,7 @@ class Trainer:
             stack_built = now(self.device) - setup.began
             model, trained, optimizer = self.build()
             trained.train()  # the stack's module may run its own code here: on the clock
-            num_parameters = model.count_parameters()
+            num_parameters = count_parameters(model)
         result = ArmResult(
             arm=self.arm,
             device=str(self.device),
@@ -199,7 +212,7 @@ class Trainer:
         return _Arm(model, trained, optimizer), result
 
     @torch.no_grad()
-    def _snapshot(self) -> ScaledTransformerModel:
+    def _snapshot(self) -> torch.nn.Module:
         """Ryot's own model holding the trained parameters as they are now: plain tensor
         copies, so no code of the stack's runs (no hook, no wrapper, no state_dict hook)."""
         for name, target in self._eval_model.named_parameters():
@@ -326,11 +339,9 @@ class Trainer:
             group["lr"] = lr
         total_loss, fed = 0.0, 0
         for micro in range(t.grad_accumulation):
-            ids = batch_indices(
-                step, micro, t.batch_size, t.grad_accumulation, len(self.train_data), t.seed
-            )
+            ids = self.train_split.batch(step, micro, t.batch_size, t.grad_accumulation, t.seed)
             ids = self.world.shard(ids)  # this rank's slice of the same global batch
-            batch = self.train_data[ids].to(self.device, non_blocking=True)
+            batch = self.train_split.rows(ids).to(self.device, non_blocking=True)
             inputs, targets = batch[:, :-1], batch[:, 1:]
             for opt in self.stack:
                 inputs, targets = opt.transform_batch(step, inputs, targets)
@@ -395,7 +406,7 @@ class Trainer:
         if not self.stack or not self.world.is_main:
             return None
         t, max_len = self.config.training, self.config.model.max_seq_len
-        first = self.train_data[batch_indices(0, 0, t.batch_size, 1, len(self.train_data), t.seed)]
+        first = self.train_split.rows(self.train_split.batch(0, 0, t.batch_size, 1, t.seed))
         # A few rows suffice: kernels, dtypes and FLOP ratios do not depend on the batch size.
         first = first[:PROBE_ROWS].to(self.device)
         facts = RunFacts(
@@ -432,7 +443,8 @@ class Trainer:
         state = CheckpointState(
             arm=self.arm,
             model=model.state_dict(),
-            model_config=model.get_config(),
+            model_config=model_record(self.config.model),
+            data=self.workload.data_record,
             optimizer=optimizer_state,
             rng=rng,
             config=self.config.to_dict(),
@@ -456,6 +468,11 @@ class Trainer:
             raise CheckpointError(f"{path}: {problem}")
         if state.history is None:
             raise CheckpointError(f"{path}: checkpoint has no training history to continue")
+        files = (state.data or {}).get("files")
+        if files is not None and files != self.workload.data_record.get("files"):
+            # the same data.path, other contents: the batches would not continue the run's
+            raise CheckpointError(f"{path}: checkpoint was trained on token files with other "
+                                  "contents (their sha256 differ)")  # fmt: skip
         arm.model.load_state_dict(state.model)
         arm.optimizer.load_state_dict(state.optimizer)
         torch.set_rng_state(state.rng["torch"])
