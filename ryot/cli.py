@@ -23,7 +23,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from ryot.bench.sizing import ModelTooLarge, check_fits
+from ryot.bench.sizing import ModelTooLarge
 from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
 from ryot.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
@@ -34,6 +34,7 @@ from ryot.experiment.session import PreflightError, preflight, publish, set_asid
 from ryot.experiment.stage3a import follow_stage3a, run_stage3a
 from ryot.optim import registry
 from ryot.optim.stack_spec import DEFAULT_STACK, StackSpecError, check_stack_factory
+from ryot.optim.workload_check import WorkloadError, check_workload
 from ryot.osutil import interrupt_on_sigterm, os_error_line
 from ryot.train.checkpoint import CheckpointError, load_checkpoint, resume_problem
 from ryot.train.trainer import resolve_device
@@ -184,8 +185,16 @@ def print_architecture(console: Console, config: Config, num_parameters: int) ->
     m = config.model
     console.line("MODEL ARCHITECTURE:")
     console.line(f"  Vocabulary: {m.vocab_size}   Max sequence length: {m.max_seq_len}")
-    console.line(f"  Embedding dim: {m.embed_dim}   Heads: {m.num_heads}   Layers: {m.num_layers}")
-    console.line(f"  FF dim: {m.ff_dim}   Dropout: {m.dropout}")
+    if m.is_factory:
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in m.factory_kwargs.items())
+        console.line(f"  Model: {m.factory}({kwargs})")
+    else:
+        layers = f"Heads: {m.num_heads}   Layers: {m.num_layers}"
+        console.line(f"  Embedding dim: {m.embed_dim}   {layers}")
+        console.line(f"  FF dim: {m.ff_dim}   Dropout: {m.dropout}")
+    d = config.data
+    data = f"token files in {d.path} ({d.dtype})" if d.source == "tokens" else "synthetic language"
+    console.line(f"  Data: {data}")
     console.line(f"  Total parameters: {num_parameters:,}")
     t = config.training
     console.line(
@@ -216,7 +225,7 @@ def run(args: argparse.Namespace, console_stream=None) -> int:
     try:
         ready = preflight(
             args.config, out=args.out, device=device, arms=arms, repeats=args.repeats,
-            stack=args.stack, config=config, resume=resume, fits=check_fits, launch=launch,
+            stack=args.stack, config=config, resume=resume, fits=check_workload, launch=launch,
         )  # fmt: skip
     except PreflightError as exc:
         raise UsageError(str(exc)) from None
@@ -247,9 +256,9 @@ def follow(args, config: Config, arms, device, launch: Launch, stream) -> int:
     """Node 1, 2, ...: the same checks and plan as node 0, whose rank 0 judges and writes; this
     node writes only its job files, in a temporary folder it removes."""
     try:
-        check_fits(config, str(args.config), device)
+        check_workload(config, str(args.config), device)
         check_stack_factory(args.stack, config, arms, device)
-    except (ModelTooLarge, StackSpecError) as exc:
+    except (ModelTooLarge, StackSpecError, WorkloadError) as exc:
         raise UsageError(str(exc)) from None
     console = Console(stream)
     console.heading(f"RYOT STAGE 3a: {config.name} ({args.config}), node {launch.node_rank}")

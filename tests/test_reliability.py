@@ -408,7 +408,7 @@ def test_an_unexpected_error_is_one_line_and_exit_3(monkeypatch, capsys, tmp_pat
     def broken(*args, **kwargs):
         raise ZeroDivisionError("sabotage:\nan internal bug")
 
-    monkeypatch.setattr(cli, "check_fits", broken)
+    monkeypatch.setattr(cli, "check_workload", broken)
     assert cli.main(["stage3a", "--config", SMOKE, "--out", str(tmp_path / "o")]) == 3
     err = one_line_error(capsys)
     assert "internal error: ZeroDivisionError: sabotage: an internal bug" in err

@@ -24,6 +24,7 @@ class ModelTooLarge(ValueError):
 
 
 def parameter_count(model: ModelConfig) -> int:
+    """Ryot's own model's; a factory's is counted where it is built (ryot.optim.workload_check)."""
     from ryot.bench.model import ScaledTransformerModel  # the model imports the config module
 
     with torch.device("meta"):
@@ -47,16 +48,22 @@ def device_memory_bytes(device: torch.device) -> int | None:
         return None
 
 
-def check_fits(config: Config, source: str, device: torch.device) -> int:
-    """The parameter count; ModelTooLarge when training cannot fit in the device's memory."""
-    count = parameter_count(config.model)
+def check_fits(config: Config, source: str, device: torch.device, count: int | None = None) -> int:
+    """The parameter count (`count`: a factory model's, counted where it was built); ModelTooLarge
+    when training cannot fit in the device's memory."""
+    if count is None:
+        count = parameter_count(config.model)
     need = training_bytes_lower_bound(config, count)
     have = device_memory_bytes(device)
     if have is not None and need > have:
         m = config.model
+        what = (
+            f"model.factory = {m.factory}" if m.is_factory
+            else f"model (embed_dim={m.embed_dim}, num_layers={m.num_layers}, "
+            f"ff_dim={m.ff_dim}, vocab_size={m.vocab_size})"
+        )  # fmt: skip
         raise ModelTooLarge(
-            f"{source}: model (embed_dim={m.embed_dim}, num_layers={m.num_layers}, "
-            f"ff_dim={m.ff_dim}, vocab_size={m.vocab_size}) has {count:,} parameters; training "
-            f"needs at least {need / GIB:,.1f} GiB, the {device.type} has {have / GIB:,.1f} GiB"
+            f"{source}: {what} has {count:,} parameters; training needs at least "
+            f"{need / GIB:,.1f} GiB, the {device.type} has {have / GIB:,.1f} GiB"
         )
     return count

@@ -14,75 +14,17 @@ same four things either way:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import torch
 from torch import nn
 
-from ryot.bench.batches import batch_indices
+from ryot.bench.dataset import Reference, SyntheticTrain, TrainSplit, Workload
 from ryot.config import Config, DataConfig, ModelConfig
 
+__all__ = ["Reference", "SyntheticTrain", "TrainSplit", "Workload", "build_model",
+           "load_workload", "model_record"]  # fmt: skip
+
 RYOT_MODEL = "ScaledTransformerModel"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The validation split's reference losses: the unigram loss (token frequencies alone)
-    always, the Bayes floor (the best any model can do) only where the language is known."""
-
-    description: str
-    unigram_loss: float
-    bayes_floor: float | None = None
-    unigram_per_position: list[float] | None = None
-    floor_per_position: list[float] | None = None
-
-    def context_learned(self, val_loss: float) -> float:
-        """Fraction of the unigram -> floor gap a model with this loss closed: NaN where the
-        floor is unknown, or where the language has no context to learn."""
-        if self.bayes_floor is None:
-            return math.nan
-        gap = self.unigram_loss - self.bayes_floor
-        return (self.unigram_loss - val_loss) / gap if gap > 1e-9 else math.nan
-
-
-class TrainSplit(Protocol):
-    """The training data as the trainer reads it: ids of a step's batch, then its rows."""
-
-    def batch(
-        self, step: int, micro: int, batch_size: int, accumulation: int, seed: int
-    ) -> torch.Tensor:
-        """The ids of micro-batch `micro` of optimizer step `step` (a pure function of them)."""
-        ...
-
-    def rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """(len(ids), max_seq_len + 1) int64 token ids: inputs row[:-1], targets row[1:]."""
-        ...
-
-
-@dataclass(frozen=True)
-class SyntheticTrain:
-    """The synthetic language's training rows, all in memory; a step's batch is a slice of a
-    seeded permutation per pass (ryot.bench.batches)."""
-
-    data: torch.Tensor  # (num_train_samples, max_seq_len + 1) int64
-
-    def batch(self, step, micro, batch_size, accumulation, seed) -> torch.Tensor:
-        return batch_indices(step, micro, batch_size, accumulation, len(self.data), seed)
-
-    def rows(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.data[ids]
-
-
-@dataclass
-class Workload:
-    train: TrainSplit
-    val: torch.Tensor  # (N, max_seq_len + 1) int64, fixed
-    reference: Reference
-    # comparison.json's and the checkpoint's record of the data: its source and, for token
-    # files, each file's token count and content hash (two runs compare only on equal data)
-    data_record: dict[str, Any] = field(default_factory=dict)
 
 
 def load_workload(config: Config) -> Workload:
@@ -138,3 +80,24 @@ def model_record(model: ModelConfig) -> dict[str, Any]:
         }
     return {"name": RYOT_MODEL, "factory": None, "factory_kwargs": {},
             "vocab_size": model.vocab_size, "max_seq_len": model.max_seq_len}  # fmt: skip
+
+
+def bench_record(config: Config) -> dict[str, Any]:
+    """comparison.json's `bench` and `workload`: the reference losses of the validation split
+    (the Bayes floor null where it is unknown), what model was trained on what data."""
+    if config.data.source == "tokens":
+        workload = load_workload(config)
+        ref = workload.reference
+        bench = {
+            "description": ref.description,
+            "unigram_loss": ref.unigram_loss,
+            "bayes_floor": None,
+            "floor_per_position": None,
+            "unigram_per_position": ref.unigram_per_position,
+        }
+        data = workload.data_record
+    else:
+        from ryot.bench.data import bench_reference
+
+        bench, data = bench_reference(config), synthetic_record(config.data)
+    return {"bench": bench, "workload": {"model": model_record(config.model), "data": data}}

@@ -1,7 +1,9 @@
 """A Stage 3a run's start and end, shared by `ryot stage3a` and `pytest validation/`.
 
 `preflight` checks everything that can be checked before anything is written (the config,
---repeats, that the model fits on the device, that the stack factory builds every arm's stack;
+--repeats, the workload: its data, its model, that the model fits on the device and that every
+optimization the config turns on applies to it (ryot.optim.workload_check); that the stack
+factory builds every arm's stack;
 each caller resolves the device from its own flag, --device or --gpu), then
 locks the run folder and creates its staging folder (ryot.experiment.run_folder). Every problem
 is one PreflightError, one line naming the caller's own flags (`Flags`): the CLI exits 2 with it,
@@ -25,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ryot.bench.sizing import ModelTooLarge, check_fits
+from ryot.bench.sizing import ModelTooLarge
 from ryot.comparison.model import Comparison
 from ryot.config import Config, ConfigError, load_config
 from ryot.console import FAIL, WARN, Console
@@ -34,6 +36,7 @@ from ryot.experiment.launch import Launch, LaunchError
 from ryot.experiment.run_folder import RunDirError, RunFolder
 from ryot.experiment.stage3a import Outcome
 from ryot.optim.stack_spec import DEFAULT_STACK, StackSpecError, check_stack_factory
+from ryot.optim.workload_check import WorkloadError, check_workload
 from ryot.osutil import os_error_line, write_json_atomic
 
 COMPARISON = "comparison.json"
@@ -106,7 +109,7 @@ def preflight(
     flags: Flags = CLI_FLAGS,
     config: Config | None = None,
     resume: Callable[[Config], Config] | None = None,
-    fits: Callable[[Config, str, torch.device], int] = check_fits,
+    fits: Callable[[Config, str, torch.device], int] = check_workload,
     launch: Launch | None = None,
 ) -> Prepared:
     """Check the run in this order, then lock its folder; PreflightError at the first problem.
@@ -130,7 +133,7 @@ def preflight(
     try:
         num_parameters = fits(config, str(config_path), device)
         factory = check_stack_factory(stack, config, arms, device)
-    except (ModelTooLarge, StackSpecError) as exc:
+    except (ModelTooLarge, StackSpecError, WorkloadError) as exc:
         raise PreflightError(flags.name(str(exc))) from None
     folder = RunFolder(Path(out))
     try:

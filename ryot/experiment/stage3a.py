@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ryot.bench import data
-from ryot.bench.model import ScaledTransformerModel
+from ryot.bench.sizing import parameter_count
+from ryot.bench.workload import bench_record
 from ryot.comparison.model import Comparison
 from ryot.config import Config
 from ryot.console import FAIL, OK, Console
@@ -201,22 +201,26 @@ def assemble(
     was, the judge's results, the raw runs. The suite's tests and benchmarks are None until
     the publish step writes the file with them."""
     first = next((r.result for r in records if r.result is not None), None)
-    bench = data.bench_reference(config)
+    recorded = bench_record(config)
+    bench, workload = recorded["bench"], recorded["workload"]
+    if first is not None:
+        num_parameters = first.num_parameters
+    else:  # no run to say: Ryot's model is counted on the meta device, a team's is not built here
+        num_parameters = None if config.model.is_factory else parameter_count(config.model)
     return {
         "schema_version": SCHEMA_VERSION,
         "stage": "3a",
-        "model": "ScaledTransformerModel",
+        "model": workload["model"]["name"],
         "created": timestamp(),
         "config_name": config.name,
         "config_path": config_path,
         "command": command,
-        "num_parameters": first.num_parameters
-        if first
-        else ScaledTransformerModel(config.model).count_parameters(),
+        "num_parameters": num_parameters,
         # Measured by the runs themselves where there are any; the bench's own numbers otherwise.
         "bayes_floor": first.bayes_floor if first else bench["bayes_floor"],
         "unigram_loss": first.unigram_loss if first else bench["unigram_loss"],
         "bench": bench,
+        "workload": workload,
         **judged.to_dict(),
         "environment": environment(device),
         "config": config.to_dict(),
