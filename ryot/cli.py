@@ -1,11 +1,14 @@
 """`ryot stage3a ...`: train the Stage 3a arms, judge them, print the seed plan's tables.
 `ryot report RUN_DIR`: render a run folder's HTML report again, without training.
+`ryot prepare-text [--out DIR]`: write real-text token files (ryot.bench.prepare_text).
 
 Exit codes: 0 GO (or a single arm trained fine), 1 INVESTIGATE, 2 usage or config error
 (found before anything is written: a bad flag or config, a --stack that cannot build a stack, a
-model that cannot fit, a checkpoint of another arm or config, an --out in use by another run),
-3 DEBUG (a crash, a divergence, an optimization with no effect, a full disk), 130 interrupted
-(Ctrl-C or SIGTERM: workers are stopped first).
+model or token files that cannot be trained (ryot.optim.workload_check), an optimization the
+config turns on that cannot apply to the model, a model that cannot fit, a checkpoint of
+another arm or config, an --out in use by another run), 3 DEBUG (a crash, a divergence, an
+optimization with no effect, a full disk), 130 interrupted (Ctrl-C or SIGTERM: workers are
+stopped first).
 
 A run is written into a staging folder and moved into --out whole: see ryot.experiment.run_folder.
 With --nproc-per-node or --nnodes, each run is a torchrun (DDP) job: see ryot.experiment.launch.
@@ -23,6 +26,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
+from ryot.bench import prepare_text
 from ryot.bench.sizing import ModelTooLarge
 from ryot.config import Config, ConfigError, config_from_dict, load_config
 from ryot.console import FAIL, WARN, Console, to_encoding
@@ -100,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     from ryot.serve.command import add_arguments  # the server's own dependencies load lazily
 
     add_arguments(serve)
-    for each in (parser, stage, report, serve):
+    prepare = sub.add_parser(
+        "prepare-text",
+        help="write real-text token files (the Python standard library's bytes) for "
+        "data.source: tokens",
+    )
+    prepare_text.add_arguments(prepare)
+    for each in (parser, stage, report, serve, prepare):
         show_defaults(each)
     return parser
 
@@ -352,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             from ryot.serve.command import run as serve
 
             return serve(args)
+        if args.command == "prepare-text":
+            return prepare_text.run(args, sys.stdout)
         return report(args) if args.command == "report" else run(args)
     except (UsageError, ConfigError) as exc:
         message = f"ryot: error: {exc}"

@@ -32,7 +32,11 @@ def load_workload(config: Config) -> Workload:
     if config.data.source == "tokens":
         from ryot.bench import tokens
 
-        return tokens.load_workload(config)
+        data = tokens.load(config)
+        reference = Reference(
+            data.description, data.unigram_loss, unigram_per_position=data.unigram_per_position
+        )
+        return Workload(data.train, data.val, reference, data.data_record)
     return _synthetic(config)
 
 
