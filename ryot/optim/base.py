@@ -4,20 +4,19 @@ An optimization touches the run at four seams: the model (before the optimizer i
 optimizer's options, the forward pass's numeric context, and each step's batch. After the run it
 reports what it applied, what it skipped and why, and measurements of its effect. Whether it had
 an effect is judged from measurements of the arm (see ryot.optim.probe), never from its own word.
-An optimization that changes process-wide state (a backend flag) undoes it in `close`.
+An optimization that changes process-wide state (a backend flag) undoes it in `close`. One that
+cannot apply to the model (a team's model without what it needs) says why in `cannot_apply`,
+asked before any run.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from ryot.optim.probe import StepProbe
 
 
 @dataclass
@@ -69,7 +68,9 @@ class RunFacts:
     max_seq_len: int
     model: nn.Module | None  # the trained model, uncompiled
     optimizer: torch.optim.Optimizer | None
-    probe: StepProbe | None  # one step of this arm, and of its references (see ryot.optim.probe)
+    # One step of this arm, and of its references: a ryot.optim.probe.StepProbe, not imported
+    # here, since the probe imports the built-ins (to undo each on its copy) and they this module.
+    probe: Any
 
 
 class Optimization:
@@ -84,6 +85,14 @@ class Optimization:
     @property
     def enabled(self) -> bool:
         return False
+
+    def cannot_apply(self, model: nn.Module) -> str | None:
+        """Why this optimization, switched on, cannot apply to `model` (one line), else None.
+
+        Asked before any run (ryot.optim.applicability), on a throwaway copy it may change: a
+        model Ryot does not own may lack what an optimization needs, and training it anyway
+        would be a silent no-op, not a result."""
+        return None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """Called once before the optimizer is built; returns the module to train."""

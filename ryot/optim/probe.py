@@ -15,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ryot.bench.model import ScaledTransformerModel, lm_loss
+from ryot.optim.compression.blocks import stop_dropping
+from ryot.optim.kernel.attention import set_sdpa
 
 # aten ops that do the attention; which of them run tells the attention path apart.
 ATTENTION_OPS = ("_softmax", "_scaled_dot_product", "_flash_attention", "_efficient_attention")
@@ -61,7 +64,7 @@ class _OpRecorder(TorchDispatchMode):
 
 
 def fingerprint_step(
-    model: ScaledTransformerModel,
+    model: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     autocast: contextlib.AbstractContextManager | None = None,
@@ -71,7 +74,7 @@ def fingerprint_step(
 
 
 def _measure(
-    probe: ScaledTransformerModel,
+    probe: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     autocast: contextlib.AbstractContextManager | None,
@@ -92,12 +95,17 @@ def _measure(
     return fp
 
 
-def _drop_no_tokens(model: ScaledTransformerModel) -> None:
-    model.token_dropper = None
+def _drop_no_tokens(model: nn.Module) -> None:
+    """Undo the compressor as it was applied: Ryot's model's dropper, a team's block wrappers."""
+    if isinstance(model, ScaledTransformerModel):
+        model.token_dropper = None
+    stop_dropping(model)
 
 
-def _eager_attention(model: ScaledTransformerModel) -> None:
-    model.set_attention_impl("eager")
+def _eager_attention(model: nn.Module) -> None:
+    """Explicit attention in every module the kernel optimizer recognises (Ryot's: "eager",
+    nanoGPT's: flash = False); a model with none runs its own attention as it is."""
+    set_sdpa(model, False)
 
 
 class StepProbe:
@@ -134,7 +142,7 @@ class StepProbe:
         return self._fingerprint("without kernels", _eager_attention, same_autocast=False)
 
     def _fingerprint(
-        self, key: str, edit: Callable[[ScaledTransformerModel], None] | None, same_autocast: bool
+        self, key: str, edit: Callable[[nn.Module], None] | None, same_autocast: bool
     ) -> StepFingerprint:
         if key not in self._fingerprints:
             began = time.perf_counter()

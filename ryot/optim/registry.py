@@ -10,7 +10,7 @@ anywhere, before the run is planned:
     register(Registration(
         name="my_opt", seed_name="MyOptimization", cls=MyOptimization,
         build=lambda settings, config, device: MyOptimization(device, settings.knob),
-        section="my_opt", settings=MyOptimizationConfig, color="#1098ad",
+        section="my_opt", settings=MyOptimizationConfig, color="#1098ad", switch="knob",
     ))
 
 Each built-in lives in its own folder beside this file: its class, its settings dataclass
@@ -50,9 +50,19 @@ class Registration:
     # Applied after every other optimization: torch.compile must trace the model the others
     # changed (the token dropper's layers). Otherwise the stack keeps registration order.
     applied_last: bool = False
+    # The key of its section that switches it on ("level"): a usage error names
+    # optimizations.<section>.<switch> and its value (ryot.optim.applicability).
+    switch: str = ""
 
     def settings_of(self, config: Config) -> Any:
         return getattr(config.optimizations, self.section)
+
+    def switch_text(self, config: Config) -> str:
+        """'optimizations.semantic_compressor.ratio = 0.25': the setting that turned it on."""
+        if not self.switch:
+            return f"optimizations.{self.section}"
+        value = getattr(self.settings_of(config), self.switch)
+        return f"optimizations.{self.section}.{self.switch} = {value}"
 
 
 BASELINE, OPTIMIZED = "baseline", "optimized"

@@ -11,6 +11,10 @@ Importance score (`score`):
           looks at the tokens, it keeps the model strictly causal.
   norm    the L2 norm of the hidden state. Deterministic, but picking the top-k over the whole
           sequence lets later tokens influence which earlier tokens are kept.
+
+Ryot's model calls the dropper itself (its `token_dropper`); a team's model is met through the
+block protocol of ryot.optim.compression.blocks, and one without it is a usage error before any
+run (`cannot_apply`), never a silent full-token run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ import math
 import torch
 from torch import nn
 
+from ryot.bench.model import ScaledTransformerModel
 from ryot.optim.base import Optimization, RunFacts
+from ryot.optim.compression.blocks import (
+    MIN_BLOCKS,
+    NO_BLOCKS,
+    find_blocks,
+    wrap_middle_blocks,
+)
 
 
 def kept_count(ratio: float, length: int) -> int:
@@ -75,17 +86,56 @@ class SemanticCompressor(Optimization):
     def enabled(self) -> bool:
         return self.ratio > 0
 
+    def cannot_apply(self, model: nn.Module) -> str | None:
+        if isinstance(model, ScaledTransformerModel):
+            layers = len(model.blocks)
+            if layers < MIN_BLOCKS:
+                return (
+                    f"model.num_layers = {layers}: token dropping needs {MIN_BLOCKS} or more "
+                    "layers (the first and the last keep every token)"
+                )
+            return None
+        found = find_blocks(model)
+        if found is None:
+            return NO_BLOCKS
+        where, blocks = found
+        if len(blocks) < MIN_BLOCKS:
+            return (
+                f"{where} holds {len(blocks)} blocks: token dropping needs {MIN_BLOCKS} or more "
+                "(the first and the last keep every token)"
+            )
+        return None
+
     def prepare_model(self, model: nn.Module) -> nn.Module:
         if not self.enabled:
             return model
+        if not isinstance(model, ScaledTransformerModel):
+            return self._wrap_blocks(model)
         layers = len(model.blocks)
-        if layers < 3:
+        if layers < MIN_BLOCKS:
             self.evidence.skip("token dropping", f"{layers} layers have no middle layer")
             return model
         self.dropper = TokenDropper(self.ratio, self.score)
         model.token_dropper = self.dropper
         self.evidence.applied.append(
             f"token dropping in layers 1..{layers - 2} of 0..{layers - 1} ({self.score} score)"
+        )
+        return model
+
+    def _wrap_blocks(self, model: nn.Module) -> nn.Module:
+        """A team's model: its middle blocks wrapped in place (ryot.optim.compression.blocks).
+        The config check (cannot_apply) rejects a model without them before any run."""
+        why = self.cannot_apply(model)
+        if why is not None:
+            self.evidence.skip("token dropping", why)
+            return model
+        where, blocks = find_blocks(model)
+        self.dropper = TokenDropper(self.ratio, self.score)
+        wrap_middle_blocks(blocks, self.dropper)
+        layers = len(blocks)
+        self.evidence.applied.append(
+            f"token dropping in blocks 1..{layers - 2} of 0..{layers - 1} of {where} "
+            f"({self.score} score)"
         )
         return model
 

@@ -40,4 +40,5 @@ REGISTRATION = Registration(
     settings=SemanticCompressorConfig,
     color="#0c8f6e",
     evidence_rows=evidence_rows,
+    switch="ratio",
 )

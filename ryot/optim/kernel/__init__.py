@@ -10,6 +10,10 @@ Levels are cumulative:
      same process (the baseline) runs in true fp32.
   3  torch.compile of the model, with dynamic sequence length so that a length warmup does not
      recompile once per length; compile seconds and recompiles are counted.
+
+On a model Ryot does not own, fused AdamW, bf16 autocast, TF32 and torch.compile apply as they
+are; the attention switch applies only to the modules ryot.optim.kernel.attention recognises,
+and where there are none the evidence records the skip instead of claiming SDPA.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ryot.bench.model import CausalSelfAttention
 from ryot.optim.base import Optimization, RunFacts
+from ryot.optim.kernel.attention import RECOGNISED, attention_modules, set_sdpa
 
 
 def cpu_has_native_bf16() -> bool:
@@ -86,6 +92,7 @@ class KernelOptimizer(Optimization):
         self._compile_start: dict[str, int] = {}
         self._tf32_before: tuple[bool, bool] | None = None  # set while TF32 is switched on
         self.tf32_in_training: bool | None = None  # the matmul flag read when training ended
+        self.attention_switched = 0  # attention modules this optimization moved to SDPA
 
     @property
     def enabled(self) -> bool:
@@ -94,9 +101,8 @@ class KernelOptimizer(Optimization):
     def prepare_model(self, model: nn.Module) -> nn.Module:
         ev = self.evidence
         if self.level >= 1:
-            model.set_attention_impl("sdpa")
-            ev.applied.append("scaled_dot_product_attention")
-            ev.applied.append("fused AdamW")
+            self._switch_attention(model)
+            ev.applied.append("fused AdamW")  # AdamW's own option: any model's parameters
         if self.level >= 2:
             self.bf16, why = native_bf16(self.device)
             if self.bf16:
@@ -114,6 +120,31 @@ class KernelOptimizer(Optimization):
             ev.applied.append("torch.compile (dynamic sequence length)")
             return self.compiled
         return model
+
+    def _switch_attention(self, model: nn.Module) -> None:
+        """SDPA in every attention module Ryot recognises (ryot.optim.kernel.attention); a model
+        with none, or whose modules all use it already, keeps its own and the evidence says so."""
+        ev = self.evidence
+        modules = attention_modules(model)
+        if not modules:
+            ev.skip(
+                "scaled_dot_product_attention",
+                f"no attention module Ryot recognises ({RECOGNISED})",
+            )
+            return
+        self.attention_switched = set_sdpa(model, True)
+        if not self.attention_switched:
+            ev.skip(
+                "scaled_dot_product_attention",
+                f"all {len(modules)} attention modules already use it (the model's own choice)",
+            )
+        elif all(isinstance(m, CausalSelfAttention) for m in modules):
+            ev.applied.append("scaled_dot_product_attention")
+        else:
+            ev.applied.append(
+                f"scaled_dot_product_attention ({self.attention_switched} of {len(modules)} "
+                "attention modules switched)"
+            )
 
     def _enable_tf32(self) -> None:
         if self.device.type != "cuda":
@@ -168,8 +199,10 @@ class KernelOptimizer(Optimization):
             counts["compile_seconds"] = round(counts["compile_seconds"], 3)
             compiled_graphs = counts["frames_compiled"]
             ev.measurements.update(counts)
+        # The reference runs every recognised module explicitly: a model that chose SDPA itself
+        # differs from it too, but that difference is the model's, not this optimization's.
         changed = (
-            arm.attention_ops != ref.attention_ops
+            (self.attention_switched > 0 and arm.attention_ops != ref.attention_ops)
             or arm.matmul_dtypes != ref.matmul_dtypes
             or fused
             or compiled_graphs > 0

@@ -50,5 +50,6 @@ REGISTRATION = Registration(
     settings=KernelOptimizerConfig,
     color="#7048e8",
     evidence_rows=evidence_rows,
+    switch="level",
     applied_last=True,  # torch.compile (level 3) traces the model the others changed
 )

@@ -10,11 +10,15 @@ are truncated together, so every kept position still predicts its true next toke
 The evidence describes the lengths the run was measured to feed (its step tokens), never the
 settings: a curriculum that never reaches full length trains a model that has never seen a
 full context, which is a shortcut, not an optimization.
+
+Any causal LM that accepts a shorter input can be warmed up this way, Ryot's or a team's; one
+that cannot is a usage error before any run (`cannot_apply`).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ryot.optim.base import Optimization, RunFacts
 
@@ -67,6 +71,33 @@ class InferenceScalingEngine(Optimization):
     @property
     def enabled(self) -> bool:
         return self.warmup_steps > 0
+
+    def cannot_apply(self, model: nn.Module) -> str | None:
+        """The shortest length fed, tried once in eval mode: a model that needs its full length
+        (a fixed position table it indexes whole, a reshape to max_seq_len) fails here, before
+        any run, not at the warmup's first step."""
+        length = self.min_seq_len
+        if length >= self.max_seq_len:
+            return None  # nothing is ever cut
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        ids = torch.zeros(1, length, dtype=torch.int64, device=device)
+        # A forward that draws random numbers must not shift the run's stream: forked.
+        rng_devices = [device] if device.type == "cuda" else []
+        model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=rng_devices):
+                out = model(ids)
+        except Exception as exc:  # the team's forward may raise anything
+            first = str(exc).strip().splitlines()
+            detail = f": {first[0]}" if first else ""
+            return f"the model's forward of {length} tokens raised {type(exc).__name__}{detail}"
+        if isinstance(out, torch.Tensor) and tuple(out.shape[:2]) != (1, length):
+            return (
+                f"the model's forward of {length} tokens returned shape {tuple(out.shape)}, "
+                f"not (1, {length}, vocab_size)"
+            )
+        return None
 
     def length_at(self, step: int) -> int:
         return warmup_length(

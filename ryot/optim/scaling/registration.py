@@ -47,4 +47,5 @@ REGISTRATION = Registration(
     settings=InferenceScalingConfig,
     color="#d9480f",
     evidence_rows=evidence_rows,
+    switch="warmup_steps",
 )
