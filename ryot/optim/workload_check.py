@@ -39,10 +39,10 @@ def check_workload(config: Config, source: str, device: torch.device) -> int:
     """Check the data, the model and the optimizations' applicability; the parameter count.
     ModelTooLarge (ryot.bench.sizing) or WorkloadError at the first problem."""
     if config.data.source == "tokens":
-        from ryot.bench.tokens import TokenDataError, load_workload
+        from ryot.bench.tokens import TokenDataError, check
 
         try:
-            load_workload(config)
+            check(config)
         except TokenDataError as exc:
             raise WorkloadError(f"{source}: {exc}") from None
     if not config.model.is_factory:
