@@ -2,10 +2,11 @@
 
 It serves a run with a real `ryot serve` process on 127.0.0.1 (a free port), sends bounded load
 with an async HTTP client, and judges the criteria of a `serving:` config section, one test each.
-Without --serve-run-dir it first trains the smoke config into --serve-out (about a minute here)
-and serves that run whatever its verdict: Stage 3b judges serving, and the smoke model's training
-verdict is noise-bound. At the end it writes RUN_DIR/stage3b.json and renders RUN_DIR/report.html
-with a Stage 3b section.
+Without --serve-run-dir it first trains --serve-train-config (the smoke config unless told; e.g.
+tests/workloads/tiny_gpt.yaml, a model of one's own) into --serve-out (about a minute here) and
+serves that run whatever its verdict: Stage 3b judges serving, and the smoke model's training
+verdict is noise-bound. At the end it writes RUN_DIR/stage3b.json (which model was served, and
+whether it decoded with a KV cache) and renders RUN_DIR/report.html with a Stage 3b section.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def pytest_addoption(parser):
         "--serve-out",
         default="reports/serving-smoke",
         help="where the smoke run is trained when no --serve-run-dir is given (%(default)s)",
+    )
+    group.addoption(
+        "--serve-train-config",
+        default="configs/smoke.yaml",
+        metavar="PATH",
+        help="the config trained into --serve-out when no --serve-run-dir is given (%(default)s)",
     )
     group.addoption(
         "--serve-config",
@@ -80,16 +87,19 @@ def stage3b(request) -> Stage3b:
     return request.config.stash[_STATE]
 
 
-def _train_smoke(out: Path) -> None:
-    command = [sys.executable, "-m", "ryot", "stage3a", "--config", str(ROOT / "configs" /
-               "smoke.yaml"), "--out", str(out), "--repeats", "1"]  # fmt: skip
+def _train(config: Path, out: Path) -> None:
+    """`ryot stage3a` on `config` into `out`, once, from the repository root (where a
+    model.factory such as tests.workloads.tiny_gpt:build imports from)."""
+    command = [sys.executable, "-m", "ryot", "stage3a", "--config", str(config), "--out",
+               str(out), "--repeats", "1"]  # fmt: skip
     done = subprocess.run(
-        command, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600
-    )
+        command, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600,
+        cwd=ROOT,
+    )  # fmt: skip
     # 0 GO, 1 INVESTIGATE, 3 DEBUG all leave checkpoints; 2 is a usage error.
     if done.returncode == 2 or not (out / "checkpoints" / "optimized.pt").is_file():
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-        pytest.exit(f"training the smoke run failed ({done.returncode}): {' | '.join(tail)}", 2)
+        pytest.exit(f"training {config} failed ({done.returncode}): {' | '.join(tail)}", 2)
 
 
 def _serving_section(run_dir: Path, config_path: str | None) -> tuple[ServingConfig, str]:
@@ -109,7 +119,11 @@ def served_run(request, stage3b):
         run_dir, allow = Path(opt("--serve-run-dir")), opt("--serve-allow-no-go")
     else:
         run_dir, allow = ROOT / opt("--serve-out"), True
-        _train_smoke(run_dir)
+        train_config = ROOT / opt("--serve-train-config")
+        if not train_config.is_file():
+            pytest.exit(f"--serve-train-config {train_config}: no such file", 2)
+        _train(train_config, run_dir)
+        stage3b.data["trained_config"] = opt("--serve-train-config")
     try:
         verdict = read_verdict(run_dir)
         serving, source = _serving_section(run_dir, opt("--serve-config"))
@@ -135,7 +149,14 @@ def server(served_run, stage3b):
             "--max-body-bytes", str(serving.max_body_bytes)]  # fmt: skip
     args += ["--arm", stage3b.data["arm"]] + (["--allow-no-go"] if allow else [])
     with ServerProcess(run_dir, args) as proc:
-        stage3b.data["health"] = proc.wait_healthy()
+        health = stage3b.data["health"] = proc.wait_healthy()
+        model = health["model"]
+        # What was served and how it decoded: the report's and a reader's first question.
+        stage3b.data["model"] = {
+            "name": model["name"],
+            "factory_kwargs": model.get("factory_kwargs") or {},
+            "kv_cache": model["kv_cache"],
+        }
         yield proc
     stage3b.data["server_exit_code"] = proc.returncode
 

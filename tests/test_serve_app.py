@@ -1,4 +1,5 @@
-"""The app in-process (FastAPI's TestClient): /infer, every bad input, /health, /metrics."""
+"""The app in-process (FastAPI's TestClient): /infer, every bad input, /health, /metrics; Ryot's
+model (KV-cached) and a model of one's own (model.factory, no cache)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ryot.serve.batcher import Batcher
 from ryot.serve.generate import Row, generate
 from ryot.serve.schemas import Limits
 from ryot.serve.served_run import load_model, read_verdict
-from tests.serve_support import make_run_dir
+from tests.serve_support import TINY_GPT, make_run_dir
 
 MAX_BATCH = 4
 
@@ -94,6 +95,49 @@ def test_health_names_model_checkpoint_verdict_and_device(client, served, run_di
     assert health["run"]["serving_without_go"] is False
     assert health["device"] == "cpu" and health["uptime_s"] >= 0
     assert health["model"]["vocab_size"] == 64
+    assert health["model"]["name"] == "ScaledTransformerModel"
+    assert health["model"]["kv_cache"] is True and health["model"]["factory"] == ""
+    assert health["model"]["embed_dim"] == served.config.model.embed_dim
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt_client(tmp_path_factory):
+    """A model of one's own (tests/workloads/tiny_gpt.py through model.factory): no KV cache."""
+    run = make_run_dir(tmp_path_factory.mktemp("tiny-gpt"), config_path=TINY_GPT)
+    served = load_model(run, "optimized", torch.device("cpu"))
+    app = create_app(served, read_verdict(run), max_batch=8, max_wait_ms=1000)
+    with TestClient(app) as test_client:
+        yield test_client, served
+
+
+def test_health_of_a_factory_model_says_it_decodes_without_a_cache(tiny_gpt_client):
+    client, served = tiny_gpt_client
+    model = client.get("/health").json()["model"]
+    assert model["name"] == model["factory"] == "tests.workloads.tiny_gpt:build"
+    assert model["kv_cache"] is False
+    assert model["factory_kwargs"] == {"width": 32, "heads": 2, "layers": 4}
+    assert (model["vocab_size"], model["max_seq_len"]) == (64, 32)
+    # the keys only Ryot's model reads say nothing about this one
+    assert all(model[key] is None for key in ("embed_dim", "num_heads", "num_layers", "ff_dim",
+                                              "dropout"))  # fmt: skip
+    assert client.get("/health").json()["parameters"] == served.num_parameters
+    summary = client.get("/openapi.json").json()["info"]["summary"]
+    assert "tests.workloads.tiny_gpt:build, decoded without a KV cache" in summary
+
+
+def test_a_factory_model_answers_each_request_as_if_alone(tiny_gpt_client):
+    """Requests of different prompt lengths decoded together give each its tokens alone."""
+    client, served = tiny_gpt_client
+    bodies = [{"prompts": [list(range(1, n + 1))], "max_new_tokens": 8} for n in (1, 3, 3, 7, 20)]
+    answers = _concurrently(client, bodies)
+    assert [a.status_code for a in answers] == [200] * 5, [a.text[:200] for a in answers]
+    assert max(a.json()["timing"]["batch_rows"] for a in answers) > 1
+    for body, answer in zip(bodies, answers, strict=True):
+        alone = generate(served.model, [Row(tuple(body["prompts"][0]), 8)], 32).rows[0]
+        assert answer.json()["completions"] == [alone.tokens]
+        assert answer.json()["logprobs"][0] == pytest.approx(alone.logprobs, abs=1e-4)
+    past = client.post("/infer", json={"prompts": [[1] * 30], "max_new_tokens": 3})
+    assert past.status_code == 422 and past.json()["field"] == "prompts[0]"
 
 
 def test_metrics_are_prometheus_text_counting_requests_batches_and_tokens(client):
@@ -179,11 +223,11 @@ def test_a_request_whose_decoding_fails_fails_alone(batching_client, monkeypatch
 
     poison, seen = (13, 13, 13), []
 
-    def poisoned(model, rows):
+    def poisoned(model, rows, max_seq_len):
         seen.append(len(rows))
         if any(r.prompt == poison for r in rows):
             raise RuntimeError("poisoned row")
-        return generate(model, rows)
+        return generate(model, rows, max_seq_len)
 
     monkeypatch.setattr(app_module, "generate", poisoned)
     bodies = [{"prompts": [[i + 1]], "max_new_tokens": 3} for i in range(7)]

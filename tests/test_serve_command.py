@@ -17,7 +17,8 @@ import pytest
 
 from ryot.cli import main
 from ryot.serve.process import ServerProcess
-from tests.serve_support import make_run_dir
+from ryot.train.checkpoint import load_checkpoint, save_checkpoint
+from tests.serve_support import TINY_GPT, make_run_dir
 
 
 @pytest.fixture
@@ -67,6 +68,17 @@ def test_weights_that_do_not_fit_the_snapshot_are_refused(tmp_path, capsys):
     assert "weights do not fit the snapshot's model" in _error(capsys, run)
 
 
+def test_a_factory_that_cannot_be_imported_is_one_line_exit_2(tmp_path, capsys):
+    run = make_run_dir(tmp_path / "run", config_path=TINY_GPT)
+    path = run / "checkpoints" / "optimized.pt"
+    state = load_checkpoint(path)
+    state["config"]["model"]["factory"] = "tests.workloads.gone:build"
+    save_checkpoint(state, path)
+    err = _error(capsys, run)
+    assert f"{path}: cannot rebuild the snapshot's model: model.factory = " in err
+    assert "cannot import 'tests.workloads.gone'" in err
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -92,6 +104,17 @@ def test_a_busy_port_is_one_line_exit_2(run_dir, capsys):
         assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in _error(
             capsys, run_dir, "--port", port
         )
+
+
+def test_a_factory_model_is_served_by_a_real_process_without_a_cache(tmp_path):
+    run = make_run_dir(tmp_path / "run", config_path=TINY_GPT)
+    with ServerProcess(run) as server:
+        health = server.wait_healthy()
+        answer = httpx.post(f"{server.url}/infer", json={"prompts": [[3, 4]], "max_new_tokens": 5})
+    assert health["model"]["name"] == "tests.workloads.tiny_gpt:build"
+    assert health["model"]["kv_cache"] is False
+    assert answer.status_code == 200 and len(answer.json()["completions"][0]) == 5
+    assert server.returncode == 0
 
 
 def test_allow_no_go_serves_and_health_says_so(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from ryot.serve.app import create_app
 from ryot.serve.schemas import MAX_SEED
 from ryot.serve.served_run import load_model, read_verdict
-from tests.serve_support import make_run_dir
+from tests.serve_support import TINY_GPT, make_run_dir
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -94,6 +94,23 @@ def test_answers_validate_against_the_published_schemas(client, openapi):
     assert health.json()["limits"]["max_body_bytes"] == 1 << 20  # the snapshot's default
     metrics = client.get("/metrics")
     assert metrics.headers["content-type"].split(";")[0] == "text/plain"
+
+
+def test_a_factory_models_health_validates_against_its_schema(tmp_path):
+    """A model of one's own: kv_cache false, the keys only Ryot's model reads null."""
+    run_dir = make_run_dir(tmp_path / "run", config_path=TINY_GPT)
+    served = load_model(run_dir, "optimized", torch.device("cpu"))
+    with TestClient(create_app(served, read_verdict(run_dir), max_batch=MAX_BATCH)) as client:
+        openapi = client.get("/openapi.json").json()
+        health = client.get("/health").json()
+    _validate(openapi, openapi["paths"]["/health"]["get"]["responses"]["200"]["content"]
+              ["application/json"]["schema"], health)  # fmt: skip
+    assert health["model"]["kv_cache"] is False and health["model"]["embed_dim"] is None
+    model = openapi["components"]["schemas"]["ModelInfo"]
+    assert (
+        "kv_cache" in model["required"]
+        and "full forward" in (model["properties"]["kv_cache"]["description"])
+    )
 
 
 def test_the_largest_published_values_are_accepted(client, openapi):

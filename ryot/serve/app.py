@@ -7,6 +7,7 @@ answer is JSON {"error": "<field>: <what is wrong>", "field": "<field>"} (respon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ryot.config import RYOT_MODEL_KEYS
 from ryot.serve.accounting import Accounting
 from ryot.serve.batcher import Batcher
 from ryot.serve.body import BodyTooLarge, read_body
@@ -58,6 +60,15 @@ def publish_request_body(app: FastAPI, path: str, model: type[BaseModel]) -> Non
     app.openapi = openapi
 
 
+def model_info(served: ServedModel) -> dict:
+    """/health's model: its name, its decoding and the snapshot's model section, where the keys
+    only Ryot's model reads are null for a model of one's own."""
+    section = dataclasses.asdict(served.config.model)
+    if served.config.model.is_factory:
+        section |= dict.fromkeys(RYOT_MODEL_KEYS)
+    return {"name": served.name, "kv_cache": served.kv_cache, **section}
+
+
 def create_app(
     served: ServedModel,
     verdict: RunVerdict,
@@ -82,8 +93,9 @@ def create_app(
     def on_batch(rows: int, result: BatchResult) -> None:
         metrics.batch_size.observe(rows)
 
+    context = served.config.model.max_seq_len
     batcher = Batcher(
-        lambda rows: generate(served.model, rows),
+        lambda rows: generate(served.model, rows, context),
         max_batch=max_batch,
         max_wait_s=max_wait_ms / 1000,
         on_queue_depth=metrics.queue_depth.set,
@@ -98,9 +110,11 @@ def create_app(
         finally:
             await batcher.stop()
 
+    decoding = "KV-cached" if served.kv_cache else "without a KV cache (a full forward per token)"
     app = FastAPI(
         title="ryot serve",
-        summary=f"Continues token-id prompts with the {served.arm} checkpoint of a Stage 3a run.",
+        summary=f"Continues token-id prompts with the {served.arm} checkpoint of a Stage 3a run: "
+        f"{served.name}, decoded {decoding}.",
         version="1",
         lifespan=lifespan,
     )
@@ -188,7 +202,7 @@ def create_app(
         model = served.config.model
         return {
             "status": "draining" if app.state.draining else "ok",
-            "model": {"name": type(served.model).__name__, **served.model.get_config()},
+            "model": model_info(served),
             "parameters": served.num_parameters,
             "checkpoint": {
                 "path": str(served.checkpoint),

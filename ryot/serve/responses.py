@@ -10,7 +10,7 @@ import typing
 
 from pydantic import BaseModel, Field, create_model
 
-from ryot.config import ModelConfig
+from ryot.config import RYOT_MODEL_KEYS, ModelConfig
 
 
 class ErrorResponse(BaseModel):
@@ -23,8 +23,8 @@ class ErrorResponse(BaseModel):
 
 class Timing(BaseModel):
     queue_ms: float = Field(description="Waiting for a decode batch.")
-    prefill_ms: float = Field(description="The batch's prompt forward pass.")
-    decode_ms: float = Field(description="The batch's decode steps.")
+    prefill_ms: float = Field(description="The batch's prompt forward pass (its first step).")
+    decode_ms: float = Field(description="The batch's other decode steps.")
     total_ms: float = Field(description="From the parsed request to the answer.")
     batch_rows: int = Field(description="Prompts decoded together with this request's.")
     decode_steps: int = Field(description="Decode steps the batch ran (its longest answer).")
@@ -40,11 +40,28 @@ class InferResponse(BaseModel):
     timing: Timing
 
 
+# The keys only Ryot's own model reads: null for a model of one's own (model.factory).
+_OPTIONAL = set(RYOT_MODEL_KEYS)
+
 # The model's constructor arguments, from ModelConfig itself so the two never drift apart.
 ModelInfo = create_model(
     "ModelInfo",
-    name=(str, ...),
-    **{name: (tp, ...) for name, tp in typing.get_type_hints(ModelConfig).items()},
+    name=(
+        str,
+        Field(description="ScaledTransformerModel (Ryot's), or the run's model.factory spec."),
+    ),
+    kv_cache=(
+        bool,
+        Field(
+            description="true: decoded with Ryot's KV cache. false: a model of one's own has "
+            "no cache, so each new token runs its full forward over the prompt and the tokens "
+            "so far (slower per token as the answer grows; the same tokens)."
+        ),
+    ),
+    **{
+        name: ((tp | None) if name in _OPTIONAL else tp, ...)
+        for name, tp in typing.get_type_hints(ModelConfig).items()
+    },
 )
 
 

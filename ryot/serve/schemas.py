@@ -107,8 +107,9 @@ def check_context(req: InferRequest, limits: Limits) -> None:
     n = req.max_new_tokens
     for i, prompt in enumerate(req.prompts):
         # Policy past the context: refuse, never truncate silently. Positions are absolute
-        # (sinusoidal, 0..max_seq_len-1), so a sliding window would shift every token's
-        # position and give a different model than the one that was trained and judged.
+        # (Ryot's sinusoidal, 0..max_seq_len-1; a factory model's may be a learned table), so a
+        # sliding window would shift every token's position and give a different model than
+        # the one that was trained and judged.
         if len(prompt) + n > limits.max_seq_len:
             raise RequestProblem(
                 f"prompts[{i}]",

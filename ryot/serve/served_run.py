@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from ryot.bench.model import ScaledTransformerModel
+from ryot.bench.workload import build_model, model_record
 from ryot.comparison.model import Comparison
 from ryot.config import Config, ConfigError, config_from_dict
+from ryot.serve.generate import uses_kv_cache
 from ryot.train.checkpoint import CheckpointError, load_checkpoint
+from ryot.train.trainer import count_parameters
 
 SERVE_ARMS = ("optimized", "baseline")
 
@@ -35,13 +38,15 @@ class RunVerdict:
 
 @dataclass
 class ServedModel:
-    model: ScaledTransformerModel
+    model: nn.Module  # Ryot's ScaledTransformerModel or the run's model.factory's
     config: Config
     arm: str
     checkpoint: Path
     sha256: str
     num_parameters: int
     device: torch.device
+    name: str  # ScaledTransformerModel, or the factory's MODULE:FUNCTION
+    kv_cache: bool  # decoded with a KV cache (Ryot's model) or a full forward per new token
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -104,7 +109,7 @@ def load_model(run_dir: Path, arm: str, device: torch.device) -> ServedModel:
         config = config_from_dict(state["config"], f"{path} (config snapshot)", snapshot=True)
     except ConfigError as exc:
         raise ServeError(str(exc)) from None
-    model = ScaledTransformerModel(config.model)
+    model = _rebuild(config, path)
     weights = state["model"]
     if not isinstance(weights, dict):
         raise ServeError(f"{path}: model weights are not a state dict")
@@ -116,4 +121,28 @@ def load_model(run_dir: Path, arm: str, device: torch.device) -> ServedModel:
         detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:200]
         raise ServeError(f"{path}: weights do not fit the snapshot's model ({detail})") from None
     model.to(device).eval()
-    return ServedModel(model, config, arm, path, sha256_of(path), model.count_parameters(), device)
+    return ServedModel(
+        model,
+        config,
+        arm,
+        path,
+        sha256_of(path),
+        count_parameters(model),
+        device,
+        name=model_record(config.model)["name"],
+        kv_cache=uses_kv_cache(model),
+    )
+
+
+def _rebuild(config: Config, path: Path) -> nn.Module:
+    """The snapshot's model, freshly built: Ryot's, or the factory's imported and called again."""
+    if not config.model.is_factory:
+        return build_model(config.model)
+    spec = config.model.factory
+    try:
+        return build_model(config.model)
+    except (ValueError, ImportError) as exc:  # ryot.bench.factory.FactoryError is a ValueError
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        if spec not in detail:
+            detail = f"model.factory = {spec}: {detail}"
+        raise ServeError(f"{path}: cannot rebuild the snapshot's model: {detail}") from None
