@@ -35,7 +35,7 @@ XEON = ROOT / "reports" / "examples" / "cpu-2core-xeon-amx-bf16"
 DERIVED = {
     "last_runs", "stalls", "compile_break_even", "clock", "speedup", "median_baseline_s",
     "median_optimized_s", "clock_s", "changes", "final_loss_delta", "step_time_summary",
-    "run_queue_wait_s", "involuntary_switches",
+    "run_queue_wait_s", "involuntary_switches", "workload", "gain_over_unigram",
 }  # fmt: skip
 
 
@@ -182,12 +182,12 @@ def test_what_is_not_a_comparison_is_one_line_value_error():
 
 def test_the_required_keys_are_the_schemas_and_the_version_is_one():
     required = schema.load_schema()["required"]
-    added = upgrade.ADDED_IN_2_0 + upgrade.WRITTEN_SINCE_3_0
+    added = upgrade.ADDED_IN_2_0 + upgrade.WRITTEN_SINCE_3_0 + upgrade.ADDED_IN_4_1
     assert list(upgrade.REQUIRED_KEYS) == [k for k in required if k not in added]
     assert upgrade.SCHEMA_VERSION == schema.SCHEMA_VERSION  # one home: the model's
     # a new schema version comes with its upgrade: the shipped schema is the model's version
     assert schema.load_schema()["properties"]["schema_version"]["const"] == upgrade.SCHEMA_VERSION
-    assert set(upgrade.READABLE_SCHEMAS) == {"1.0", "2.0", "3.0", schema.SCHEMA_VERSION}
+    assert set(upgrade.READABLE_SCHEMAS) == {"1.0", "2.0", "3.0", "4.0", schema.SCHEMA_VERSION}
 
 
 # --- every committed example, every schema --------------------------------------------------

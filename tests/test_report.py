@@ -1,6 +1,6 @@
 """report.html and comparison.json's schema.
 
-A synthetic comparison written from the contract (schema 4.0) checks the schema, the headline
+A synthetic comparison written from the contract (schema 4.1) checks the schema, the headline
 (speed at equal quality: each pair at its matched loss), the charts, the machine stalls and
 robustness to null or missing fields without training anything. Real smoke runs (GO,
 INVESTIGATE, DEBUG) are rendered too, parsed back and compared with comparison.json number by
@@ -127,7 +127,7 @@ def parse(html: str) -> DomBuilder:
 
 
 # ------------------------------------------------------------------------------------------
-# A synthetic comparison.json, written from the contract (schema 4.0), independent of the runs
+# A synthetic comparison.json, written from the contract (schema 4.1), independent of the runs
 # ------------------------------------------------------------------------------------------
 
 LEVEL = 0.95
@@ -428,6 +428,7 @@ def synthetic_comparison() -> dict:
             "unigram_loss": 3.6,
             "bayes_floor": 2.2,
             "context_learned": (3.6 - r["val_loss"]) / (3.6 - 2.2),
+            "gain_over_unigram": 3.6 - r["val_loss"],
         }
         return d if seed is None else {**d, "seed": seed}
 
@@ -584,7 +585,7 @@ def synthetic_comparison() -> dict:
         ),
     ]
     return {
-        "schema_version": "4.0",
+        "schema_version": "4.1",
         "stage": "3a",
         "model": "ScaledTransformerModel",
         "created": "2025-01-02T03:04:05+00:00",
@@ -604,6 +605,16 @@ def synthetic_comparison() -> dict:
             "topic_boost": 4.0,
             "branching": 4,
             "zipf_exponent": 1.1,
+        },
+        "workload": {
+            "model": {
+                "name": "ScaledTransformerModel",
+                "factory": None,
+                "factory_kwargs": {},
+                "vocab_size": config["model"]["vocab_size"],
+                "max_seq_len": config["model"]["max_seq_len"],
+            },
+            "data": {"source": "synthetic", "seed": config["data"]["seed"]},
         },
         **summaries,
         "comparison": {
@@ -668,7 +679,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_synthetic_comparison_follows_the_schema(synthetic):
-    assert SCHEMA_VERSION == "4.0"
+    assert SCHEMA_VERSION == "4.1"
     jsonschema.Draft202012Validator.check_schema(load_schema())
     validator().validate(json.loads(json.dumps(synthetic, allow_nan=False)))
 
@@ -831,6 +842,11 @@ def test_old_schemas_are_kept_and_differ_from_the_current_one():
     assert "matched_loss" in load_schema()["$defs"]["measurements"]["required"]
     for example in (EXAMPLE_2, XEON):  # neither a 2.0 nor a 3.0 file is a 4.0 file
         assert _schema_errors(json.loads(example.read_text(encoding="utf-8")))
+    # 4.1: what was trained on what; a 4.0 file has no workload
+    four = load_schema("4.0")
+    jsonschema.Draft202012Validator.check_schema(four)
+    assert "workload" not in four["required"] and "workload" in load_schema()["required"]
+    assert four["properties"]["schema_version"]["const"] == "4.0"
     with pytest.raises(ValueError, match="9.9"):
         load_schema("9.9")
 
@@ -1342,11 +1358,11 @@ def _mutated(c: dict, path: tuple, how: str):
             parent[key] = saved
 
 
-NEW_SECTIONS = ("bench", "measurements", "comparison", "stalls")
+NEW_SECTIONS = ("bench", "measurements", "comparison", "stalls", "workload")
 
 
 def test_null_missing_or_mistyped_fields_never_crash(synthetic):
-    """Each key of the sections schemas 2.0, 3.0 and 4.0 added or changed, and of one run's
+    """Each key of the sections schemas 2.0, 3.0, 4.0 and 4.1 added or changed, and of one run's
     result: null, deleted, a string or a list where something else belongs; the page still
     renders."""
     c = synthetic
@@ -1385,8 +1401,10 @@ def test_schema_1_runs_render_with_na_alone_and_in_history(synthetic):
     assert not dom.find_all("figure", id="chart-curve")[0].find_all("svg")
     assert not dom.find_all("figure", id="chart-positions")[0].find_all("svg")
     assert "No learning figures" in dom.find(id="learning").text()
-    # As history next to a 4.0 run: the old run has an end-to-end speedup, no time to target.
+    # As history next to a 4.1 run: the old run has an end-to-end speedup, no time to target.
     old["created"] = "2024-12-31T00:00:00+00:00"  # before the synthetic run
+    # the same workload (a 1.0 file's: Ryot's model on the synthetic language of its seed)
+    old["config"]["data"]["seed"] = synthetic["config"]["data"]["seed"]
     dom = render_dom(synthetic, history=[old])
     rows = dom.find("section", id="history").find("tbody").find_all("tr")
     cells = [td.text() for td in rows[0].find_all("td")]  # the older run
@@ -1394,7 +1412,7 @@ def test_schema_1_runs_render_with_na_alone_and_in_history(synthetic):
     assert cells[8] == "1.0"
     cells = [td.text() for td in rows[1].find_all("td")]
     assert cells[4] == f"{synthetic['comparison']['matched_loss_speedup_percent']:+.1f}%"
-    assert cells[8] == "4.0"
+    assert cells[8] == "4.1"
     assert dom.find("figure", id="chart-history").find("svg")
 
 

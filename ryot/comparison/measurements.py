@@ -69,12 +69,14 @@ class LearningPoint(Record):
     unigram_loss: float | None = number()
     bayes_floor: float | None = number()
     context_learned: float | None = number()  # (unigram - final) / (unigram - floor)
+    gain_over_unigram: float | None = number()  # unigram - final, nats (schema 4.1)
     seed: int | None = number(omit=True)
 
 
 @dataclass(frozen=True)
 class Learning(LearningPoint):
-    """The worst baseline seed's learning, and each seed's."""
+    """The worst baseline seed's learning (the lowest context learned; where the Bayes floor
+    is unknown, the lowest gain over the unigram loss), and each seed's."""
 
     per_seed: tuple[LearningPoint, ...] = records(LearningPoint)
 

@@ -35,18 +35,20 @@ from ryot.comparison.record import (
 )
 from ryot.comparison.runs import EvidenceItem, Run
 from ryot.comparison.upgrade import READABLE_SCHEMAS, SCHEMA_VERSION, check, upgrade
+from ryot.comparison.workload import Workload
 
 __all__ = ["READABLE_SCHEMAS", "SCHEMA_VERSION", "Comparison"]
 
 
 @dataclass(frozen=True)
 class Bench(Record):
-    """The synthetic language's reference losses on the validation split."""
+    """The validation split's reference losses: the unigram loss always; the Bayes floor (and
+    the synthetic language's settings) only on the synthetic language, None on token data."""
 
     description: str | None = text()
     unigram_loss: float | None = number()
     bayes_floor: float | None = number()
-    floor_per_position: tuple[float | None, ...] = numbers()
+    floor_per_position: tuple[float | None, ...] | None = numbers(absent=None)  # None: unknown
     unigram_per_position: tuple[float | None, ...] = numbers()
     num_topics: int | None = number()
     topic_boost: float | None = number()
@@ -254,6 +256,7 @@ class CriteriaSettings(Record):
     max_noise_percent: float | None = number()
     min_loss_drop: float | None = number()
     min_context_learned: float | None = number()
+    min_gain_over_unigram: float | None = number()  # where the Bayes floor is unknown
 
 
 @dataclass(frozen=True)
@@ -333,7 +336,7 @@ class Comparison(Record):
 
     schema_version: str | None = text()
     stage: str | None = text()
-    model: str | None = text()
+    model: str | None = text()  # the model's name (workload.model.name)
     created: str | None = text()
     config_name: str | None = text()
     config_path: str | None = text(omit=True)
@@ -342,6 +345,7 @@ class Comparison(Record):
     bayes_floor: float | None = number()
     unigram_loss: float | None = number()
     bench: Bench | None = record(Bench)
+    workload: Workload | None = record(Workload)
     baseline: ArmSummary | None = record(ArmSummary)
     optimized: ArmSummary | None = record(ArmSummary)
     comparison: SeedComparison | None = record(SeedComparison)
@@ -375,6 +379,16 @@ class Comparison(Record):
             m = dataclasses.replace(m, noise=_end_to_end(m.noise))
             c = dataclasses.replace(c, measurements=m)
         return dataclasses.replace(c, at_target=legacy.at_target)
+
+    @property
+    def floor_unknown(self) -> str | None:
+        """Where the run's data has no known Bayes floor (token files), the words every reader
+        says so in ("Bayes floor unknown (token data)"); None where the floor is known, or
+        the file does not say what data it ran on."""
+        data = self.workload.data if self.workload else None
+        if data is None or data.source is None or data.floor_known:
+            return None
+        return data.floor_unknown_text
 
     @property
     def noise(self) -> Noise | None:

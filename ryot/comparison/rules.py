@@ -202,3 +202,25 @@ def changes(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def difference(baseline: Any, optimized: Any) -> float | None:
     """optimized - baseline (a loss: positive is worse); None unless both are numbers."""
     return optimized - baseline if is_num(baseline) and is_num(optimized) else None
+
+
+# --- how much a baseline learned -------------------------------------------------------------
+
+# Where the data is not Ryot's synthetic language (token files), no one knows the best loss a
+# model could reach: every reader says so in these words, and no share of it is computed.
+FLOOR_UNKNOWN = "Bayes floor unknown"
+
+
+def gain_over_unigram(unigram_loss: Any, final_loss: Any) -> float | None:
+    """unigram - final: what the model learned beyond token frequencies, in nats (measurable
+    on any data); None unless both are numbers."""
+    return difference(final_loss, unigram_loss)
+
+
+def context_learned(unigram_loss: Any, bayes_floor: Any, final_loss: Any) -> float | None:
+    """(unigram - final) / (unigram - floor): the share of what context can buy that the model
+    learned; None without a floor, or where the language has no context to learn."""
+    gain = gain_over_unigram(unigram_loss, final_loss)
+    if gain is None or not is_num(bayes_floor) or not unigram_loss > bayes_floor:
+        return None
+    return gain / (unigram_loss - bayes_floor)

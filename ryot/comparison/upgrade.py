@@ -4,7 +4,13 @@ branches on a schema version.
 
 What each older file lacks or names otherwise, and what reading it gives instead:
 
-- Schema 3.0 and older (today's schema is 4.0): names that said less than what they hold.
+- Schema 4.0 and older (today's schema is 4.1): no `workload`, and no gain over the unigram
+  loss in the learning. Every such run trained Ryot's model on the synthetic language, so its
+  workload is derived: the model's name from the file's `model`, its factory (if any) and sizes
+  from the config snapshot's model section, the data synthetic with config.data.seed. Each
+  learning point's gain_over_unigram is its unigram loss less its final loss
+  (ryot.comparison.rules.gain_over_unigram).
+- Schema 3.0 and older: names that said less than what they hold.
   What schema 3.0 measured at each pair's matched loss, `measurements.time_to_target`, is
   `measurements.matched_loss`; `comparison.time_to_target_speedup_percent` is
   `comparison.matched_loss_speedup_percent`; the criterion `time_to_target` (and its test's
@@ -46,8 +52,8 @@ from ryot.comparison import rules
 from ryot.comparison.numbers import is_num
 from ryot.comparison.runs import Run
 
-SCHEMA_VERSION = "4.0"
-READABLE_SCHEMAS = ("1.0", "2.0", "3.0", SCHEMA_VERSION)
+SCHEMA_VERSION = "4.1"
+READABLE_SCHEMAS = ("1.0", "2.0", "3.0", "4.0", SCHEMA_VERSION)
 # Judged every pair at one target loss, A/A noise end to end.
 TARGET_SCHEMAS = ("1.0", "2.0")
 # The keys every readable file has: today's schema's required keys but those schema 2.0 added.
@@ -61,6 +67,8 @@ ADDED_IN_2_0 = ("bayes_floor", "unigram_loss", "bench", "measurements", "confide
 # What the judge writes for every job since schema 3.0 (stalls) and 4.0 (step_time_summary),
 # required in 4.0; reading derives them for older files.
 WRITTEN_SINCE_3_0 = ("stalls", "step_time_summary")
+ADDED_IN_4_1 = ("workload",)  # required in 4.1; reading derives it for older files
+SYNTHETIC = "synthetic"
 ESTIMATES = ("matched_loss", "speedup", "throughput", "loss_delta")
 # Schema 4.0's names for what older files named otherwise: (where, the old key, the new key)
 RENAMED = (
@@ -130,6 +138,9 @@ def upgrade(d: dict[str, Any]) -> tuple[dict[str, Any], Legacy]:
     if not isinstance(out.get("step_time_summary"), dict):
         out["step_time_summary"] = _step_times(runs)
     _changes(out)
+    if not isinstance(out.get("workload"), dict):
+        out["workload"] = _workload(out)
+    _gains(out)
     return out, legacy
 
 
@@ -413,3 +424,47 @@ def _break_even(evidence: dict[str, Any], runs: list[Run]) -> list[dict[str, Any
                 "steps": rules.break_even_steps(secs, base, opt),
             })  # fmt: skip
     return rows
+
+
+def _workload(out: dict[str, Any]) -> dict[str, Any]:
+    """What model was trained on what data, for a file before schema 4.1 said: Ryot's model (or
+    the config's factory) on the synthetic language, with the config snapshot's seed."""
+    config = _obj(out.get("config"))
+    model, data = _obj(config.get("model")), _obj(config.get("data"))
+    factory = model.get("factory")
+    factory = factory if isinstance(factory, str) and factory else None
+    name = out.get("model")
+    return {
+        "model": {
+            "name": name if isinstance(name, str) else factory,
+            "factory": factory,
+            "factory_kwargs": copy.deepcopy(_obj(model.get("factory_kwargs"))),
+            "vocab_size": model.get("vocab_size"),
+            "max_seq_len": model.get("max_seq_len"),
+        },
+        "data": {"source": SYNTHETIC, "seed": data.get("seed")},
+    }
+
+
+def _gains(out: dict[str, Any]) -> None:
+    """Each learning point's gain over the unigram loss, where a file before schema 4.1 lacks
+    it: the judge's rule on the point's own unigram and final losses."""
+    learning = _obj(_obj(out.get("measurements")).get("learning"))
+    points = [learning, *(_obj(p) for p in _list(learning.get("per_seed")))]
+    if not learning or all("gain_over_unigram" in p for p in points):
+        return
+
+    def gained(p: Any) -> Any:
+        if not isinstance(p, dict) or "gain_over_unigram" in p:
+            return p
+        return {
+            **p,
+            "gain_over_unigram": rules.gain_over_unigram(
+                p.get("unigram_loss"), p.get("final_loss")
+            ),
+        }
+
+    learning = dict(gained(learning))  # a copy of its own: the file is left as it is
+    if isinstance(learning.get("per_seed"), list):
+        learning["per_seed"] = [gained(p) for p in learning["per_seed"]]
+    _own(out, "measurements")["learning"] = learning

@@ -8,6 +8,7 @@ ryot.report.formatting: the console and the page show the same rows, labels and 
 from __future__ import annotations
 
 from ryot.comparison.model import Comparison
+from ryot.comparison.rules import FLOOR_UNKNOWN
 from ryot.comparison.runs import EvidenceItem
 from ryot.console import BAR, FAIL, OK, WARN, Console
 from ryot.optim import registry
@@ -73,10 +74,11 @@ def print_arm(console: Console, arm: str, r: ArmResult | None) -> None:
     console.line(f"Average epoch time: {fmt(epoch_time)} seconds")
     first = r.epochs[0].mean_loss if r.epochs else None
     console.line(f"Final loss: {fmt_loss(r.final_loss)} (first epoch {fmt_loss(first)})")
+    # None: no floor is known for this data (token files): said so, never "n/a"
+    floor = FLOOR_UNKNOWN if r.bayes_floor is None else f"Bayes floor {fmt_loss(r.bayes_floor)}"
     console.line(
         f"Validation loss: {fmt_loss(r.val_loss)} (before training "
-        f"{fmt_loss(r.initial_val_loss)}; unigram {fmt_loss(r.unigram_loss)}, "
-        f"Bayes floor {fmt_loss(r.bayes_floor)})"
+        f"{fmt_loss(r.initial_val_loss)}; unigram {fmt_loss(r.unigram_loss)}, {floor})"
     )
     rate = tokens / r.train_time_s if r.train_time_s > 0 else None
     console.line(f"Average throughput: {fmt_int(rate)} tok/s")
@@ -92,12 +94,21 @@ def learning_lines(c: Comparison) -> list[str]:
     the machine stalls and the contaminated runs, from the comparison's measurements."""
     m = c.measurements
     w = m.learning if m and m.learning else None
-    lines = [
+    loss = (
         f"Baseline learning (worst seed): loss {fmt_loss(w and w.initial_loss)} -> "
-        f"{fmt_loss(w and w.final_loss)} (drop {fmt(w and w.drop, '.3f')} nats), context "
-        f"learned {fmt_frac_pct(w and w.context_learned, signed=False)} (unigram "
-        f"{fmt_loss(w and w.unigram_loss)}, Bayes floor {fmt_loss(w and w.bayes_floor)})"
-    ]
+        f"{fmt_loss(w and w.final_loss)} (drop {fmt(w and w.drop, '.3f')} nats)"
+    )
+    if c.floor_unknown is None:
+        learned = (
+            f"context learned {fmt_frac_pct(w and w.context_learned, signed=False)} (unigram "
+            f"{fmt_loss(w and w.unigram_loss)}, Bayes floor {fmt_loss(w and w.bayes_floor)})"
+        )
+    else:  # what the criterion reads where no floor is known
+        learned = (
+            f"gain over the unigram loss {fmt(w and w.gain_over_unigram, '.3f')} nats (unigram "
+            f"{fmt_loss(w and w.unigram_loss)}; {c.floor_unknown})"
+        )
+    lines = [f"{loss}, {learned}"]
     target = m.target.loss if m and m.target else None
     for p in m.matched_loss.pairs if m and m.matched_loss else ():
         base, opt = (

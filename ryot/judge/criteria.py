@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ryot.comparison import rules
 from ryot.config import CriteriaConfig
-from ryot.judge.measurements import Measurements
+from ryot.judge.measurements import Measurements, SeedLearning
 from ryot.judge.stats import Estimate, finite, percent
 
 GO, INVESTIGATE, DEBUG = "GO", "INVESTIGATE", "DEBUG"
@@ -64,6 +65,10 @@ class Reading:
     shown: str | None = None  # the measured value in words, where one number says too little
     # Nothing to read because the machine was too busy to judge: a failure, never a critical one
     too_busy: bool = False
+    # Where what can be measured decides the rule (a Bayes floor unknown): the rule it was
+    # judged by, and the unit of `measured`, instead of the criterion's own
+    threshold: str | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,19 +82,20 @@ class Criterion:
 
     def judge(self, m: Measurements, c: CriteriaConfig) -> CriterionResult:
         r = self.read(m, c)
-        threshold = self.threshold(c)
-        value = r.shown or _fmt(r.measured, self.unit)
+        threshold = r.threshold or self.threshold(c)
+        unit = self.unit if r.unit is None else r.unit
+        value = r.shown or _fmt(r.measured, unit)
         ci = ""
         if r.ci is not None:
             level = f"{100 * r.level:g}% " if r.level is not None else ""
-            ci = f" ({level}CI {_fmt(r.ci[0], self.unit)} .. {_fmt(r.ci[1], self.unit)})"
+            ci = f" ({level}CI {_fmt(r.ci[0], unit)} .. {_fmt(r.ci[1], unit)})"
         low, high = r.ci or (None, None)
         return CriterionResult(
             id=self.id,
             name=self.name,
             threshold=threshold,
             measured=finite(r.measured),
-            unit=self.unit,
+            unit=unit,
             ci_low=finite(low),
             ci_high=finite(high),
             passed=r.passed,
@@ -138,16 +144,23 @@ def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
     if not seeds or worst is None:
         return Reading(None, False, "no baseline pair run finished: nothing shows learning.")
 
+    def at_least(x: float | None, bound: float) -> bool:
+        return x is not None and x >= bound
+
     def ok(s) -> bool:
-        return (
-            s.drop is not None
-            and s.drop >= c.min_loss_drop
-            and s.context_learned is not None
-            and s.context_learned >= c.min_context_learned
+        # where the floor is unknown, what can be measured: the gain over the unigram loss
+        learned = (
+            at_least(s.context_learned, c.min_context_learned)
+            if s.floor_known
+            else at_least(s.gain_over_unigram, c.min_gain_over_unigram)
         )
+        return at_least(s.drop, c.min_loss_drop) and learned
 
     drops = [s.drop for s in seeds if s.drop is not None]
     smallest = f"{min(drops):.3f} nats" if len(drops) == len(seeds) else "n/a"
+    passed = all(ok(s) for s in seeds)
+    if not m.learning.floor_known:
+        return _floorless_learning(seeds, worst, smallest, passed, c)
     shown = (
         f"{_fmt(_pct(worst.context_learned), '%')} context learned (worst seed "
         f"{worst.seed}), smallest loss drop {smallest}"
@@ -159,10 +172,45 @@ def _baseline_learned(m: Measurements, c: CriteriaConfig) -> Reading:
         for s in seeds
     )
     return Reading(
-        _pct(worst.context_learned),
-        all(ok(s) for s in seeds),
+        _pct(worst.context_learned), passed, f"baseline validation loss, {per_seed}.", shown=shown
+    )
+
+
+def _floorless_learning(
+    seeds: tuple[SeedLearning, ...],
+    worst: SeedLearning,
+    smallest: str,
+    passed: bool,
+    c: CriteriaConfig,
+) -> Reading:
+    """Baseline learned where the Bayes floor is unknown (token data): judged by what can be
+    measured, the loss drop and the gain of the final loss over the unigram loss."""
+    shown = (
+        f"{_fmt(worst.gain_over_unigram, ' nats')} gain over the unigram loss (worst seed "
+        f"{worst.seed}), smallest loss drop {smallest}"
+    )
+    per_seed = "; ".join(
+        f"seed {s.seed}: loss {_fmt(s.initial_loss, '')} -> {_fmt(s.final_loss, '')}, "
+        f"{_fmt(s.gain_over_unigram, ' nats')} below the unigram loss {_fmt(s.unigram_loss, '')}"
+        for s in seeds
+    )
+    return Reading(
+        worst.gain_over_unigram,
+        passed,
+        f"{rules.FLOOR_UNKNOWN} (the data is not Ryot's synthetic language), so no share of "
+        "the gap to it can be computed: what can be measured decides, the loss drop and the "
+        "gain of the final validation loss over the unigram loss of the training tokens; "
         f"baseline validation loss, {per_seed}.",
         shown=shown,
+        threshold=_floorless_threshold(c),
+        unit=" nats",
+    )
+
+
+def _floorless_threshold(c: CriteriaConfig) -> str:
+    return (
+        f"loss drop >= {c.min_loss_drop:g} nats and gain over the unigram loss >= "
+        f"{c.min_gain_over_unigram:g} nats, every baseline seed ({rules.FLOOR_UNKNOWN})"
     )
 
 

@@ -108,21 +108,40 @@ class LossDelta:
 
 @dataclass(frozen=True)
 class SeedLearning(Fields):
-    """How much one baseline seed learned: its loss drop and its share of the learnable gap."""
+    """How much one baseline seed learned: its loss drop, its gain over the unigram loss and,
+    where the Bayes floor is known, its share of the learnable gap."""
 
     seed: int
     initial_loss: float | None  # full validation set, before the first step
     final_loss: float | None  # full validation set, final model
     drop: float | None
     unigram_loss: float | None  # what token frequencies alone buy
-    bayes_floor: float | None  # the exact Bayes-optimal loss
+    bayes_floor: float | None  # the exact Bayes-optimal loss; None: unknown (token data)
     context_learned: float | None  # (unigram - final) / (unigram - floor)
+    gain_over_unigram: float | None = None  # unigram - final, nats: measurable on any data
+
+    @property
+    def floor_known(self) -> bool:
+        return self.bayes_floor is not None
+
+    @property
+    def learned(self) -> float | None:
+        """What decides how well this seed learned: its context learned where the floor is
+        known, else its gain over the unigram loss."""
+        return self.context_learned if self.floor_known else self.gain_over_unigram
 
 
 @dataclass(frozen=True)
 class Learning:
-    worst: SeedLearning | None  # the seed with the lowest context learned (unknown counts lowest)
+    # the seed that learned least (SeedLearning.learned; an unknown one counts lowest)
+    worst: SeedLearning | None
     per_seed: tuple[SeedLearning, ...]
+
+    @property
+    def floor_known(self) -> bool:
+        """Whether every seed knows its Bayes floor (the synthetic language); False where
+        the data is not Ryot's (token files) and on a job with no seed at all."""
+        return bool(self.per_seed) and all(s.floor_known for s in self.per_seed)
 
     def to_dict(self) -> dict[str, Any]:
         worst = (self.worst or SeedLearning(0, None, None, None, None, None, None)).to_dict()
@@ -549,17 +568,14 @@ def _learning(judged: _Judged) -> Learning:
             continue
         initial, final = stats.finite(r.initial_val_loss), stats.finite(r.val_loss)
         unigram, floor = stats.finite(r.unigram_loss), stats.finite(r.bayes_floor)
-        drop = initial - final if initial is not None and final is not None else None
-        learned = None
-        if None not in (final, unigram, floor) and unigram > floor:
-            learned = (unigram - final) / (unigram - floor)
-        per_seed.append(SeedLearning(_seed(rec), initial, final, drop, unigram, floor, learned))
-    # An unknown share counts as the lowest: a baseline that cannot show learning did not learn.
-    worst = min(
-        per_seed,
-        default=None,
-        key=lambda s: -math.inf if s.context_learned is None else s.context_learned,
-    )
+        drop = rules.difference(final, initial)
+        learned = rules.context_learned(unigram, floor, final)
+        gain = rules.gain_over_unigram(unigram, final)
+        per_seed.append(
+            SeedLearning(_seed(rec), initial, final, drop, unigram, floor, learned, gain)
+        )
+    # An unknown amount counts as the lowest: a baseline that cannot show learning did not learn.
+    worst = min(per_seed, default=None, key=lambda s: -math.inf if s.learned is None else s.learned)
     return Learning(worst, tuple(per_seed))
 
 

@@ -1,6 +1,6 @@
-"""comparison.json's contract (schema 4.0, SCHEMA_VERSION): the seed plan's fields plus
-measurements, criteria, runs. The experiment writes it; the report reads only it. The schemas of
-older versions are kept beside it, so the files they describe still validate."""
+"""comparison.json's contract (schema 4.1, SCHEMA_VERSION): the seed plan's fields plus the
+workload, measurements, criteria, runs. The experiment writes it; the report reads only it. The
+schemas of older versions are kept beside it, so the files they describe still validate."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ SCHEMA_FILE = "comparison.schema.json"
 
 def load_schema(version: str | None = None) -> dict[str, Any]:
     """The JSON schema of comparison.json: this ryot's (SCHEMA_VERSION), or an older one kept
-    beside it (comparison.schema.2.0.json, comparison.schema.3.0.json) so that files written
-    before still validate."""
+    beside it (comparison.schema.2.0.json, 3.0, 4.0) so that files written before still
+    validate."""
     name = SCHEMA_FILE if version in (None, SCHEMA_VERSION) else f"comparison.schema.{version}.json"
     schema = resources.files("ryot.report").joinpath(name)
     if not schema.is_file():

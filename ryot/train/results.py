@@ -64,7 +64,9 @@ class ArmResult:
     diverged: bool = False
     divergence: str | None = None
     resumed_from_step: int = 0
-    bayes_floor: float = 0.0  # the validation split's exact Bayes-optimal loss
+    # the validation split's exact Bayes-optimal loss; None: unknown (token data), where the
+    # baseline's learning is judged by its gain over the unigram loss instead
+    bayes_floor: float | None = None
     unigram_loss: float = 0.0  # the validation split's loss from token frequencies alone
     evidence: list[dict[str, Any]] = field(default_factory=list)
     run_queue_wait_s: float | None = None  # training threads runnable but waiting, summed

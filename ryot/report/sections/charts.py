@@ -30,6 +30,12 @@ def charts_context(c: Comparison) -> dict[str, Any]:
         else "ablation not run (measurement.ablation: false)",
         "aa_detail": (c.noise and c.noise.detail) or "",
         "matched": matched_pairs(c),
+        "positions_caption": "Validation loss per position (last paired run of each arm) "
+        + (
+            f"against the unigram loss ({c.floor_unknown})"
+            if c.floor_unknown
+            else "against the Bayes floor"
+        ),
         "curve_caption": "Validation loss against training time: each paired run, "
         + (
             "the target, each arm's time to target"

@@ -23,10 +23,10 @@ def environment_context(c: Comparison, links: dict[str, str]) -> dict[str, Any]:
         ("CPU count", env.cpu_count),
         ("Threads (parent process)", env.threads),
         ("Threads (training, 0 = torch default)", cfg.training_threads),
+        *_workload_rows(c),
         ("Training seed (config)", cfg.training_seed),
-        ("Data seed", cfg.data_seed),
         ("Parameters", fmt_int(c.num_parameters)),
-        ("Bayes floor (nats)", fmt_loss(c.bayes_floor)),
+        ("Bayes floor (nats)", c.floor_unknown or fmt_loss(c.bayes_floor)),
         ("Unigram loss (nats)", fmt_loss(c.unigram_loss)),
         ("Schema version", c.schema_version),
         ("Created", fmt_created(c.created)),
@@ -64,6 +64,30 @@ def environment_context(c: Comparison, links: dict[str, str]) -> dict[str, Any]:
         "links": list(links.items()),
         "runs": runs,
     }
+
+
+def _workload_rows(c: Comparison) -> list[tuple[str, Any]]:
+    """What was trained on what: the model (its factory and keyword arguments, for a team's),
+    the data, and each token file's size and content hash (two runs compare only on equal
+    data)."""
+    w = c.workload
+    if w is None:  # a malformed file: the config's seed is all there is
+        return [("Data seed", c.config.data_seed)]
+    model, data = w.model, w.data
+    shown = fmt_text(model.name)
+    if model.factory:  # a team's model: the factory and what it was called with
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in model.factory_kwargs.items())
+        factory = "factory" if model.factory == model.name else f"factory {model.factory}"
+        shown += f" ({factory}, kwargs: {kwargs or 'none'})"
+    rows: list[tuple[str, Any]] = [("Model", shown), ("Data", data.describe())]
+    if data.floor_known:
+        rows.append(("Data seed", c.config.data_seed if data.seed is None else data.seed))
+    for split, f in (data.files or {}).items():
+        rows.append((
+            f"Data file ({split})",
+            f"{fmt_text(f.name)}: {fmt_int(f.tokens)} tokens, sha256 {fmt_text(f.short_hash)}",
+        ))  # fmt: skip
+    return rows
 
 
 def _flags(env: Environment) -> str | None:

@@ -64,9 +64,13 @@ def key_numbers(
         f"loss {fmt_loss(learn.initial_loss)} → {fmt_loss(learn.final_loss)}"
         f" (drop {fmt(learn.drop, '.3f')} nats), worst baseline seed"
     )
+    learned = ("Context learned", fmt_frac_pct(learn.context_learned, signed=False), drop_text)
+    if c.floor_unknown is not None:  # what the criterion reads instead: the gain, in nats
+        gain = fmt(learn.gain_over_unigram, ".3f", " nats")
+        learned = ("Gain over unigram", gain, f"{drop_text}; {c.floor_unknown}")
     return [
         (quality[0], fmt_loss_delta(loss.point), quality[1]),
-        ("Context learned", fmt_frac_pct(learn.context_learned, signed=False), drop_text),
+        learned,
         ("Throughput", fmt_frac_pct(tput.point), fmt_ci(tput.level, tput.low, tput.high)),
         _aa_metric(c),
         (

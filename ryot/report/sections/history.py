@@ -1,4 +1,8 @@
-"""The history: earlier runs of the same config and this one, as a chart and a table."""
+"""The history: earlier runs of the same config and this one, as a chart and a table.
+
+Only runs of the same workload (model and data: ryot.comparison.workload) are comparable: an
+earlier run on other data (other token files, another source) or another model is left off the
+chart and the table, and listed under them with what differs."""
 
 from __future__ import annotations
 
@@ -51,11 +55,36 @@ def _history_point(c: Comparison, current: bool, source: str | None) -> dict[str
     }
 
 
+def _differences(c: Comparison, earlier: Comparison) -> list[str]:
+    """Why an earlier run is not comparable with this one (empty: it is): another workload."""
+    if c.workload is None or earlier.workload is None:
+        return []  # a malformed file says nothing either way; its config was compared
+    return c.workload.differences(earlier.workload)
+
+
+def _left_out(h: Earlier, why: list[str]) -> dict[str, Any]:
+    return {
+        "created": fmt_created(h.comparison.created),
+        "config": fmt_text(h.comparison.config_name),
+        "source": h.source or None,
+        "why": "; ".join(why),
+    }
+
+
 def history_context(c: Comparison, history: Sequence[Earlier] | None) -> dict[str, Any] | None:
-    """Earlier runs and this one, oldest first."""
-    others = list(history or [])
-    if not others:
+    """Earlier runs and this one, oldest first; earlier runs on another workload left out
+    (listed, with what differs)."""
+    others, left_out = [], []
+    for h in history or []:
+        why = _differences(c, h.comparison)
+        if why:
+            left_out.append(_left_out(h, why))
+        else:
+            others.append(h)
+    if not others and not left_out:
         return None
+    if not others:
+        return {"chart": None, "rows": [], "count": 0, "left_out": left_out}
     entries = [(h.comparison, _history_point(h.comparison, False, h.source)) for h in others]
     entries.append((c, _history_point(c, True, None)))
     entries.sort(key=lambda e: e[0].created or "")  # stable: ties keep order
@@ -69,4 +98,5 @@ def history_context(c: Comparison, history: Sequence[Earlier] | None) -> dict[st
         }
         for _, p in entries
     ]
-    return {"chart": history_chart([p for _, p in entries]), "rows": rows, "count": len(others)}
+    chart = history_chart([p for _, p in entries])
+    return {"chart": chart, "rows": rows, "count": len(others), "left_out": left_out}
