@@ -73,6 +73,12 @@ def stage3b_context(data: dict[str, Any] | None) -> dict[str, Any] | None:
     health = data.get("health") or {}
     checkpoint = health.get("checkpoint") or {}
     tests = data.get("tests") or {}
+    model = data.get("model") or {}  # absent from a stage3b.json older than model.factory
+    decoding = (
+        NA if "kv_cache" not in model
+        else "KV cache" if model["kv_cache"]
+        else "no KV cache: a full forward per token"
+    )  # fmt: skip
     return {
         "unreadable": None,
         "status": data.get("status", NA),
@@ -80,6 +86,7 @@ def stage3b_context(data: dict[str, Any] | None) -> dict[str, Any] | None:
         "served": [
             ("Run", str(data.get("run_dir", NA))),
             ("Checkpoint", f"{checkpoint.get('path', NA)} (sha256 {checkpoint.get('sha256', NA)})"),
+            ("Model", f"{model.get('name', NA)} ({decoding})"),
             ("Parameters", fmt_int(health.get("parameters"))),
             (
                 "Run verdict",
