@@ -26,7 +26,13 @@ def shows_default(help_text: str, default) -> bool:
 
 def test_every_option_of_every_subcommand_has_a_help_with_its_default():
     found = list(parsers(cli.build_parser()))
-    assert [name for name, _ in found] == ["ryot", "ryot stage3a", "ryot report", "ryot serve"]
+    assert [name for name, _ in found] == [
+        "ryot",
+        "ryot stage3a",
+        "ryot report",
+        "ryot serve",
+        "ryot prepare-text",
+    ]
     for name, parser in found:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):

@@ -95,6 +95,8 @@ def test_get_config_rebuilds_same_architecture():
         "ff_dim": 64,
         "max_seq_len": 16,
         "dropout": 0.0,
+        "factory": "",  # Ryot's own model: no team factory
+        "factory_kwargs": {},
     }
     rebuilt = ScaledTransformerModel(ModelConfig(**model.get_config()))
     assert rebuilt.config == model.config
