@@ -194,3 +194,47 @@ def test_too_busy_counts_each_jobs_own_pairs():
     busy = power.too_busy(1 / 6, ran, 2, ran.size, rng)
     assert busy[ran == 3].mean() == pytest.approx(exact_too_busy(1 / 6, 3, 2), abs=0.015)
     assert busy[ran == 4].mean() == pytest.approx(exact_too_busy(1 / 6, 4, 2), abs=0.015)
+
+
+# --- the quality criterion's own noise: the spread of the paired loss deltas ------------------
+
+
+def test_recorded_loss_noise_is_the_spread_of_the_judged_paired_deltas():
+    c = read(NOISY)
+    loss = power.recorded_loss_noise(c)
+    values = c.measurements.loss_delta.values
+    assert loss.pairs == 3 and loss.sd == pytest.approx(float(np.std(values, ddof=1)))
+    one = replace(c.measurements.loss_delta, values=(0.02,))
+    assert power.recorded_loss_noise(replace(c, measurements=replace(
+        c.measurements, loss_delta=one))) is None  # fmt: skip
+
+
+@pytest.mark.parametrize("sd", [0.001, 0.006, 0.07])
+def test_a_stack_that_costs_the_margin_passes_as_rarely_whatever_the_spread(sd):
+    """The t interval's false pass does not depend on the spread: (mean - margin) / se has the
+    same law at any sd, so the same seed gives the same rate to the last draw."""
+    rates = power.quality_rates(power.LossNoise(sd, 3), 3, 0.1, 0.95, draws=8000, seed=3)
+    same = power.quality_rates(power.LossNoise(1.0, 3), 3, 0.1, 0.95, draws=8000, seed=3)
+    assert rates.false_pass == same.false_pass
+    assert 0.01 < rates.false_pass <= 0.05  # one-sided 2.5%, rounded by the draws
+
+
+def test_a_zero_cost_stack_fails_the_loss_criterion_as_its_spread_grows():
+    """The synthetic bench's deltas (sd 0.006) never fail a stack that costs nothing; the
+    nanoGPT-style model's on real text (sd 0.07, 2026-12-07) fail it in about half the jobs,
+    and more pairs while undecided buy that power back."""
+    quiet = power.quality_rates(power.LossNoise(0.006, 3), 3, 0.1, 0.95, draws=8000, seed=3)
+    assert quiet.false_fail < 0.001 and quiet.mean_pairs == 3.0
+    noisy = power.quality_rates(power.LossNoise(0.07, 3), 3, 0.1, 0.95, draws=8000, seed=3,
+                                extra=1)  # fmt: skip
+    assert 0.3 < noisy.false_fail < 0.7 and 3.0 < noisy.mean_pairs < 4.0
+    more = power.quality_rates(power.LossNoise(0.07, 3), 3, 0.1, 0.95, draws=8000, seed=3,
+                               extra=5)  # fmt: skip
+    assert more.false_fail < noisy.false_fail / 2 and more.mean_pairs > noisy.mean_pairs
+
+
+def test_the_command_prints_the_loss_criterions_rates(capsys):
+    assert power.main([str(NOISY), "--draws", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "the loss criterion on the recorded loss spread (sd 0.0058 nats over 3" in out
+    assert "passes a stack that costs +0.1 nats: " in out and "fails one at zero loss cost" in out

@@ -28,6 +28,13 @@ together, the plan as it runs, with the share of experiments the machine was too
 judge. At zero loss cost the matched loss is each arm's final loss, so the speedup at equal
 quality and the end-to-end speedup are the same number here.
 
+The quality criterion has noise of its own: the paired validation-loss deltas vary from seed to
+seed (measurements.loss_delta.values). Its error rates are drawn from their recorded spread
+(normal deltas, the same t interval and the same extra pairs while it holds the margin): how
+often a stack that costs exactly criteria.max_loss_delta passes as non-inferior, and how often
+one at zero loss cost fails. That leg is simulated on its own: the speed legs above assume the
+losses equal, and a loss spread also moves each pair's matched loss, which is not simulated.
+
     python -m ryot.judge.power RUN_DIR [--draws 20000] [--seed 1] [--max-reruns N]
                                        [--extra-repeats N]
 """
@@ -91,6 +98,24 @@ class Rates:
     mean_pairs: float = 0.0  # pairs judged, on average, at a true speedup of threshold + 15
 
 
+@dataclass(frozen=True)
+class LossNoise:
+    """What one job recorded of its quality: the spread of the paired loss deltas."""
+
+    sd: float  # sample sd of the per-pair validation-loss deltas (optimized - baseline), nats
+    pairs: int  # the deltas it came from
+
+
+@dataclass(frozen=True)
+class QualityRates:
+    margin: float  # criteria.max_loss_delta
+    level: float
+    draws: int
+    false_pass: float  # P(non-inferior | true delta = +margin)
+    false_fail: float  # P(not non-inferior | true delta = 0)
+    mean_pairs: float  # pairs judged, on average, at a true delta of 0
+
+
 def contaminated(run: Run, max_share: float) -> bool:
     """Whether a comparison.json run was contaminated: its reason, or its contended share over
     the bound (ryot.judge.contamination; 0 in files written before it was measured)."""
@@ -137,6 +162,48 @@ def recorded_noise(c: Comparison) -> Noise:
         stall_s=max([MIN_STALL_S, *stalls]),
         contaminated_share=max(dirty / len(judged), MIN_CONTAMINATED_SHARE),
     )
+
+
+def recorded_loss_noise(c: Comparison) -> LossNoise | None:
+    """The spread of the job's judged paired loss deltas; None with fewer than two."""
+    delta = c.measurements.loss_delta if c.measurements else None
+    values = [v for v in (delta.values if delta else ()) if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return None
+    return LossNoise(sd=float(np.std(values, ddof=1)), pairs=len(values))
+
+
+def quality_rates(loss: LossNoise, pairs: int, margin: float, level: float, draws: int = 20000,
+                  seed: int = 1, extra: int = 0) -> QualityRates:  # fmt: skip
+    """The non-inferiority criterion's error rates on the recorded loss spread: the t interval
+    of the mean paired delta, passing when its upper bound is below `margin`, with one more
+    pair at a time while the interval holds the margin (ryot.judge.criteria.undecided), at
+    most `extra` more."""
+    rng = np.random.default_rng(seed)
+
+    def passed(true_delta: float) -> tuple[np.ndarray, np.ndarray]:
+        deltas = rng.normal(true_delta, loss.sd, (draws, pairs + extra))
+        ok = np.zeros(draws, dtype=bool)
+        ran = np.full(draws, pairs)
+        open_ = np.ones(draws, dtype=bool)
+        for n in range(pairs, pairs + extra + 1):
+            x = deltas[:, :n]
+            half = student_t.ppf((1 + level) / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
+            low, high = x.mean(axis=1) - half, x.mean(axis=1) + half
+            ok |= open_ & (high < margin)
+            open_ &= (low < margin) & (margin <= high)
+            if n < pairs + extra:
+                ran += open_
+        return ok, ran
+
+    at_margin, _ = passed(margin)
+    at_zero, ran = passed(0.0)
+    return QualityRates(
+        margin, level, draws,
+        false_pass=float(np.mean(at_margin)),
+        false_fail=1.0 - float(np.mean(at_zero)),
+        mean_pairs=float(np.mean(ran)),
+    )  # fmt: skip
 
 
 def go_rate(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: float,
@@ -254,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         c = Comparison.from_dict(json.loads(path.read_text(encoding="utf-8")))
         noise = recorded_noise(c)
+        loss = recorded_loss_noise(c)
         plan, threshold = c.config.measurement, c.config.criteria.min_speedup_percent
         if threshold is None or plan.repeats is None or plan.confidence is None:
             raise ValueError(
@@ -289,6 +357,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  false NO-GO {100 * rates.false_no_go_with_reruns:.2f}% (too busy to judge: "
           f"{100 * rates.too_busy:.2f}% of jobs; {rates.mean_pairs:.2f} pairs a job on "
           "average)")  # fmt: skip
+    margin = c.config.criteria.max_loss_delta
+    if loss is None or margin is None:
+        print("the loss criterion: not simulated (fewer than two paired loss deltas recorded, "
+              "or no criteria.max_loss_delta)")  # fmt: skip
+        return 0
+    q = quality_rates(loss, pairs, margin, level, args.draws, args.seed, extra)
+    print(f"the loss criterion on the recorded loss spread (sd {loss.sd:.4f} nats over "
+          f"{loss.pairs} paired deltas; CI upper bound < +{margin:g}), same plan:")  # fmt: skip
+    print(f"  passes a stack that costs +{margin:g} nats: {100 * q.false_pass:.2f}%")
+    print(f"  fails one at zero loss cost:     {100 * q.false_fail:.2f}% ({q.mean_pairs:.2f} "
+          "pairs a job on average)")  # fmt: skip
     return 0
 
 
