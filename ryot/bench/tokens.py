@@ -116,6 +116,22 @@ def load(config: Config) -> TokenData:
     )
 
 
+def fingerprint(config: Config) -> dict[str, str]:
+    """Each token file's sha256 as it is now ("unreadable: ..." where it cannot be read): what
+    the experiment compares around every run, so that data changed under a job is caught."""
+    folder, seen = Path(config.data.path), {}
+    for name in ("train.bin", "val.bin"):
+        sha = hashlib.sha256()
+        try:
+            with (folder / name).open("rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    sha.update(chunk)
+            seen[name] = sha.hexdigest()
+        except OSError as exc:
+            seen[name] = f"unreadable: {describe_os_error(exc)}"
+    return seen
+
+
 def check(config: Config) -> dict[str, Any]:
     """The preflight: both files checked as load() checks them; their data record."""
     return data_record(config, *scan_files(config))

@@ -16,6 +16,7 @@ import torch
 
 from ryot.config import Config
 from ryot.console import NARROW_ENCODINGS, Console
+from ryot.experiment.data_guard import TokenFilesGuard
 from ryot.experiment.launch import Launch, failure
 from ryot.experiment.progress import JobProgress
 from ryot.judge.contamination import contamination
@@ -203,6 +204,8 @@ def execute(
     processes or the hypervisor) is re-run, never judged: its whole pair again, right away,
     or the A/A run, while the job's measurement.max_reruns lasts. Every record is kept, the
     contaminated ones with their reason, so the judge can skip them and the report show them.
+
+    On token files, a run during which they changed fails (ryot.experiment.data_guard).
     """
     queue = list(jobs)
     reruns_left = jobs[0].config.measurement.max_reruns if jobs else 0
@@ -212,6 +215,7 @@ def execute(
         # sets a contaminated pair aside, and names the machine too busy if none is left clean.
         reruns_left = 0
     records: list[RunRecord] = []
+    guard = TokenFilesGuard.of(jobs[0].config) if jobs else None
     progress = JobProgress(queue, console) if console else None
     if progress:
         console.line(progress.plan_line())
@@ -224,6 +228,8 @@ def execute(
             console.line(f"{job.label} of {len(queue)}: training ...")
             progress.run_started(job)
         record = runner.run(job, _checkpoint_for(job, queue, out), resume)
+        if guard is not None:
+            record = guard.after(record)
         if job.role in JUDGED_ROLES:
             bound = job.config.measurement.max_contended_share
             record.contamination = contamination(record.result, bound)
