@@ -183,18 +183,11 @@ def quality_rates(loss: LossNoise, pairs: int, margin: float, level: float, draw
 
     def passed(true_delta: float) -> tuple[np.ndarray, np.ndarray]:
         deltas = rng.normal(true_delta, loss.sd, (draws, pairs + extra))
-        ok = np.zeros(draws, dtype=bool)
-        ran = np.full(draws, pairs)
-        open_ = np.ones(draws, dtype=bool)
-        for n in range(pairs, pairs + extra + 1):
-            x = deltas[:, :n]
-            half = student_t.ppf((1 + level) / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
-            low, high = x.mean(axis=1) - half, x.mean(axis=1) + half
-            ok |= open_ & (high < margin)
-            open_ &= (low < margin) & (margin <= high)
-            if n < pairs + extra:
-                ran += open_
-        return ok, ran
+        return _sequential(
+            deltas, pairs, level,
+            passes=lambda low, high: high < margin,
+            holds=lambda low, high: (low < margin) & (margin <= high),
+        )  # fmt: skip
 
     at_margin, _ = passed(margin)
     at_zero, ran = passed(0.0)
@@ -246,20 +239,34 @@ def _go(noise: Noise, true_speedup: float, pairs: int, threshold: float, level: 
     if not rule:  # the stalls stay on the clock
         base = base + noise.stall_s * (rng.random(shape) < noise.stall_share)
         opt = opt + noise.stall_s * (rng.random(shape) < noise.stall_share)
-    logs = np.log(opt / base)
-    go = np.zeros(draws, dtype=bool)
+    # on the mean log ratio's interval (low, high), the speedup's bounds are -expm1(high) and
+    # -expm1(low)
+    return _sequential(
+        np.log(opt / base), pairs, level,
+        passes=lambda low, high: -np.expm1(high) >= threshold,
+        holds=lambda low, high: (-np.expm1(high) < threshold) & (threshold <= -np.expm1(low)),
+    )  # fmt: skip
+
+
+def _sequential(samples: np.ndarray, pairs: int, level: float, passes, holds,
+                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The plan's sequential look on (draws, pairs + extra) per-pair samples: each row judged
+    on the t interval (low, high) of the mean of its first `pairs` samples, then of one more
+    at a time while `holds(low, high)`, until its columns run out. Which rows `passes(low,
+    high)` at a look they reached, and how many pairs each ran."""
+    draws, most = samples.shape
+    ok = np.zeros(draws, dtype=bool)
     ran = np.full(draws, pairs)
     open_ = np.ones(draws, dtype=bool)  # still undecided
-    for n in range(pairs, pairs + extra + 1):
-        x = logs[:, :n]
+    for n in range(pairs, most + 1):
+        x = samples[:, :n]
         half = student_t.ppf((1 + level) / 2, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
-        low = -np.expm1(x.mean(axis=1) + half)  # the speedup's lower bound
-        high = -np.expm1(x.mean(axis=1) - half)
-        go |= open_ & (low >= threshold)
-        open_ &= (low < threshold) & (threshold <= high)
-        if n < pairs + extra:
+        low, high = x.mean(axis=1) - half, x.mean(axis=1) + half
+        ok |= open_ & passes(low, high)
+        open_ &= holds(low, high)
+        if n < most:
             ran += open_
-    return go, ran
+    return ok, ran
 
 
 def error_rates(noise: Noise, pairs: int, threshold: float, level: float, draws: int = 20000,
